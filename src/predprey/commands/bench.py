@@ -1,0 +1,36 @@
+"""Measure throughput; prints one JSON line per measurement.
+
+predprey bench env      vectorized env steps/s for several numbers of envs
+predprey bench train    training loop env-steps/s and updates/s
+predprey bench buffer   HTTP replay-buffer ingest and sample latency
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+TARGETS = {
+    "env": "predprey.bench.env",
+    "train": "predprey.bench.train",
+    "buffer": "predprey.bench.buffer",
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="target", metavar="TARGET")
+    sub.required = True
+    for name, module in TARGETS.items():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name == module:
+                continue
+            raise
+        q = sub.add_parser(name, help=(mod.__doc__ or name).strip().splitlines()[0])
+        mod.add_arguments(q)
+        q.set_defaults(_bench=mod.run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(args._bench(args) or 0)

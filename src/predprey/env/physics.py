@@ -1,0 +1,140 @@
+"""MPE point-mass physics as fused numba kernels over all environments at once.
+
+Matches mpe2's `World.step` exactly (order of operations included):
+  1. force = action force (already scaled by the agent's acceleration)
+           + soft contact forces for every colliding pair (agent-agent, agent-landmark)
+  2. pos += vel * dt            (mpe2 moves with the *previous* velocity)
+  3. vel = vel * (1 - damping) + force / mass * dt, then clamp |vel| to max_speed
+Contact force between two discs: contact_force * d/|d| * k * log(1 + exp(-(|d| - r_sum)/k)).
+Dead agents (captured prey that left) neither push nor move.
+An optional wall box [0, box]^2 keeps agents inside (positions clamped, inward velocity kept).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, inline="always")
+def _softplus(x):
+    # log(1 + exp(x)) without overflow: identical to np.logaddexp(0, x)
+    if x > 0:
+        return x + math.log1p(math.exp(-x))
+    return math.log1p(math.exp(x))
+
+
+@njit(cache=True, inline="always")
+def _contact(dx, dy, dist_min, contact_force, margin):
+    dist = math.sqrt(dx * dx + dy * dy)
+    if dist == 0.0:
+        return 0.0, 0.0
+    mag = contact_force * _softplus(-(dist - dist_min) / margin) * margin / dist
+    return mag * dx, mag * dy
+
+
+@njit(cache=True)
+def physics_step(
+    pos,  # [E, N, 2] float64, updated in place
+    vel,  # [E, N, 2] float64, updated in place
+    force,  # [E, N, 2] float64 action force (accel * action); overwritten with total force
+    alive,  # [E, N] bool
+    size,  # [N] agent radius
+    max_speed,  # [N]
+    landmark_pos,  # [E, L, 2]
+    landmark_size,  # [L]
+    dt,
+    damping,
+    contact_force,
+    contact_margin,
+    box,  # > 0: walls at 0 and box on both axes; <= 0: open plane
+):
+    E, N = pos.shape[0], pos.shape[1]
+    L = landmark_pos.shape[1]
+    for e in range(E):
+        for a in range(N):
+            if not alive[e, a]:
+                continue
+            for b in range(a + 1, N):
+                if not alive[e, b]:
+                    continue
+                fx, fy = _contact(
+                    pos[e, a, 0] - pos[e, b, 0],
+                    pos[e, a, 1] - pos[e, b, 1],
+                    size[a] + size[b],
+                    contact_force,
+                    contact_margin,
+                )
+                force[e, a, 0] += fx
+                force[e, a, 1] += fy
+                force[e, b, 0] -= fx
+                force[e, b, 1] -= fy
+            for j in range(L):
+                fx, fy = _contact(
+                    pos[e, a, 0] - landmark_pos[e, j, 0],
+                    pos[e, a, 1] - landmark_pos[e, j, 1],
+                    size[a] + landmark_size[j],
+                    contact_force,
+                    contact_margin,
+                )
+                force[e, a, 0] += fx
+                force[e, a, 1] += fy
+        for a in range(N):
+            if not alive[e, a]:
+                vel[e, a, 0] = 0.0
+                vel[e, a, 1] = 0.0
+                continue
+            pos[e, a, 0] += vel[e, a, 0] * dt
+            pos[e, a, 1] += vel[e, a, 1] * dt
+            vx = vel[e, a, 0] * (1.0 - damping) + force[e, a, 0] * dt
+            vy = vel[e, a, 1] * (1.0 - damping) + force[e, a, 1] * dt
+            speed = math.sqrt(vx * vx + vy * vy)
+            if speed > max_speed[a]:
+                vx = vx / speed * max_speed[a]
+                vy = vy / speed * max_speed[a]
+            if box > 0.0:
+                for d in range(2):
+                    v = vx if d == 0 else vy
+                    p = pos[e, a, d]
+                    if p < size[a]:
+                        pos[e, a, d] = size[a]
+                        v = max(v, 0.0)
+                    elif p > box - size[a]:
+                        pos[e, a, d] = box - size[a]
+                        v = min(v, 0.0)
+                    if d == 0:
+                        vx = v
+                    else:
+                        vy = v
+            vel[e, a, 0] = vx
+            vel[e, a, 1] = vy
+
+
+@njit(cache=True)
+def touching_pairs(pos, alive, size, n_pred):
+    """Per env: number of (predator, prey) pairs closer than the sum of their radii. [E] int64
+    Also returns, per agent, how many opponents touch it. [E, N] int64"""
+    E, N = pos.shape[0], pos.shape[1]
+    touches = np.zeros(E, dtype=np.int64)
+    per_agent = np.zeros((E, N), dtype=np.int64)
+    for e in range(E):
+        for i in range(n_pred):
+            if not alive[e, i]:
+                continue
+            for j in range(n_pred, N):
+                if not alive[e, j]:
+                    continue
+                dx = pos[e, i, 0] - pos[e, j, 0]
+                dy = pos[e, i, 1] - pos[e, j, 1]
+                if math.sqrt(dx * dx + dy * dy) < size[i] + size[j]:
+                    touches[e] += 1
+                    per_agent[e, i] += 1
+                    per_agent[e, j] += 1
+    return touches, per_agent
+
+
+def as_force(actions: np.ndarray, accel: np.ndarray) -> np.ndarray:
+    """Actions [E, N, 2] in [-1, 1] -> float64 force [E, N, 2] (clipped, times acceleration)."""
+    return np.clip(actions, -1.0, 1.0).astype(np.float64) * accel[None, :, None]

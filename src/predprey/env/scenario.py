@@ -1,0 +1,66 @@
+"""What a scenario provides to the vector env: bodies, reset, observe, reward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from predprey.env.state import State
+
+
+class Outcome(NamedTuple):
+    rewards: dict[str, np.ndarray]  # team -> [E, n_team] float32
+    touches: np.ndarray  # [E] int64, touching predator-prey pairs this step
+    terminated: np.ndarray  # [E] bool, episode ended by the task (not the time limit)
+
+
+@dataclass
+class Bodies:
+    """Per-agent and per-landmark constants plus world physics constants."""
+
+    size: np.ndarray  # [N] radius
+    accel: np.ndarray  # [N] force per unit action
+    max_speed: np.ndarray  # [N]
+    landmark_size: np.ndarray  # [L]
+    dt: float = 0.1
+    damping: float = 0.25
+    contact_force: float = 100.0
+    contact_margin: float = 1e-3
+    box: float = 0.0  # > 0: walled box [0, box]^2
+    arena: tuple[float, float, float, float] = field(default=(-1.0, 1.0, -1.0, 1.0))
+
+
+class Scenario:
+    """Base class; subclasses set the attributes below in __init__ and implement the methods."""
+
+    name: str
+    params: object
+    teams: tuple[str, ...]
+    team_sizes: dict[str, int]
+    obs_dims: dict[str, int]
+    bodies: Bodies
+    num_landmarks: int
+    episode_length: int
+
+    @property
+    def num_agents(self) -> int:
+        return sum(self.team_sizes.values())
+
+    def team_slices(self) -> dict[str, slice]:
+        out, start = {}, 0
+        for team in self.teams:
+            out[team] = slice(start, start + self.team_sizes[team])
+            start += self.team_sizes[team]
+        return out
+
+    def reset(self, state: State, idx: np.ndarray, rng: np.random.Generator) -> None:
+        """Draw fresh initial positions for environments `idx` (int array) in place."""
+        raise NotImplementedError
+
+    def observe(self, state: State) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def outcome(self, state: State) -> Outcome:
+        raise NotImplementedError

@@ -1,0 +1,31 @@
+"""Batched world state: every array has the environment index first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class State:
+    pos: np.ndarray  # [E, N, 2] float64, predators first, then prey
+    vel: np.ndarray  # [E, N, 2] float64
+    landmark_pos: np.ndarray  # [E, L, 2] float64
+    t: np.ndarray  # [E] int64, steps taken in the current episode
+    alive: np.ndarray  # [E, N] bool; False for prey that were captured and left the world
+
+    @classmethod
+    def zeros(cls, num_envs: int, num_agents: int, num_landmarks: int) -> State:
+        return cls(
+            pos=np.zeros((num_envs, num_agents, 2)),
+            vel=np.zeros((num_envs, num_agents, 2)),
+            landmark_pos=np.zeros((num_envs, num_landmarks, 2)),
+            t=np.zeros(num_envs, dtype=np.int64),
+            alive=np.ones((num_envs, num_agents), dtype=bool),
+        )
+
+    def copy(self) -> State:
+        return State(
+            *(a.copy() for a in (self.pos, self.vel, self.landmark_pos, self.t, self.alive))
+        )
