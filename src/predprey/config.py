@@ -88,8 +88,15 @@ class TrainConfig:
 class DistributedConfig:
     runners: int = 0
     address: str = ""
-    samples_per_insert: float = 10.24  # sampled transitions per inserted transition (rate limit)
+    # Rate limit: sampled rows per inserted row; 0 = algo.batch_size / algo.env_steps_per_update
+    # (the single-process update-to-data ratio).
+    samples_per_insert: float = 0.0
+    insert_slack: int = 0  # env steps runners may run ahead of that ratio; 0 = 2 calls per runner
     weight_sync_every: int = 1  # learner updates between weight publishes
+    envs_per_runner: int = 0  # environments each runner steps; 0 = env.num_envs
+    steps_per_call: int = 25  # vector steps per runner call (rows per call: this * envs)
+    max_restarts: int = 10  # restarts allowed per role (runner, buffer, learner) before giving up
+    wal: bool = True  # write-ahead log: every acknowledged insert is fsynced to the run dir
 
 
 @dataclass(frozen=True)
@@ -103,9 +110,11 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         out = {}
         for f in dataclasses.fields(self):
-            section = dataclasses.asdict(getattr(self, f.name))
-            if f.name == "env":
-                section.update(dict(section.pop("params")))
+            sec = getattr(self, f.name)
+            if f.name == "env":  # params is a read-only mapping: asdict cannot copy it
+                section = {"scenario": sec.scenario, "num_envs": sec.num_envs, **sec.params}
+            else:
+                section = dataclasses.asdict(sec)
             out[f.name] = _plain(section)
         return out
 
@@ -225,7 +234,7 @@ def config_from_dict(data: Mapping[str, Any] | None) -> Config:
 
 
 def validate(cfg: Config) -> None:
-    a, b, t = cfg.algo, cfg.buffer, cfg.train
+    a, b, t, d = cfg.algo, cfg.buffer, cfg.train, cfg.distributed
     checks = [
         (a.batch_size >= 1, "algo.batch_size must be >= 1"),
         (0 < a.gamma <= 1, "algo.gamma must be in (0, 1]"),
@@ -237,6 +246,13 @@ def validate(cfg: Config) -> None:
         (b.warmup >= 0, "buffer.warmup must be >= 0"),
         (t.total_env_steps >= 1, "train.total_env_steps must be >= 1"),
         (t.time_budget >= 0, "train.time_budget must be >= 0"),
+        (d.runners >= 0, "distributed.runners must be >= 0"),
+        (d.samples_per_insert >= 0, "distributed.samples_per_insert must be >= 0"),
+        (d.insert_slack >= 0, "distributed.insert_slack must be >= 0"),
+        (d.weight_sync_every >= 1, "distributed.weight_sync_every must be >= 1"),
+        (d.envs_per_runner >= 0, "distributed.envs_per_runner must be >= 0"),
+        (d.steps_per_call >= 1, "distributed.steps_per_call must be >= 1"),
+        (d.max_restarts >= 0, "distributed.max_restarts must be >= 0"),
     ]
     for ok, msg in checks:
         if not ok:

@@ -3,6 +3,9 @@
 env = predprey.env.make("tag", num_envs=1024, seed=0, preset="mpe")
 obs = env.reset()                      # {"predator": [E, 3, 16], "prey": [E, 1, 14]}
 res = env.step({"predator": a_pred, "prey": a_prey})   # forces in [-1, 1]^2
+
+Scenarios: `tag` (`TagParams`: presets `mpe`, `seed`) and `spread` (`SpreadParams`).
+Scripted policies: `predprey.env.scripted`; PettingZoo wrapper: `predprey.env.pettingzoo`.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ import dataclasses
 from typing import Any
 
 from predprey.env.scenario import Scenario
+from predprey.env.spread import Spread, SpreadParams
 from predprey.env.tag import Tag, TagParams
 from predprey.env.vec import StepResult, VecEnv
 
 SCENARIOS: dict[str, tuple[type, type[Scenario]]] = {
     "tag": (TagParams, Tag),
+    "spread": (SpreadParams, Spread),
 }
 
 

@@ -30,6 +30,7 @@ class Bodies:
     contact_margin: float = 1e-3
     box: float = 0.0  # > 0: walled box [0, box]^2
     arena: tuple[float, float, float, float] = field(default=(-1.0, 1.0, -1.0, 1.0))
+    landmarks_collide: bool = True  # False: landmarks are targets agents pass through
 
 
 class Scenario:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,3 +30,15 @@ class State:
         return State(
             *(a.copy() for a in (self.pos, self.vel, self.landmark_pos, self.t, self.alive))
         )
+
+
+class StepOut(NamedTuple):
+    """What one step of all environments produced, before finished ones are reset."""
+
+    obs: dict[str, np.ndarray]  # team -> [E, n_team, obs_dim] float32
+    rewards: dict[str, np.ndarray]  # team -> [E, n_team] float32
+    touches: np.ndarray  # [E] int64
+    terminated: np.ndarray  # [E] bool
+    truncated: np.ndarray  # [E] bool
+    done: np.ndarray  # [E] bool = terminated | truncated
+    num_done: int  # done.sum(), so the caller skips the reset when it is 0

@@ -1,20 +1,26 @@
-"""Predator-prey tag. Preset `mpe` is PettingZoo/mpe2 `simple_tag` exactly.
+"""Predator-prey tag. Preset `mpe` is PettingZoo/mpe2 `simple_tag` exactly; preset `seed` is
+the original service's walled 250 x 250 world (see `predprey.env.seed`).
 
 Agents are ordered predators first, then prey. mpe2's continuous action (5 values)
 corresponds to our force `(a[2] - a[1], a[4] - a[3])`, scaled by the agent's acceleration.
+Observation modes: `mpe` (simple_tag's), `local` and `rays` (see `predprey.env.observe`);
+`mpe` and `local` see the seed world in box half-widths centred on the box.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
+from predprey.env import seed
+from predprey.env.observe import local_dim, local_observe, ray_observe
 from predprey.env.physics import touching_pairs
 from predprey.env.scenario import Bodies, Outcome, Scenario
 from predprey.env.state import State
+from predprey.env.tag_mpe import fused_mpe_step, mpe_observe, mpe_rewards
 
 PRESETS = ("mpe", "seed")
 OBS_MODES = ("mpe", "local", "rays")
@@ -22,12 +28,28 @@ OBS_MODES = ("mpe", "local", "rays")
 
 @dataclass(frozen=True)
 class TagParams:
+    """None = the preset's default (see PRESET_DEFAULTS)."""
+
     preset: str = "mpe"
-    obs: str | None = None  # None = the preset's own mode (mpe: "mpe", seed: "rays")
-    num_predators: int | None = None  # None = preset default (mpe 3, seed 5)
-    num_prey: int | None = None  # (mpe 1, seed 5)
-    num_obstacles: int | None = None  # (mpe 2, seed 0)
-    episode_length: int | None = None  # (mpe 25, seed 200)
+    obs: str | None = None  # mpe: "mpe", seed: "rays"
+    num_predators: int | None = None
+    num_prey: int | None = None
+    num_obstacles: int | None = None
+    episode_length: int | None = None
+    predator_size: float | None = None  # radii, world units
+    prey_size: float | None = None
+    obstacle_size: float | None = None
+    # preset seed only
+    arena_size: float | None = None  # side of the walled box
+    capture_radius: float | None = None  # predator-prey centre distance that captures
+    remove_caught: bool | None = None  # caught prey leave; the episode ends when none remain
+    # obs rays only
+    num_rays: int | None = None
+    view_distance: float | None = None  # seed default: arena_size
+    # obs local only: slots for the nearest predators / prey / landmarks
+    k_predators: int | None = None
+    k_prey: int | None = None
+    k_landmarks: int | None = None
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -36,24 +58,56 @@ class TagParams:
             raise ValueError(
                 f"obs: unknown observation mode {self.obs!r}; choose one of {OBS_MODES}"
             )
-        for name, low in (("num_predators", 1), ("num_prey", 1), ("num_obstacles", 0),
-                          ("episode_length", 1)):  # fmt: skip
+        for name, low in INT_MINIMUMS.items():
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
                 raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+        for name in POSITIVE:
+            v = getattr(self, name)
+            if v is not None and (
+                isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < math.inf
+            ):
+                raise ValueError(f"{name} must be a positive number, got {v!r}")
+        if self.remove_caught is not None and not isinstance(self.remove_caught, bool):
+            raise ValueError(f"remove_caught must be true or false, got {self.remove_caught!r}")
+        obs = self.resolved()["obs"]
+        for name, (kind, value) in ONLY_FOR.items():
+            have = self.preset if kind == "preset" else obs
+            if getattr(self, name) is not None and have != value:
+                raise ValueError(f"{name} applies only to {kind} {value!r}, not {have!r}")
+
+    def resolved(self) -> dict:
+        """The preset's defaults overridden by whatever the user set."""
+        out = dict(PRESET_DEFAULTS[self.preset])
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) is not None:
+                out[f.name] = getattr(self, f.name)
+        if out.get("view_distance") is None:
+            out["view_distance"] = out["arena_size"]
+        return out
 
 
-MPE_DEFAULTS = dict(obs="mpe", num_predators=3, num_prey=1, num_obstacles=2, episode_length=25)
-
-
-def resolve(params: TagParams, defaults: dict) -> dict:
-    """The preset's defaults overridden by whatever the user set."""
-    out = dict(defaults)
-    for k in defaults:
-        v = getattr(params, k)
-        if v is not None:
-            out[k] = v
-    return out
+INT_MINIMUMS = dict(num_predators=1, num_prey=1, num_obstacles=0, episode_length=1, num_rays=1,
+                    k_predators=0, k_prey=0, k_landmarks=0)  # fmt: skip
+POSITIVE = ("predator_size", "prey_size", "obstacle_size", "arena_size", "capture_radius",
+            "view_distance")  # fmt: skip
+ONLY_FOR = dict(arena_size=("preset", "seed"), capture_radius=("preset", "seed"),
+                remove_caught=("preset", "seed"), num_rays=("obs", "rays"),
+                view_distance=("obs", "rays"), k_predators=("obs", "local"),
+                k_prey=("obs", "local"), k_landmarks=("obs", "local"))  # fmt: skip
+OBS_DEFAULTS = dict(num_rays=30, k_predators=3, k_prey=3, k_landmarks=2)
+# fmt: off
+PRESET_DEFAULTS = {
+    "mpe": dict(obs="mpe", num_predators=3, num_prey=1, num_obstacles=2, episode_length=25,
+                predator_size=0.075, prey_size=0.05, obstacle_size=0.2, view_distance=2.0,
+                **OBS_DEFAULTS),
+    "seed": dict(obs="rays", num_predators=5, num_prey=5, num_obstacles=0, episode_length=200,
+                 predator_size=seed.PREDATOR["size"], prey_size=seed.PREY["size"],
+                 obstacle_size=seed.OBSTACLE_SIZE, arena_size=seed.ARENA_SIZE,
+                 capture_radius=10.0, remove_caught=False, view_distance=None,
+                 **OBS_DEFAULTS),
+}
+# fmt: on
 
 
 class Tag(Scenario):
@@ -61,98 +115,92 @@ class Tag(Scenario):
 
     def __init__(self, params: TagParams):
         self.params = params
-        if params.preset != "mpe":
-            raise ValueError(f"preset {params.preset!r} is not available")
-        r = resolve(params, MPE_DEFAULTS)
-        self.obs_mode = r["obs"]
+        r = params.resolved()
+        self.preset, self.obs_mode = params.preset, r["obs"]
         self.n_pred, self.n_prey = r["num_predators"], r["num_prey"]
         self.num_landmarks = r["num_obstacles"]
         self.episode_length = r["episode_length"]
         self.teams = ("predator", "prey")
         self.team_sizes = {"predator": self.n_pred, "prey": self.n_prey}
-        pred = np.arange(self.n_pred + self.n_prey) < self.n_pred
-        self.bodies = Bodies(
-            size=np.where(pred, 0.075, 0.05),
-            accel=np.where(pred, 3.0, 4.0),
-            max_speed=np.where(pred, 1.0, 1.3),
-            landmark_size=np.full(self.num_landmarks, 0.2),
-        )
+        self.num_rays, self.view_distance = r["num_rays"], r["view_distance"]
+        self.k_team = np.array([r["k_predators"], r["k_prey"]], np.int64)
+        self.k_landmarks = r["k_landmarks"]
+        if self.preset == "seed":
+            self.capture_radius, self.remove_caught = r["capture_radius"], r["remove_caught"]
+            self.bodies = seed.bodies(self.n_pred, self.n_prey, self.num_landmarks,
+                                      r["arena_size"], r)  # fmt: skip
+        else:
+            pred = np.arange(self.n_pred + self.n_prey) < self.n_pred
+            self.bodies = Bodies(
+                size=np.where(pred, r["predator_size"], r["prey_size"]),
+                accel=np.where(pred, 3.0, 4.0),
+                max_speed=np.where(pred, 1.0, 1.3),
+                landmark_size=np.full(self.num_landmarks, r["obstacle_size"]),
+            )
         n, L = self.n_pred + self.n_prey, self.num_landmarks
-        base = 4 + 2 * L + 2 * (n - 1)
-        self.obs_dims = {"predator": base + 2 * self.n_prey, "prey": base + 2 * (self.n_prey - 1)}
+        if self.obs_mode == "mpe":
+            base = 4 + 2 * L + 2 * (n - 1)
+            self.obs_dims = {"predator": base + 2 * self.n_prey,
+                             "prey": base + 2 * (self.n_prey - 1)}  # fmt: skip
+        else:
+            d = (self.num_rays if self.obs_mode == "rays"
+                 else local_dim(tuple(self.k_team), self.k_landmarks))  # fmt: skip
+            d = int(d)
+            self.obs_dims = {"predator": d, "prey": d}
+
+    @property
+    def fused_step(self):
+        """The one-kernel step of preset mpe with mpe observations (`tag_mpe.fused_mpe_step`);
+        None for the others, which take VecEnv's generic path."""
+        if self.preset == "mpe" and self.obs_mode == "mpe":
+            return fused_mpe_step(self)
+        return None
 
     def reset(self, state: State, idx: np.ndarray, rng: np.random.Generator) -> None:
         k = len(idx)
+        if self.preset == "seed":
+            pos, lm = seed.reset(k, self.n_pred, self.num_landmarks, self.bodies,
+                                 self.capture_radius, rng)  # fmt: skip
+            state.pos[idx], state.landmark_pos[idx] = pos, lm
+            return
         state.pos[idx] = rng.uniform(-1.0, 1.0, size=(k, self.num_agents, 2))
         state.landmark_pos[idx] = rng.uniform(-0.9, 0.9, size=(k, self.num_landmarks, 2))
 
+    def _unit_state(self, state: State) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """pos, vel, landmark_pos in units of the arena's half-width, centred on the arena
+        (the identity for preset mpe, whose arena is [-1, 1]^2)."""
+        x0, x1, y0, y1 = self.bodies.arena
+        if (x0, x1, y0, y1) == (-1.0, 1.0, -1.0, 1.0):
+            return state.pos, state.vel, state.landmark_pos
+        centre, half = np.array([(x0 + x1) / 2, (y0 + y1) / 2]), (x1 - x0) / 2
+        return (state.pos - centre) / half, state.vel / half, (state.landmark_pos - centre) / half
+
     def observe(self, state: State) -> dict[str, np.ndarray]:
-        E = state.pos.shape[0]
-        pred = np.empty((E, self.n_pred, self.obs_dims["predator"]), np.float32)
-        prey = np.empty((E, self.n_prey, self.obs_dims["prey"]), np.float32)
-        mpe_observe(state.pos, state.vel, state.landmark_pos, self.n_pred, pred, prey)
-        return {"predator": pred, "prey": prey}
+        E, N = state.pos.shape[:2]
+        if self.obs_mode == "mpe":
+            pos, vel, lm = self._unit_state(state)
+            pred = np.empty((E, self.n_pred, self.obs_dims["predator"]), np.float32)
+            prey = np.empty((E, self.n_prey, self.obs_dims["prey"]), np.float32)
+            mpe_observe(pos, vel, lm, self.n_pred, pred, prey)
+            return {"predator": pred, "prey": prey}
+        out = np.empty((E, N, self.obs_dims["predator"]), np.float32)  # [E, N, D]
+        if self.obs_mode == "rays":
+            ray_observe(state.pos, state.alive, self.n_pred, self.num_rays, self.view_distance,
+                        out)  # fmt: skip
+        else:
+            pos, vel, lm = self._unit_state(state)
+            starts = np.array([0, self.n_pred, N], np.int64)
+            local_observe(pos, vel, lm, state.alive, starts, self.k_team, self.k_landmarks, out)
+        return {"predator": out[:, : self.n_pred], "prey": out[:, self.n_pred :]}
 
     def outcome(self, state: State) -> Outcome:
+        if self.preset == "seed":
+            pred_r, prey_r, touches, terminated = seed.seed_outcome(
+                state.pos, state.alive, self.n_pred, self.capture_radius, self.bodies.box,
+                self.remove_caught,
+            )  # fmt: skip
+            return Outcome({"predator": pred_r, "prey": prey_r}, touches, terminated)
         touches, per_agent = touching_pairs(state.pos, state.alive, self.bodies.size, self.n_pred)
         pred_r, prey_r = mpe_rewards(state.pos, per_agent, touches, self.n_pred)
         terminated = np.zeros(state.pos.shape[0], dtype=bool)
         return Outcome({"predator": pred_r, "prey": prey_r}, touches, terminated)
-
-
-@njit(cache=True)
-def mpe_observe(pos, vel, landmark_pos, n_pred, out_pred, out_prey):
-    """simple_tag observation of every agent:
-    [own vel (2), own pos (2), landmark - own pos (2L), other - own pos (2(N-1)),
-     velocity of every other prey (2 each)]
-    """
-    E, N = pos.shape[0], pos.shape[1]
-    L = landmark_pos.shape[1]
-    for e in range(E):
-        for i in range(N):
-            out = out_pred[e, i] if i < n_pred else out_prey[e, i - n_pred]
-            out[0] = vel[e, i, 0]
-            out[1] = vel[e, i, 1]
-            out[2] = pos[e, i, 0]
-            out[3] = pos[e, i, 1]
-            k = 4
-            for j in range(L):
-                out[k] = landmark_pos[e, j, 0] - pos[e, i, 0]
-                out[k + 1] = landmark_pos[e, j, 1] - pos[e, i, 1]
-                k += 2
-            for j in range(N):
-                if j != i:
-                    out[k] = pos[e, j, 0] - pos[e, i, 0]
-                    out[k + 1] = pos[e, j, 1] - pos[e, i, 1]
-                    k += 2
-            for j in range(n_pred, N):
-                if j != i:
-                    out[k] = vel[e, j, 0]
-                    out[k + 1] = vel[e, j, 1]
-                    k += 2
-
-
-@njit(cache=True, inline="always")
-def _bound(x):
-    # mpe2's penalty for prey leaving the screen, per coordinate of |pos|
-    if x < 0.9:
-        return 0.0
-    if x < 1.0:
-        return (x - 0.9) * 10.0
-    return min(math.exp(2.0 * x - 2.0), 10.0)
-
-
-@njit(cache=True)
-def mpe_rewards(pos, per_agent, touches, n_pred):
-    """Predators: +10 per touching pair (shared by all). Prey: -10 per touching predator - bound."""
-    E, N = pos.shape[0], pos.shape[1]
-    pred = np.empty((E, n_pred), np.float32)
-    prey = np.empty((E, N - n_pred), np.float32)
-    for e in range(E):
-        for i in range(n_pred):
-            pred[e, i] = 10.0 * touches[e]
-        for j in range(n_pred, N):
-            prey[e, j - n_pred] = (
-                -10.0 * per_agent[e, j] - _bound(abs(pos[e, j, 0])) - _bound(abs(pos[e, j, 1]))
-            )
-    return pred, prey

@@ -1,4 +1,12 @@
-"""The vector environment: E worlds stepped together; finished ones reset themselves."""
+"""The vector environment: E worlds stepped together; finished ones reset themselves.
+
+Two ways through a step, with the same results:
+- fused: a scenario whose `fused_step` attribute is a callable `(state, team_actions) -> StepOut`
+  does force, physics, outcome, time limit and observation in one kernel call (tag's mpe preset);
+  this keeps the per-step Python and dispatch overhead small, which is what counts at small E.
+- generic: `physics_step`, then the scenario's `outcome` and `observe` (every other scenario,
+  or `VecEnv(..., fused=False)`).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +14,24 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from predprey.env.physics import as_force, physics_step
+from predprey.env.physics import physics_step
 from predprey.env.scenario import Scenario
-from predprey.env.state import State
+from predprey.env.state import State, StepOut
 
 
 class StepResult(NamedTuple):
     obs: dict[str, np.ndarray]  # team -> [E, n_team, obs_dim] float32 (after auto-reset)
     reward: dict[str, np.ndarray]  # team -> [E, n_team] float32
     done: np.ndarray  # [E] bool = terminated | truncated
-    info: dict[str, Any]  # terminated [E], truncated [E], touches [E], final_obs {team: [E, n, d]}
+    # terminated [E], truncated [E], touches [E], final_obs {team: [E, n, d]} (before the reset),
+    # final_pos [E, N, 2] and final_alive [E, N] (after this step, before the reset)
+    info: dict[str, Any]
 
 
 class VecEnv:
-    def __init__(self, scenario: Scenario, num_envs: int = 1, seed: int | None = 0):
+    def __init__(
+        self, scenario: Scenario, num_envs: int = 1, seed: int | None = 0, fused: bool = True
+    ):
         if int(num_envs) != num_envs or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         self.scenario = scenario
@@ -32,6 +44,8 @@ class VecEnv:
         self.bodies = scenario.bodies
         self.slices = scenario.team_slices()
         self.num_agents = scenario.num_agents
+        self._act_shapes = [(t, (self.num_envs, self.team_sizes[t], 2)) for t in self.teams]
+        self._fused = getattr(scenario, "fused_step", None) if fused else None
         self.rng = np.random.default_rng(seed)
         self.state = State.zeros(self.num_envs, self.num_agents, scenario.num_landmarks)
         self.reset()
@@ -39,6 +53,11 @@ class VecEnv:
     @property
     def params(self):
         return self.scenario.params
+
+    @property
+    def fused(self) -> bool:
+        """Whether steps take the scenario's fused one-kernel path."""
+        return self._fused is not None
 
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
         if seed is not None:
@@ -56,44 +75,64 @@ class VecEnv:
     def observe(self) -> dict[str, np.ndarray]:
         return self.scenario.observe(self.state)
 
-    def _force(self, actions: dict[str, np.ndarray]) -> np.ndarray:
-        """Team action dict -> total action force [E, N, 2] float64."""
-        if set(actions) != set(self.teams):
+    def _team_actions(self, actions: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Team action dict -> per-team float64 C-ordered arrays [E, n_team, 2], in team order
+        (one array type, so the kernels are compiled once)."""
+        try:
+            keys_ok = actions.keys() == self.team_sizes.keys()
+        except AttributeError:
+            keys_ok = False
+        if not keys_ok:
             raise ValueError(
-                f"actions must be keyed by teams {list(self.teams)}, got {list(actions)}"
+                f"actions must be a dict keyed by teams {list(self.teams)}, got {actions!r:.80}"
             )
-        parts = []
-        for team in self.teams:
-            a = np.asarray(actions[team])
-            want = (self.num_envs, self.team_sizes[team], 2)
+        out = []
+        for team, want in self._act_shapes:
+            a = np.ascontiguousarray(actions[team], dtype=np.float64)
             if a.shape != want:
                 raise ValueError(f"actions['{team}'] has shape {a.shape}, expected {want}")
-            parts.append(a)
-        a = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-        return as_force(a, self.bodies.accel)
+            out.append(a)
+        return out
 
-    def step(self, actions: dict[str, np.ndarray]) -> StepResult:
+    def _step_generic(self, actions: list[np.ndarray]) -> StepOut:
         s, b = self.state, self.bodies
-        force = self._force(actions)  # [E, N, 2]
+        force = np.empty_like(s.pos)  # [E, N, 2] clipped action times acceleration
+        for (team, _), a in zip(self._act_shapes, actions, strict=True):
+            np.clip(a, -1.0, 1.0, out=force[:, self.slices[team]])
+        force *= b.accel[None, :, None]
+        lm, lm_size = s.landmark_pos, b.landmark_size  # [E, L, 2], [L]
+        if not b.landmarks_collide:  # e.g. spread's targets: physics sees no landmarks
+            lm, lm_size = lm[:, :0], lm_size[:0]
         physics_step(
-            s.pos, s.vel, force, s.alive, b.size, b.max_speed, s.landmark_pos, b.landmark_size,
+            s.pos, s.vel, force, s.alive, b.size, b.max_speed, lm, lm_size,
             b.dt, b.damping, b.contact_force, b.contact_margin, b.box,
         )  # fmt: skip
         s.t += 1
         out = self.scenario.outcome(s)
         terminated = out.terminated
-        truncated = (
-            s.t >= self.episode_length
-        ) & ~terminated  # a capture on the last step is terminal
+        # a capture on the last step is terminal, not a truncation
+        truncated = (s.t >= self.episode_length) & ~terminated
         done = terminated | truncated
-        obs = self.observe()
+        return StepOut(
+            self.observe(), out.rewards, out.touches, terminated, truncated, done,
+            int(np.count_nonzero(done)),
+        )  # fmt: skip
+
+    def step(self, actions: dict[str, np.ndarray]) -> StepResult:
+        acts = self._team_actions(actions)
+        s = self.state
+        out = self._fused(s, acts) if self._fused is not None else self._step_generic(acts)
         info = {
-            "terminated": terminated,
-            "truncated": truncated,
+            "terminated": out.terminated,
+            "truncated": out.truncated,
             "touches": out.touches,
-            "final_obs": obs,
+            "final_obs": out.obs,
+            # positions after this step, before any auto-reset (for recording trajectories)
+            "final_pos": s.pos.copy(),  # [E, N, 2]
+            "final_alive": s.alive.copy(),  # [E, N]
         }
-        if done.any():
-            self._reset_envs(np.flatnonzero(done))
+        obs = out.obs
+        if out.num_done:
+            self._reset_envs(np.flatnonzero(out.done))
             obs = self.observe()
-        return StepResult(obs, out.rewards, done, info)
+        return StepResult(obs, out.rewards, out.done, info)

@@ -1,0 +1,132 @@
+"""Vectorized env throughput: env-steps/s for several numbers of environments.
+
+Prints one JSON line per number of environments. Each run draws uniform random actions in
+[-1, 1] for every agent every step inside the timed loop (as a policy would hand them over),
+steps for --seconds of wall time and counts env-steps (one step of one environment).
+Single thread: the numba kernels are serial and the NumPy operations in a step are elementwise
+(no BLAS), so one core does all the work.
+
+Memory, per environment:
+  rss_bytes_per_env          growth of the resident set size (/proc/self/statm; peak RSS from
+                             getrusage where /proc is missing) from before creating the env to
+                             after the timed loop, divided by num_envs;
+  peak_alloc_bytes_per_env   peak of the bytes NumPy allocated (tracemalloc) while creating the
+                             env and stepping it through two episodes, divided by num_envs.
+Kernels are compiled (or loaded from numba's cache) before anything is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers like 1,64,1024, got {text!r}")
+    return sizes
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--num-envs", type=_sizes, default=[1, 64, 1024, 8192], metavar="E1,E2,...",
+                   help="numbers of environments to measure (default 1,64,1024,8192)")  # fmt: skip
+    p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per size")
+    p.add_argument("--scenario", default="tag", help="scenario name (default tag)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="env.KEY=VALUE",
+                   help="scenario parameter, e.g. --set env.preset=seed (repeatable)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0)
+
+
+def rss_bytes() -> int:
+    """Current resident set size (Linux); elsewhere the peak RSS so far."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+def random_actions(env, rng) -> dict:
+    """Uniform random forces in [-1, 1]^2 for every agent. {team: [E, n_team, 2] float64}"""
+    return {t: rng.uniform(-1.0, 1.0, size=(env.num_envs, env.team_sizes[t], 2)) for t in env.teams}
+
+
+def peak_alloc_bytes(env_cfg, num_envs: int, seed: int) -> int:
+    """tracemalloc peak while creating an env and stepping it through two episodes."""
+    import gc
+    import tracemalloc
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        env = env_cfg.make(num_envs=num_envs, seed=seed)
+        for _ in range(2 * env.episode_length):
+            env.step(random_actions(env, rng))
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def measure(env_cfg, num_envs: int, seconds: float, seed: int) -> dict:
+    import gc
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    gc.collect()
+    rss0 = rss_bytes()
+    env = env_cfg.make(num_envs=num_envs, seed=seed)
+    env.step(random_actions(env, rng))
+    steps, t0 = 0, time.perf_counter()
+    while True:
+        env.step(random_actions(env, rng))
+        steps += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds:
+            break
+    rss1 = rss_bytes()
+    env_steps = steps * num_envs / elapsed
+    return {
+        "scenario": env_cfg.scenario,
+        "params": dict(env_cfg.params),
+        "num_envs": num_envs,
+        "env_steps_per_s": round(env_steps),
+        "agent_steps_per_s": round(env_steps * env.num_agents),
+        "rss_bytes_per_env": round((rss1 - rss0) / num_envs),
+        "peak_alloc_bytes_per_env": round(peak_alloc_bytes(env_cfg, num_envs, seed) / num_envs),
+        "steps": steps,
+        "seconds": round(elapsed, 3),
+        "fused": env.fused,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from predprey.config import ConfigError, apply_overrides, config_from_dict
+
+    env_data = apply_overrides({"env": {"scenario": args.scenario}}, args.overrides)
+    unknown = sorted(set(env_data) - {"env"})
+    if unknown:
+        raise ConfigError(f"--set {unknown[0]}.*: bench env takes only env.KEY=VALUE")
+    if args.seconds <= 0:
+        raise ConfigError(f"--seconds must be > 0, got {args.seconds}")
+    env_cfg = config_from_dict(env_data).env
+    warm = env_cfg.make(num_envs=1, seed=args.seed)  # compile / load the kernels
+    warm.step(random_actions(warm, np.random.default_rng(0)))
+    for n in args.num_envs:
+        print(json.dumps(measure(env_cfg, n, args.seconds, args.seed)), flush=True)
+    return 0

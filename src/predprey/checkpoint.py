@@ -1,0 +1,86 @@
+"""Checkpoints in `runs/NAME/checkpoints/`: `latest.pt` plus the replay buffer it names.
+
+`latest.pt` (torch.save, loadable with `weights_only=True`) holds the learner state
+(weights, optimizers), the actor weights on their own (for `predprey.policy`), RNG
+states, counters and the runner's env state. The buffer goes to `buffer-<total_added>.npz`
+first and `latest.pt` is replaced afterwards, both atomically, so a crash at any moment
+leaves a matching pair behind; older buffer files are removed after the switch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from predprey.learn.buffer import ReplayBuffer
+from predprey.rundir import RunDir, RunDirError
+
+FORMAT = 1
+LATEST = "latest.pt"
+
+
+def latest_path(run: RunDir) -> Path:
+    return run.checkpoint_dir / LATEST
+
+
+def save(run: RunDir, payload: dict[str, Any], buffer: ReplayBuffer | None = None) -> Path:
+    """Write `payload` (+ `buffer`) as the latest checkpoint; returns the path of latest.pt."""
+    run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    payload = dict(payload, format=FORMAT, buffer_file=None)
+    if buffer is not None:
+        name = f"buffer-{buffer.total_added:012d}.npz"
+        buffer.save(run.checkpoint_dir / name)
+        payload["buffer_file"] = name
+    path = latest_path(run)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    for old in run.checkpoint_dir.glob("buffer-*.npz"):
+        if old.name != payload["buffer_file"]:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def load(run: RunDir) -> dict[str, Any]:
+    """The latest checkpoint's payload; a clear `RunDirError` if missing or unreadable."""
+    path = latest_path(run)
+    if not path.is_file():
+        raise RunDirError(f"no checkpoint in {run.checkpoint_dir} (expected {LATEST})")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torn/corrupt file or foreign pickle: one clear message
+        raise RunDirError(f"corrupt or unreadable checkpoint {path}: {e}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise RunDirError(
+            f"incompatible checkpoint {path}: format {found!r}, this predprey reads {FORMAT}"
+        )
+    return payload
+
+
+def load_buffer(run: RunDir, payload: dict[str, Any], capacity: int) -> ReplayBuffer:
+    """The replay buffer saved with `payload`."""
+    name = payload.get("buffer_file")
+    if not name:
+        raise RunDirError(f"checkpoint in {run.checkpoint_dir} holds no replay buffer")
+    path = run.checkpoint_dir / name
+    if not path.is_file():
+        raise RunDirError(f"checkpoint names replay buffer {path}, which is missing")
+    try:
+        return ReplayBuffer.load(path, capacity=capacity)
+    except Exception as e:
+        raise RunDirError(f"corrupt or unreadable replay buffer {path}: {e}") from None
+
+
+def check_teams(payload: dict[str, Any], teams, where: str) -> None:
+    """Raise unless the checkpoint was written for the same teams (names, sizes, dims)."""
+    want = [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in teams]
+    got = [list(t) for t in payload.get("teams", [])]
+    if got != want:
+        raise RunDirError(
+            f"incompatible checkpoint in {where}: it was written for teams {got} "
+            f"(name, agents, obs_dim, act_dim), the config describes {want}"
+        )

@@ -1,0 +1,103 @@
+"""Serve the replay buffer over HTTP, compatible with the original service.
+
+POST /record_data/ with {"State": [[...]], "Action": [[...]], "Reward": [[...]],
+"Next State": [[...]]} (optional "Done") stores transitions durably (SQLite, fsync'd
+before the 201); GET /batch_data/{size} samples them; GET/PUT /policy/{team} serve
+actor weights. OpenAPI at /docs and /openapi.json. Binds 127.0.0.1 unless told
+otherwise; any other address needs --token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import sys
+from pathlib import Path
+
+from predprey.config import ConfigError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--data", default="buffer-data", help="directory of the database")
+    p.add_argument("--capacity", type=int, default=1_000_000, help="rows kept (oldest evicted)")
+    p.add_argument("--token", default=None, help="bearer token required for writes")
+    p.add_argument("--token-reads", action="store_true", help="require the token for reads too")
+    p.add_argument("--reset", action="store_true", help="delete stored rows and policies first")
+    p.add_argument(
+        "--schema",
+        default=None,
+        help='row widths as JSON or a JSON file, e.g. {"State": 16, "Action": 4, '
+        '"Reward": 2, "Next State": 16, "Done": 1}; default: the first record fixes them',
+    )
+    p.add_argument("--max-body", type=int, default=32 * 2**20, help="request body limit, bytes")
+    p.add_argument("--max-batch", type=int, default=16384, help="largest batch_data size")
+    p.add_argument("--seed", type=int, default=None, help="sampling seed (default: random)")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_schema(text: str | None) -> dict[str, int] | None:
+    from predprey.service.wire import parse_widths
+
+    if text is None:
+        return None
+    source = text
+    if not text.lstrip().startswith("{"):
+        path = Path(text)
+        if not path.is_file():
+            raise ConfigError(f"--schema: '{text}' is neither JSON nor an existing file")
+        source = path.read_text()
+    try:
+        spec = json.loads(source)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--schema: not valid JSON ({e})") from None
+    if not isinstance(spec, dict):
+        raise ConfigError("--schema: expected a JSON object {key: width}")
+    try:
+        return parse_widths(spec)
+    except ValueError as e:
+        raise ConfigError(f"--{e}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    if not is_loopback(args.host) and not args.token:
+        raise ConfigError(
+            f"--host {args.host} is not a loopback address: refusing to serve without --token "
+            "(anyone who can reach it could write to the buffer)"
+        )
+    if args.token_reads and not args.token:
+        raise ConfigError("--token-reads needs --token")
+    for name in ("capacity", "max_body", "max_batch"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
+    widths = load_schema(args.schema)
+
+    import uvicorn
+
+    from predprey.service.app import create_app
+    from predprey.service.core import BufferService
+
+    try:
+        service = BufferService(args.data, args.capacity, widths, reset=args.reset, seed=args.seed)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    app = create_app(service, args.token, args.token_reads, args.max_body, args.max_batch)
+    stats = service.stats()
+    print(
+        f"predprey serve-buffer: http://{args.host}:{args.port} data={service.store.path} "
+        f"rows={stats['rows']} capacity={args.capacity}",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0

@@ -1,0 +1,103 @@
+"""Train predators and prey from a config file (single process).
+
+  predprey train --config configs/tag.yaml --out runs/tag [--set algo.batch_size=512]
+                 [--seed S] [--time-budget SECONDS] [--overwrite] [--quiet]
+  predprey train --resume runs/tag [--time-budget SECONDS]
+
+The run directory receives the resolved config.yaml, metrics.jsonl, TensorBoard events
+(tb/), checkpoints/ (at train.checkpoint_every seconds and at the end) and recorded
+episodes/. --resume continues from the latest checkpoint: weights, optimizers, replay
+buffer, RNG states and counters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from predprey.config import ConfigError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config file (see configs/)")
+    p.add_argument("--out", help="run directory to create, e.g. runs/tag")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=V",
+                   help="override one config value (repeatable)")  # fmt: skip
+    p.add_argument("--seed", type=int, help="overrides train.seed")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="stop after this much wall clock (this session); overrides train.time_budget")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in this directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--runners", type=int, default=0,
+                   help="Ray runner actors (0 = single process)")  # fmt: skip
+    p.add_argument("--address", default="", help="join an existing Ray cluster at HOST:PORT")
+    p.add_argument("--buffer-url", default="", help="use an HTTP replay buffer at this URL")
+
+
+def run(args: argparse.Namespace) -> int:
+    from predprey.config import dump_config, load_config
+    from predprey.rundir import RunDir, RunDirError
+
+    if args.runners or args.address or args.buffer_url:
+        raise ConfigError(
+            "--runners, --address and --buffer-url (distributed training) are not available "
+            "in this version; run without them for single-process training"
+        )
+    if args.resume:
+        if args.config or args.out or args.overrides or args.seed is not None:
+            raise ConfigError("--resume takes its config from the run; drop --config/--out/--set/--seed")
+        run_dir = RunDir(args.resume).require()
+        config = load_config(run_dir.config_path)
+    else:
+        if not args.config or not args.out:
+            raise ConfigError("give --config FILE and --out RUN_DIR (or --resume RUN_DIR)")
+        overrides = list(args.overrides)
+        if args.seed is not None:
+            overrides.append(f"train.seed={args.seed}")
+        if args.time_budget is not None:
+            overrides.append(f"train.time_budget={args.time_budget}")
+        config = load_config(args.config, overrides)
+        run_dir = RunDir(args.out)
+        _prepare(run_dir.path, args.overwrite)
+        run_dir.path.mkdir(parents=True, exist_ok=True)
+        dump_config(config, run_dir.config_path)
+        run_dir.create()
+
+    import torch
+
+    from predprey.train import Trainer
+
+    if config.train.torch_threads > 0:
+        torch.set_num_threads(config.train.torch_threads)
+    try:
+        trainer = Trainer(
+            config, run_dir, resume=bool(args.resume), time_budget=args.time_budget,
+            progress=not args.quiet,
+        )  # fmt: skip
+    except ValueError as e:
+        if isinstance(e, ConfigError | RunDirError):
+            raise
+        raise ConfigError(str(e)) from None
+    result = trainer.run()
+    summary = {k: result[k] for k in ("env_steps", "updates", "episodes", "time", "eval")}
+    print(json.dumps({"run": str(run_dir.path), **summary}))
+    return 0
+
+
+def _prepare(path: Path, overwrite: bool) -> None:
+    """Refuse to clobber an existing run unless --overwrite; never delete a non-run folder."""
+    from predprey.rundir import RunDirError
+
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return
+    if not (path / "config.yaml").is_file():
+        raise RunDirError(f"{path} exists and is not a predprey run; choose another --out")
+    if not overwrite:
+        raise RunDirError(
+            f"run directory {path} already exists; pass --overwrite to replace it "
+            f"or --resume {path} to continue it"
+        )
+    shutil.rmtree(path)

@@ -1,0 +1,43 @@
+"""Watch a run in the browser: recorded episodes on a canvas (choose the env index,
+play/pause/step) and the training curves, updating live while training runs.
+
+Serves a small local web page (no internet needed) until interrupted with Ctrl-C.
+
+  predprey view runs/tag                  -> prints http://127.0.0.1:PORT/
+  predprey view runs/tag --port 8765 --open
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN", help="run directory")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=0, help="port (default 0: pick a free one)")
+    p.add_argument("--open", action="store_true", help="open the page in a web browser")
+
+
+def run(args: argparse.Namespace) -> int:
+    import webbrowser
+
+    from predprey.viz.view import start_server
+
+    try:
+        server = start_server(args.run, args.host, args.port)
+    except OSError as e:
+        print(f"predprey view: error: cannot listen on {args.host}:{args.port}: {e}")
+        return 2
+    print(f"predprey view: serving {args.run} at {server.url}  (Ctrl-C to stop)", flush=True)
+    if args.open:
+        webbrowser.open(server.url)
+    try:
+        while server.thread.is_alive():
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0

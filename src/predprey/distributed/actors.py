@@ -1,0 +1,171 @@
+"""Ray actors: thin shells around the plain `Runner`, `DurableBuffer` and `Learner`.
+
+Each actor holds one plain object and forwards to it; the only logic here is what a
+remote call needs (splitting stacked batches, measuring time, returning small named
+results separately from bulky arrays). Every actor answers `pid()` and `node_id()`,
+which the fault-tolerance tests and the driver's placement report use.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import ray
+
+from predprey.config import AlgoConfig, Config
+from predprey.learn.spec import TeamSpec
+from predprey.recorder import Episode
+from predprey.runner import EpisodeStats
+
+
+class ActorBase:
+    def pid(self) -> int:
+        return os.getpid()
+
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
+
+def _threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, n))
+
+
+class CollectInfo(NamedTuple):
+    env_steps: int
+    version: int  # policy version that produced these transitions
+    episodes: EpisodeStats
+    recorded: list[Episode]
+    seconds: float  # time inside collect (acting + env stepping)
+
+
+@ray.remote(num_cpus=1, max_restarts=0)
+class RunnerActor(ActorBase):
+    """One `predprey.runner.Runner`: its own batch of environments and a copy of the actors."""
+
+    def __init__(self, config: Config, seed: int, record: bool, torch_threads: int):
+        from predprey.runner import Runner
+
+        _threads(torch_threads)
+        tr = config.train
+        envs = tr.record_envs if record else ()
+        self.runner = Runner(config, seed, record_envs=envs, record_every=tr.record_every)
+        self.rng = np.random.default_rng(seed)
+
+    @ray.method(num_returns=2)
+    def collect(
+        self,
+        vector_steps: int,
+        noise_std: float,
+        random_actions: bool,
+        env_steps_before: int,
+        weights: Mapping | None = None,
+        version: int = -1,
+    ) -> tuple[dict[str, np.ndarray], CollectInfo]:
+        """Step the envs `vector_steps` times (after loading `weights` if given). Returns the
+        transitions and a small `CollectInfo` as two objects, so the transitions can go
+        straight to the buffer without passing through the driver."""
+        if weights is not None:
+            self.runner.set_weights(weights, version)
+        t0 = time.perf_counter()
+        res = self.runner.collect(
+            vector_steps, noise_std, self.rng, random_actions, env_steps_before
+        )
+        info = CollectInfo(
+            res.env_steps, self.runner.version, res.episodes, res.recorded,
+            time.perf_counter() - t0,
+        )  # fmt: skip
+        return res.transitions, info
+
+    def flush_recorded(self) -> list[Episode]:
+        return self.runner.recorder.flush()
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class BufferActor(ActorBase):
+    """One `DurableBuffer` (replay buffer + write-ahead log) in the run directory."""
+
+    def __init__(self, run_path: str, capacity: int, spec, seed: int, wal: bool, restore: bool):
+        from predprey.distributed.durable import DurableBuffer
+        from predprey.rundir import RunDir
+
+        self.core = DurableBuffer(RunDir(run_path), capacity, spec, seed, wal, restore)
+
+    def add(self, insert_id: int, batch: Mapping[str, np.ndarray]):
+        return self.core.add(insert_id, batch)
+
+    def sample(self, n_batches: int, batch_size: int) -> dict[str, np.ndarray]:
+        return self.core.sample(n_batches, batch_size)
+
+    def checkpoint(self, payload: Mapping[str, Any], learner: Mapping[str, Any]) -> dict:
+        return self.core.checkpoint(payload, learner)
+
+    def stats(self):
+        return self.core.stats()
+
+
+class TrainInfo(NamedTuple):
+    version: int  # learner version after these updates
+    updates: int
+    metrics: list[dict[str, float]]  # one dict per update (losses, q values)
+    policy_lag: float  # mean over updates of (learner version - version of the sampled rows)
+    seconds: float
+
+
+@ray.remote(num_cpus=1, max_restarts=0)
+class LearnerActor(ActorBase):
+    """One `predprey.learn.maddpg.Learner`."""
+
+    def __init__(
+        self,
+        teams: Sequence[TeamSpec],
+        algo: AlgoConfig,
+        seed: int,
+        torch_threads: int,
+        state: Mapping | None = None,
+    ):
+        from predprey.learn.maddpg import Learner
+
+        _threads(torch_threads)
+        self.learner = Learner(teams, algo, seed)
+        if state is not None:
+            self.learner.load_state_dict(state)
+
+    def version(self) -> int:
+        return self.learner.version
+
+    def weights(self) -> dict:
+        return self.learner.actor_state()
+
+    @ray.method(num_returns=2)
+    def train(
+        self, batches: Mapping[str, np.ndarray], n_updates: int, publish: bool
+    ) -> tuple[TrainInfo, dict | None]:
+        """`n_updates` updates on consecutive slices of the stacked `batches`; returns a
+        `TrainInfo` and, if `publish`, the new actor weights (a second object, which the
+        driver hands to runners by reference)."""
+        t0 = time.perf_counter()
+        rows = len(batches["terminated"]) // n_updates
+        metrics, lags = [], []
+        for i in range(n_updates):
+            batch = {k: v[i * rows : (i + 1) * rows] for k, v in batches.items()}
+            lags.append(self.learner.version - float(batch["version"].mean()))
+            metrics.append(self.learner.update(batch))
+        info = TrainInfo(
+            self.learner.version, n_updates, metrics, float(np.mean(lags)),
+            time.perf_counter() - t0,
+        )  # fmt: skip
+        return info, (self.learner.actor_state() if publish else None)
+
+    def checkpoint_state(self) -> dict:
+        """The learner's part of a checkpoint payload (same keys as the single-process one)."""
+        return {
+            "learner": self.learner.state_dict(),
+            "actors": self.learner.actor_state(),
+            "updates": self.learner.version,
+        }

@@ -1,0 +1,136 @@
+"""Observation modes shared by scenarios: `rays` and `local` (egocentric K-nearest).
+
+rays:  `num_rays` rays evenly around each agent at angles 2*pi*k/num_rays (world frame: point
+       masses have no heading). Ray k reports the nearest living OPPONENT whose bearing is
+       within half a ray spacing of the ray's angle, as distance / view_distance in [0, 1];
+       1 where no opponent is closer than view_distance. Every opponent in view is thus seen
+       by exactly one ray (no blind spots between rays).
+local: [own vel (2), own pos (2)], then for each team t its k_t nearest living agents other
+       than self, nearest first, each [present, rel pos (2), rel vel (2)], then the k_landmarks
+       nearest landmarks, each [present, rel pos (2)]; missing slots are all zero. The size
+       does not depend on the number of agents, so one policy runs at any N.
+Both take coordinates already normalised by the scenario (see `Tag._unit_state`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+AGENT_SLOT = 5  # present, dx, dy, dvx, dvy
+LANDMARK_SLOT = 3  # present, dx, dy
+
+
+def local_dim(k_per_team: tuple[int, ...], k_landmarks: int) -> int:
+    return 4 + AGENT_SLOT * sum(k_per_team) + LANDMARK_SLOT * k_landmarks
+
+
+@njit(cache=True)
+def ray_observe(pos, alive, n_pred, num_rays, view_distance, out):
+    """out [E, N, num_rays] float32. Predators see prey, prey see predators; the dead see none
+    and are seen by none."""
+    E, N = pos.shape[0], pos.shape[1]
+    spacing = 2.0 * math.pi / num_rays
+    out[:] = 1.0
+    for e in range(E):
+        for i in range(N):
+            if not alive[e, i]:
+                continue
+            lo, hi = (n_pred, N) if i < n_pred else (0, n_pred)
+            for j in range(lo, hi):
+                if not alive[e, j]:
+                    continue
+                dx = pos[e, j, 0] - pos[e, i, 0]
+                dy = pos[e, j, 1] - pos[e, i, 1]
+                d = math.sqrt(dx * dx + dy * dy)
+                if d >= view_distance:
+                    continue
+                k = int(math.floor(math.atan2(dy, dx) / spacing + 0.5)) % num_rays
+                v = d / view_distance
+                if v < out[e, i, k]:
+                    out[e, i, k] = v
+
+
+@njit(cache=True)
+def _nearest(pos, alive, e, i, lo, hi, k, idx, dist):
+    """Indices of the k nearest living agents in [lo, hi) other than i into idx[:k]; returns
+    how many were found. Insertion into a small sorted buffer: O((hi - lo) * k)."""
+    found = 0
+    for j in range(lo, hi):
+        if j == i or not alive[e, j]:
+            continue
+        dx = pos[e, j, 0] - pos[e, i, 0]
+        dy = pos[e, j, 1] - pos[e, i, 1]
+        d = dx * dx + dy * dy
+        if found < k:
+            found += 1
+        elif d >= dist[k - 1]:
+            continue
+        s = found - 1
+        while s > 0 and dist[s - 1] > d:
+            dist[s] = dist[s - 1]
+            idx[s] = idx[s - 1]
+            s -= 1
+        dist[s] = d
+        idx[s] = j
+    return found
+
+
+@njit(cache=True)
+def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks, out):
+    """out [E, N, local_dim] float32. team_start [T + 1]: agent index where each team starts
+    (last entry N); k_team [T]: slots per team."""
+    E, N = pos.shape[0], pos.shape[1]
+    L = landmark_pos.shape[1]
+    T = k_team.shape[0]
+    kmax = max(k_landmarks, 1)
+    for t in range(T):
+        kmax = max(kmax, k_team[t])
+    idx = np.empty(kmax, np.int64)
+    dist = np.empty(kmax, np.float64)
+    out[:] = 0.0
+    for e in range(E):
+        for i in range(N):
+            o = out[e, i]
+            o[0] = vel[e, i, 0]
+            o[1] = vel[e, i, 1]
+            o[2] = pos[e, i, 0]
+            o[3] = pos[e, i, 1]
+            c = 4
+            for t in range(T):
+                n = _nearest(pos, alive, e, i, team_start[t], team_start[t + 1], k_team[t],
+                             idx, dist)  # fmt: skip
+                for s in range(n):
+                    j = idx[s]
+                    b = c + AGENT_SLOT * s
+                    o[b] = 1.0
+                    o[b + 1] = pos[e, j, 0] - pos[e, i, 0]
+                    o[b + 2] = pos[e, j, 1] - pos[e, i, 1]
+                    o[b + 3] = vel[e, j, 0] - vel[e, i, 0]
+                    o[b + 4] = vel[e, j, 1] - vel[e, i, 1]
+                c += AGENT_SLOT * k_team[t]
+            # landmarks: same insertion, over the landmark array
+            found = 0
+            for j in range(L):
+                dx = landmark_pos[e, j, 0] - pos[e, i, 0]
+                dy = landmark_pos[e, j, 1] - pos[e, i, 1]
+                d = dx * dx + dy * dy
+                if found < k_landmarks:
+                    found += 1
+                elif k_landmarks == 0 or d >= dist[k_landmarks - 1]:
+                    continue
+                s = found - 1
+                while s > 0 and dist[s - 1] > d:
+                    dist[s] = dist[s - 1]
+                    idx[s] = idx[s - 1]
+                    s -= 1
+                dist[s] = d
+                idx[s] = j
+            for s in range(found):
+                j = idx[s]
+                b = c + LANDMARK_SLOT * s
+                o[b] = 1.0
+                o[b + 1] = landmark_pos[e, j, 0] - pos[e, i, 0]
+                o[b + 2] = landmark_pos[e, j, 1] - pos[e, i, 1]

@@ -1,0 +1,75 @@
+"""Scripted policies, batched over all environments of a VecEnv.
+
+act(name, env, team, rng) -> actions [E, n_team, 2] in [-1, 1], computed from `env.state`:
+  random  per axis the difference of two U(0, 1) draws: mpe2's uniform random continuous
+          action [noop, -x, +x, -y, +y] as a force (the random of mpe2_baselines.py)
+  still   zero force
+  chaser  full force towards the nearest living opponent (predators: the nearest prey)
+  evader  full force away from the opponents, each weighted by 1 / distance^2, plus a pull
+          back towards the centre once beyond 0.7 of the arena's half-width (the greedy evader
+          of ../shared/bench/mpe2_baselines.py), plus a push away from any obstacle whose
+          surface is nearer than OBSTACLE_MARGIN
+chaser and evader need an opposing team (tag). Positions are read in units of the arena's
+half-width, centred on the arena, so the same rules drive preset mpe and the 250-wide box.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SCRIPTED = ("random", "still", "chaser", "evader")
+OBSTACLE_MARGIN = 0.1  # arena half-widths
+OBSTACLE_PUSH = 5.0  # weight of the obstacle push at contact (a predator at 0.45 weighs 5)
+
+
+def act(name: str, env, team: str, rng: np.random.Generator) -> np.ndarray:
+    if name not in SCRIPTED:
+        raise ValueError(f"unknown scripted policy {name!r}; choose one of {SCRIPTED}")
+    if team not in env.teams:
+        raise ValueError(f"unknown team {team!r}; this env has teams {list(env.teams)}")
+    shape = (env.num_envs, env.team_sizes[team], 2)
+    if name == "random":
+        u = rng.uniform(0.0, 1.0, size=(2, *shape))
+        return u[0] - u[1]
+    if name == "still":
+        return np.zeros(shape)
+    others = [t for t in env.teams if t != team]
+    if not others:
+        raise ValueError(f"scripted policy {name!r} needs an opposing team; {env.teams} has none")
+    pos, landmark_pos = _unit_positions(env)
+    me, opp = env.slices[team], env.slices[others[0]]
+    mine, theirs = pos[:, me], pos[:, opp]  # [E, n, 2], [E, m, 2]
+    alive = env.state.alive[:, opp][:, None, :]  # [E, 1, m]
+    to_opp = theirs[:, None, :, :] - mine[:, :, None, :]  # [E, n, m, 2]
+    dist2 = np.einsum("enmd,enmd->enm", to_opp, to_opp)  # [E, n, m]
+    if name == "chaser":
+        nearest = np.where(alive, dist2, np.inf).argmin(axis=2)  # [E, n]
+        v = np.take_along_axis(to_opp, nearest[:, :, None, None], axis=2)[:, :, 0]  # [E, n, 2]
+        v *= alive.any(axis=2)[..., None]  # nobody left to chase: stand still
+        return _unit(v)
+    w = np.where(alive, 1.0 / (dist2 + 1e-6), 0.0)  # [E, n, m]
+    v = -np.einsum("enm,enmd->end", w, to_opp)  # [E, n, 2] away from the weighted predators
+    excess = np.maximum(np.abs(mine).max(axis=2, keepdims=True) - 0.7, 0.0)  # [E, n, 1]
+    v -= mine * excess * 20.0
+    if landmark_pos.shape[1]:
+        half = (env.bodies.arena[1] - env.bodies.arena[0]) / 2
+        away = mine[:, :, None, :] - landmark_pos[:, None, :, :]  # [E, n, L, 2]
+        dist = np.linalg.norm(away, axis=3)  # [E, n, L]
+        radii = (env.bodies.size[me][:, None] + env.bodies.landmark_size[None, :]) / half
+        close = np.clip(1.0 - (dist - radii) / OBSTACLE_MARGIN, 0.0, 1.0)  # [E, n, L]
+        v += OBSTACLE_PUSH * np.einsum("enl,enld->end", close / np.maximum(dist, 1e-9), away)
+    return _unit(v)
+
+
+def _unit_positions(env) -> tuple[np.ndarray, np.ndarray]:
+    """Agent [E, N, 2] and landmark [E, L, 2] positions in arena half-widths from its centre."""
+    x0, x1, y0, y1 = env.bodies.arena
+    centre, half = np.array([(x0 + x1) / 2, (y0 + y1) / 2]), (x1 - x0) / 2
+    s = env.state
+    return (s.pos - centre) / half, (s.landmark_pos - centre) / half
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    """Direction of each [..., 2] vector (zero stays zero): the full-force action."""
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return np.divide(v, n, out=np.zeros_like(v), where=n > 1e-9)

@@ -1,0 +1,132 @@
+"""Play episodes with learned and/or scripted teams and summarise them.
+
+Each environment of the evaluation VecEnv is given a fixed quota of episodes in advance,
+so short (captured) episodes are not over-represented. Learned teams act
+deterministically (no exploration noise).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+PREDATOR_CHOICES = ("learned", "random", "chaser")
+PREY_CHOICES = ("learned", "random", "still", "evader")
+MAX_EVAL_ENVS = 64
+
+
+class EvalResult(NamedTuple):
+    episodes: int
+    touches_mean: float  # touching predator-prey pairs per episode
+    touches_ci95: float  # half-width of the 95% confidence interval of the mean
+    returns: dict[str, float]  # team -> mean episode return (summed reward, mean over agents)
+    episode_length: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "episodes": self.episodes,
+            "touches_per_episode": {"mean": self.touches_mean, "ci95": self.touches_ci95},
+            "returns": self.returns,
+            "episode_length": self.episode_length,
+        }
+
+
+def make_eval_env(config, episodes: int, seed: int):
+    return config.env.make(num_envs=max(1, min(int(episodes), MAX_EVAL_ENVS)), seed=seed)
+
+
+def run_episodes(
+    env, who: Mapping[str, str], actors: Any, episodes: int, rng: np.random.Generator, seed: int
+) -> EvalResult:
+    """Play `episodes` episodes; `who[team]` is "learned" (use `actors`) or a scripted name."""
+    from predprey.env import scripted
+
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    E = env.num_envs
+    quota = np.full(E, episodes // E) + (np.arange(E) < episodes % E)  # [E]
+    learned = [t for t in env.teams if who[t] == "learned"]
+    obs = env.reset(seed=seed)
+    ep_return = {t: np.zeros(E) for t in env.teams}
+    ep_touches = np.zeros(E, np.int64)
+    ep_length = np.zeros(E, np.int64)
+    done_count = np.zeros(E, np.int64)
+    returns = {t: [] for t in env.teams}
+    touches, lengths = [], []
+    max_steps = int(quota.max()) * env.episode_length + 1
+    for _ in range(max_steps):
+        if (done_count >= quota).all():
+            break
+        act = {}
+        if learned:
+            import torch
+
+            with torch.inference_mode():
+                act = actors.act({t: obs[t] for t in env.teams})
+        act = {t: act[t] if t in learned else scripted.act(who[t], env, t, rng) for t in env.teams}
+        res = env.step(act)
+        for t in env.teams:
+            ep_return[t] += res.reward[t].mean(axis=1)
+        ep_touches += res.info["touches"]
+        ep_length += 1
+        counted = res.done & (done_count < quota)  # [E] episodes inside the quota
+        if counted.any():
+            idx = np.flatnonzero(counted)
+            for t in env.teams:
+                returns[t].append(ep_return[t][idx].copy())
+            touches.append(ep_touches[idx].copy())
+            lengths.append(ep_length[idx].copy())
+        if res.done.any():
+            idx = np.flatnonzero(res.done)
+            done_count[idx] += 1
+            for t in env.teams:
+                ep_return[t][idx] = 0.0
+            ep_touches[idx] = 0
+            ep_length[idx] = 0
+        obs = res.obs
+    tc = np.concatenate(touches).astype(np.float64)
+    n = len(tc)
+    ci = 1.96 * tc.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
+    return EvalResult(
+        episodes=n,
+        touches_mean=float(tc.mean()),
+        touches_ci95=float(ci),
+        returns={t: float(np.concatenate(v).mean()) for t, v in returns.items()},
+        episode_length=float(np.concatenate(lengths).mean()),
+    )
+
+
+def check_choices(teams, who: Mapping[str, str]) -> None:
+    """Raise ValueError for a team or opponent name that this scenario does not have."""
+    choices = {"predator": PREDATOR_CHOICES, "prey": PREY_CHOICES}
+    for t in teams:
+        if t not in who:
+            raise ValueError(f"no policy given for team '{t}'")
+        allowed = choices.get(t, ("learned", "random"))
+        if who[t] not in allowed:
+            raise ValueError(f"--{t}: unknown choice {who[t]!r}; choose one of {allowed}")
+
+
+def training_evals(config, actors, episodes: int, seed: int) -> dict[str, float]:
+    """Metrics for periodic evaluation during training: for tag, learned predators v the
+    scripted `train.eval_prey` and learned prey v scripted `train.eval_predators`;
+    for other scenarios the learned teams' returns."""
+    env = make_eval_env(config, episodes, seed)
+    rng = np.random.default_rng(seed)
+    trained = set(config.algo.teams or env.teams)
+    out: dict[str, float] = {}
+    if set(env.teams) == {"predator", "prey"}:
+        prey, preds = config.train.eval_prey, config.train.eval_predators
+        if "predator" in trained:
+            r = run_episodes(env, {"predator": "learned", "prey": prey}, actors, episodes, rng, seed)
+            out[f"eval/pred_touches_v_{prey}"] = r.touches_mean
+        if "prey" in trained:
+            r = run_episodes(env, {"predator": preds, "prey": "learned"}, actors, episodes, rng, seed)
+            out[f"eval/prey_touches_v_{preds}"] = r.touches_mean
+    else:
+        r = run_episodes(env, {t: "learned" for t in env.teams}, actors, episodes, rng, seed)
+        out.update({f"eval/return/{t}": v for t, v in r.returns.items()})
+    return out

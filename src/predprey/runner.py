@@ -1,0 +1,192 @@
+"""A Runner steps a vector environment with the current actors and returns transitions.
+
+It is self-contained and built from `(config, seed)` alone, so the single-process trainer
+and a remote (Ray) runner use the same code. Transitions follow
+`predprey.learn.spec.transition_spec`: `next_obs` is the pre-reset final observation and
+`terminated` excludes time-limit truncation, so the learner bootstraps correctly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from predprey.config import Config
+from predprey.learn.spec import team_specs, transition_spec
+from predprey.recorder import Episode, Recorder
+
+
+@dataclass
+class EpisodeStats:
+    """Episodes that finished during one `collect` call (k of them)."""
+
+    returns: dict[str, np.ndarray]  # team -> [k], episode reward summed, mean over team agents
+    touches: np.ndarray  # [k] touching predator-prey pairs summed over the episode
+    lengths: np.ndarray  # [k] steps
+
+    @property
+    def count(self) -> int:
+        return len(self.lengths)
+
+
+class CollectResult(NamedTuple):
+    transitions: dict[str, np.ndarray]  # transition_spec fields, [steps * E, ...]
+    episodes: EpisodeStats
+    recorded: list[Episode]  # trajectories due for writing
+    env_steps: int  # steps * E
+
+
+@dataclass
+class Timers:
+    act: float = 0.0  # seconds spent choosing actions
+    env: float = 0.0  # seconds spent stepping the environments
+
+
+class Runner:
+    """Owns a VecEnv and the actors that drive it.
+
+    `actors` defaults to a fresh `ActorSet`; the single-process trainer passes its
+    `Learner` instead so acting always uses the live weights without copying them.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        seed: int,
+        actors: Any = None,
+        record_envs: tuple[int, ...] = (),
+        record_every: int = 0,
+    ):
+        self.config = config
+        self.env = config.env.make(seed=seed)
+        self.teams = team_specs(self.env)
+        self.spec = transition_spec(self.teams)
+        if actors is None:
+            from predprey.learn.maddpg import ActorSet
+
+            actors = ActorSet.build(self.teams, config.algo)
+        self.actors = actors
+        self.version = 0
+        self.recorder = Recorder(self.env, record_envs, record_every)
+        self.timers = Timers()
+        E = self.env.num_envs
+        self.obs = self.env.observe()
+        self.ep_return = {t.name: np.zeros((E, t.n_agents)) for t in self.teams}  # [E, n]
+        self.ep_touches = np.zeros(E, np.int64)
+        self.ep_length = np.zeros(E, np.int64)
+
+    @property
+    def num_envs(self) -> int:
+        return self.env.num_envs
+
+    def set_weights(self, state: dict, version: int) -> None:
+        self.actors.load_actor_state(state)
+        self.version = int(version)
+
+    def act(
+        self, noise_std: float, rng: np.random.Generator, random_actions: bool
+    ) -> dict[str, np.ndarray]:
+        E = self.env.num_envs
+        if random_actions:  # buffer warm-up: uniform random forces
+            return {
+                t.name: rng.uniform(-1.0, 1.0, (E, t.n_agents, t.act_dim)).astype(np.float32)
+                for t in self.teams
+            }
+        with torch.inference_mode():
+            return self.actors.act(self.obs, noise_std, rng)  # Gaussian noise, clipped
+
+    def collect(
+        self,
+        num_vector_steps: int,
+        noise_std: float,
+        rng: np.random.Generator,
+        random_actions: bool = False,
+        env_steps_before: int = 0,
+    ) -> CollectResult:
+        """Step all envs `num_vector_steps` times; `env_steps_before` only labels recordings."""
+        S, E = int(num_vector_steps), self.env.num_envs
+        out = {k: np.empty((S, E, *shape), dt) for k, (shape, dt) in self.spec.items()}
+        out["version"][:] = self.version
+        finished_returns = {t.name: [] for t in self.teams}
+        finished_touches, finished_lengths, recorded = [], [], []
+        for s in range(S):
+            t0 = time.perf_counter()
+            act = self.act(noise_std, rng, random_actions)
+            t1 = time.perf_counter()
+            res = self.env.step(act)
+            t2 = time.perf_counter()
+            self.timers.act += t1 - t0
+            self.timers.env += t2 - t1
+            final_obs = res.info["final_obs"]
+            for t in self.teams:
+                out[f"obs/{t.name}"][s] = self.obs[t.name]
+                out[f"act/{t.name}"][s] = act[t.name]
+                out[f"rew/{t.name}"][s] = res.reward[t.name]
+                out[f"next_obs/{t.name}"][s] = final_obs[t.name]
+                self.ep_return[t.name] += res.reward[t.name]
+            out["terminated"][s] = res.info["terminated"]
+            self.ep_touches += res.info["touches"]
+            self.ep_length += 1
+            if res.done.any():
+                idx = np.flatnonzero(res.done)
+                for t in self.teams:
+                    finished_returns[t.name].append(self.ep_return[t.name][idx].mean(axis=1))
+                    self.ep_return[t.name][idx] = 0.0
+                finished_touches.append(self.ep_touches[idx].copy())
+                finished_lengths.append(self.ep_length[idx].copy())
+                self.ep_touches[idx] = 0
+                self.ep_length[idx] = 0
+            if self.recorder.env_indices:
+                steps_now = env_steps_before + (s + 1) * E
+                recorded += self.recorder.step(res.info, res.done, steps_now)
+            self.obs = res.obs
+        stats = EpisodeStats(
+            returns={k: _cat(v, np.float64) for k, v in finished_returns.items()},
+            touches=_cat(finished_touches, np.int64),
+            lengths=_cat(finished_lengths, np.int64),
+        )
+        transitions = {k: v.reshape(S * E, *v.shape[2:]) for k, v in out.items()}
+        return CollectResult(transitions, stats, recorded, S * E)
+
+    # -- checkpointing -------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Env state, env RNG and per-episode accumulators (torch.save-able, weights_only)."""
+        s = self.env.state
+        arrays = {
+            "pos": s.pos, "vel": s.vel, "landmark_pos": s.landmark_pos, "t": s.t,
+            "alive": s.alive, "ep_touches": self.ep_touches, "ep_length": self.ep_length,
+            **{f"ep_return/{k}": v for k, v in self.ep_return.items()},
+        }  # fmt: skip
+        return {
+            "arrays": {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()},
+            "env_rng": self.env.rng.bit_generator.state,
+            "version": self.version,
+            "record_episode": dict(self.recorder.episode),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        a = {k: v.numpy() for k, v in state["arrays"].items()}
+        s = self.env.state
+        for name in ("pos", "vel", "landmark_pos", "t", "alive"):
+            if a[name].shape != getattr(s, name).shape:
+                raise ValueError(
+                    f"runner state '{name}' has shape {a[name].shape}, "
+                    f"this environment needs {getattr(s, name).shape}"
+                )
+            getattr(s, name)[...] = a[name]
+        self.ep_touches[:] = a["ep_touches"]
+        self.ep_length[:] = a["ep_length"]
+        for k in self.ep_return:
+            self.ep_return[k][:] = a[f"ep_return/{k}"]
+        self.env.rng.bit_generator.state = state["env_rng"]
+        self.version = int(state["version"])
+        self.recorder.restart({int(k): v for k, v in state["record_episode"].items()})
+        self.obs = self.env.observe()
+
+
+def _cat(parts: list[np.ndarray], dtype) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)

@@ -1,0 +1,83 @@
+"""Pydantic models that document the HTTP API in its OpenAPI schema.
+
+Request bodies are parsed and validated by `wire` (numpy is faster than per-number model
+validation and lets the body limit act before parsing); these models describe the same
+shapes for /docs, /openapi.json and schemathesis.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Rows = list[list[float]]
+ROWS = {"min_length": 1}
+
+
+class Record(BaseModel):
+    """Transitions, one row per transition; every key holds the same number of rows."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    State: Rows = Field(..., description="joint observations, [n, state_width]", **ROWS)
+    Action: Rows = Field(..., description="joint actions, [n, action_width]", **ROWS)
+    Reward: Rows = Field(..., description="rewards, [n, reward_width]", **ROWS)
+    next_state: Rows = Field(
+        ..., alias="Next State", description="joint next observations, [n, state_width]", **ROWS
+    )
+    Done: Rows | list[float] | None = Field(
+        None, description="episode-end flags, [n, done_width] or [n]; zeros when left out"
+    )
+
+
+class RecordAck(BaseModel):
+    recorded: int = Field(..., description="rows in this request")
+    total: int = Field(..., description="rows the buffer holds now")
+
+
+class Batch(BaseModel):
+    """A uniform sample of distinct rows (float32 values as JSON numbers)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    State: Rows
+    Action: Rows
+    Reward: Rows
+    next_state: Rows = Field(..., alias="Next State")
+    Done: Rows
+
+
+class Stats(BaseModel):
+    rows: int = Field(..., description="rows held now")
+    capacity: int
+    total_recorded: int = Field(..., description="rows ever recorded (evicted ones included)")
+    widths: dict[str, int] | None = Field(..., description="row width per key, once fixed")
+    policies: dict[str, int] = Field(..., description="newest policy version per team")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Tensor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    shape: list[int] = Field(..., description="dimensions, C order")
+    dtype: Literal["float32", "float64", "int32", "int64"]
+    data: str = Field(..., description="base64 of the little-endian bytes")
+
+
+class Policy(BaseModel):
+    """Actor weights of one team (JSON, never pickle): a state_dict as named tensors."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(..., ge=0, le=2**63 - 1, description="must grow with every PUT")
+    team: str | None = Field(None, description="must equal the team in the URL if given")
+    tensors: dict[str, Tensor]
+
+
+class PolicyAck(BaseModel):
+    team: str
+    version: int
+
+
+class Error(BaseModel):
+    detail: str = Field(..., description="what was wrong, naming the field")

@@ -1,0 +1,110 @@
+"""Durable storage for the HTTP replay buffer: one SQLite file in WAL mode.
+
+`synchronous=FULL` makes every commit reach the disk (the WAL is fsync'd) before
+`append` returns, so a row the server acknowledged survives kill -9. Rows are stored in
+chunks (one per commit): a packed float32 blob `[n, W]` with the record's keys side by
+side (widths in `meta`) and `last`, the count of rows ever recorded up to its end.
+Capacity is enforced oldest-first in the same transaction: a chunk goes once all its
+rows are older than the newest `capacity`; `load` trims to exactly `capacity` rows, so
+a restart sees the same rows as the in-memory ring held. Actor weights live in
+`policies` (one JSON payload per team, the newest version).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+DB_NAME = "buffer.sqlite3"
+
+
+class Stored(NamedTuple):
+    """What a (re)start finds on disk."""
+
+    widths: dict[str, int] | None  # row width per key; None before the first record
+    rows: np.ndarray  # [n, sum(widths)] float32, oldest first, n <= capacity
+    total: int  # rows ever recorded
+    policies: dict[str, tuple[int, bytes]]  # team -> (version, JSON payload)
+
+
+class SqliteStore:
+    def __init__(self, data_dir: str | Path, capacity: int, reset: bool = False):
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = int(capacity)
+        data_dir = Path(data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / DB_NAME
+        if reset:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(self.path) + suffix).unlink(missing_ok=True)
+        self.lock = threading.Lock()  # one connection, shared by the writer and policy PUTs
+        self.conn = sqlite3.connect(self.path, check_same_thread=False)  # implicit BEGIN
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS chunks (
+                last INTEGER PRIMARY KEY, n INTEGER NOT NULL, data BLOB NOT NULL);
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS policies (
+                team TEXT PRIMARY KEY, version INTEGER NOT NULL, payload BLOB NOT NULL);
+            """
+        )
+        self.widths_saved = False
+
+    def load(self) -> Stored:
+        """Everything stored, trimmed to capacity (a restart may lower it)."""
+        with self.lock:
+            row = self.conn.execute("SELECT value FROM meta WHERE key='widths'").fetchone()
+            widths = json.loads(row[0]) if row else None
+            self.widths_saved = widths is not None
+            total = self._total()
+            with self.conn:  # BEGIN ... COMMIT
+                self.conn.execute("DELETE FROM chunks WHERE last <= ?", (total - self.capacity,))
+            blobs = [b for (b,) in self.conn.execute("SELECT data FROM chunks ORDER BY last")]
+            policies = {
+                team: (int(version), bytes(payload))
+                for team, version, payload in self.conn.execute(
+                    "SELECT team, version, payload FROM policies"
+                )
+            }
+        width = sum(widths.values()) if widths else 0
+        flat = np.frombuffer(b"".join(blobs), dtype="<f4").astype(np.float32)
+        rows = flat.reshape(len(flat) // max(width, 1), width)[-self.capacity :]  # [n, W]
+        return Stored(widths, rows, total, policies)
+
+    def _total(self) -> int:
+        return int(self.conn.execute("SELECT coalesce(max(last), 0) FROM chunks").fetchone()[0])
+
+    def append(self, blocks: list[np.ndarray], widths: dict[str, int]) -> int:
+        """Store row blocks `[n_i, W]` as one chunk in ONE transaction (durable on return);
+        returns the count of rows ever recorded."""
+        rows = np.concatenate(blocks).astype("<f4")  # [n, W]
+        with self.lock, self.conn:
+            if not self.widths_saved:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('widths', ?)", (json.dumps(widths),)
+                )
+            total = self._total() + len(rows)
+            self.conn.execute(
+                "INSERT INTO chunks VALUES (?, ?, ?)", (total, len(rows), rows.tobytes())
+            )
+            self.conn.execute("DELETE FROM chunks WHERE last <= ?", (total - self.capacity,))
+        self.widths_saved = True
+        return total
+
+    def put_policy(self, team: str, version: int, payload: bytes) -> None:
+        with self.lock, self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO policies VALUES (?, ?, ?)", (team, version, payload)
+            )
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()

@@ -1,0 +1,155 @@
+"""What travels over HTTP, as plain numpy: transition records and actor weights.
+
+Records (`POST /record_data/`, `GET /batch_data/{size}`) are JSON objects whose keys are
+the original service's ("State", "Action", "Reward", "Next State", plus optional "Done"),
+each a list of rows of finite numbers. `parse_record` turns a decoded JSON object into
+float32 matrices `{key: [n, width]}` or raises `RecordError` naming the bad key.
+
+Actor weights (`GET/PUT /policy/{team}`) are JSON, never pickle:
+
+    {"version": 3, "team": "predator",
+     "tensors": {"net.0.weight": {"shape": [64, 16], "dtype": "float32",
+                                  "data": "<base64 of the little-endian bytes, C order>"}}}
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+FIELDS = ("State", "Action", "Reward", "Next State", "Done")
+REQUIRED = FIELDS[:4]
+OPTIONAL_WIDTH = {"Done": 1}  # width of an optional field the first record left out
+TENSOR_DTYPES = ("float32", "float64", "int32", "int64")
+
+
+class RecordError(ValueError):
+    """A request body that cannot be accepted; `field` names the offending key."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def parse_widths(spec: Mapping[str, Any]) -> dict[str, int]:
+    """Validate a `--schema` mapping {key: row width}; "Done" defaults to 1."""
+    unknown = [k for k in spec if k not in FIELDS]
+    if unknown:
+        raise ValueError(f"schema: unknown key(s) {unknown}; expected some of {list(FIELDS)}")
+    missing = [k for k in REQUIRED if k not in spec]
+    if missing:
+        raise ValueError(f"schema: missing width for {missing}")
+    widths = {**OPTIONAL_WIDTH, **spec}
+    for k, w in widths.items():
+        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+            raise ValueError(f"schema: width of '{k}' must be a positive integer, got {w!r}")
+    return {k: int(widths[k]) for k in FIELDS}
+
+
+def _matrix(key: str, value: Any) -> np.ndarray:
+    """A list of rows of finite numbers -> float32 [n, width]."""
+    if not isinstance(value, list):
+        raise RecordError(key, "expected a list of rows (lists of numbers)")
+    if not value:
+        raise RecordError(key, "no rows")
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError, OverflowError):
+        raise RecordError(key, "rows are ragged (different lengths) or not numbers") from None
+    if key == "Done" and arr.ndim == 1:  # a flat list of flags is one column
+        arr = arr[:, None]
+    if arr.dtype.kind not in "biuf":
+        raise RecordError(key, "every value must be a number")
+    if arr.ndim != 2:
+        raise RecordError(key, f"expected a list of rows of numbers (2-D), got {arr.ndim}-D")
+    if arr.shape[1] == 0:
+        raise RecordError(key, "rows are empty")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = arr.astype(np.float32)
+    finite = np.isfinite(out)
+    if not finite.all():
+        row = int(np.argwhere(~finite)[0][0])
+        raise RecordError(key, f"row {row} holds a value that is not a finite float32")
+    return out
+
+
+def parse_record(obj: Any, widths: Mapping[str, int] | None) -> dict[str, np.ndarray]:
+    """Decoded JSON -> {key: float32 [n, width]} for every key in FIELDS.
+
+    `widths` fixes each key's row width (None before the first record). A missing
+    "Done" becomes zeros."""
+    if not isinstance(obj, dict):
+        raise RecordError("body", f"expected a JSON object with keys {list(REQUIRED)}")
+    unknown = [k for k in obj if k not in FIELDS]
+    if unknown:
+        raise RecordError(str(unknown[0]), f"unknown key; expected keys {list(FIELDS)}")
+    for k in REQUIRED:
+        if k not in obj:
+            raise RecordError(k, "missing")
+    out: dict[str, np.ndarray] = {}
+    for k in FIELDS:
+        if k not in obj:
+            continue
+        arr = _matrix(k, obj[k])
+        if out and arr.shape[0] != len(out["State"]):
+            raise RecordError(k, f"{arr.shape[0]} rows, but State has {len(out['State'])}")
+        if widths is not None and arr.shape[1] != widths[k]:
+            raise RecordError(
+                k, f"rows have {arr.shape[1]} values, this buffer expects {widths[k]}"
+            )
+        out[k] = arr
+    if "Done" not in out:
+        width = widths["Done"] if widths is not None else OPTIONAL_WIDTH["Done"]
+        out["Done"] = np.zeros((len(out["State"]), width), np.float32)
+    return out
+
+
+def encode_tensors(weights: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """{name: array-like (numpy or torch)} -> the JSON "tensors" object."""
+    out = {}
+    for name, value in weights.items():
+        if hasattr(value, "detach"):  # a torch tensor; numpy reads it through __array__
+            value = value.detach().cpu()
+        arr = np.asarray(value)
+        if arr.dtype.name not in TENSOR_DTYPES:
+            arr = arr.astype(np.float32)
+        raw = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
+        out[str(name)] = {
+            "shape": list(arr.shape),
+            "dtype": arr.dtype.name,
+            "data": base64.b64encode(raw).decode("ascii"),
+        }
+    return out
+
+
+def decode_tensors(tensors: Mapping[str, Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """The JSON "tensors" object -> {name: numpy array}; RecordError on bad entries."""
+    out = {}
+    for name, t in tensors.items():
+        where = f"tensors.{name}"
+        dtype = t.get("dtype")
+        if dtype not in TENSOR_DTYPES:
+            raise RecordError(f"{where}.dtype", f"must be one of {list(TENSOR_DTYPES)}")
+        shape = t.get("shape")
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        ):
+            raise RecordError(f"{where}.shape", "must be a list of non-negative integers")
+        try:
+            raw = base64.b64decode(str(t.get("data", "")), validate=True)
+        except (binascii.Error, ValueError):
+            raise RecordError(f"{where}.data", "is not valid base64") from None
+        dt = np.dtype(dtype).newbyteorder("<")
+        if len(raw) != math.prod(shape) * dt.itemsize:
+            raise RecordError(
+                f"{where}.data",
+                f"holds {len(raw)} bytes, shape {shape} of {dtype} needs "
+                f"{math.prod(shape) * dt.itemsize}",
+            )
+        out[name] = np.frombuffer(raw, dtype=dt).astype(dtype).reshape(shape)
+    return out

@@ -1,0 +1,112 @@
+"""The single-process training loop: run directory contents, update schedule, determinism
+and exact continuation after a checkpoint."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from train_helpers import tiny_config_file
+
+from predprey import checkpoint
+from predprey.config import load_config
+from predprey.rundir import RunDir, load_episode
+from predprey.train import Trainer
+
+VOLATILE = ("time", "perf/")  # wall-clock dependent keys
+
+
+def _train(cfg, path, resume=False):
+    torch.set_num_threads(1)
+    run = RunDir(path)
+    if not resume:
+        run.create()
+    return Trainer(cfg, run, resume=resume).run()
+
+
+def _stable(rows):
+    return [{k: v for k, v in r.items() if not k.startswith(VOLATILE)} for r in rows]
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("short")
+    cfg = load_config(tiny_config_file(tmp))
+    result = _train(cfg, tmp / "run")
+    return cfg, RunDir(tmp / "run"), result
+
+
+def test_short_run_fills_the_run_directory(short_run):
+    cfg, run, result = short_run
+    assert result["env_steps"] == 1600
+    # updates start after the 200-step warm-up: (1600 - 200) / 8 env steps per update
+    assert result["updates"] == (1600 - 200) // 8
+    rows = run.read_metrics()
+    assert rows and all({"env_steps", "updates", "time"} <= set(r) for r in rows)
+    train_rows = [r for r in rows if "return/predator" in r]
+    assert [r["env_steps"] for r in train_rows] == [200, 400, 600, 800, 1000, 1200, 1400, 1600]
+    last = train_rows[-1]
+    for key in ("loss/critic/predator", "loss/actor/prey", "return/prey", "touches_per_episode",
+                "perf/env_steps_per_s", "perf/updates_per_s"):  # fmt: skip
+        assert math.isfinite(last[key]), key
+    evals = [r for r in rows if "eval/pred_touches_v_evader" in r]
+    assert [r["env_steps"] for r in evals] == [400, 800, 1200, 1600]
+    assert all("eval/prey_touches_v_chaser" in r for r in evals)
+    assert list(run.tb_dir.glob("events.out.tfevents.*"))
+    assert checkpoint.latest_path(run).is_file()
+
+
+def test_recorded_episodes_follow_the_rundir_format(short_run):
+    cfg, run, _ = short_run
+    refs = run.episodes("train")
+    # 1600 steps / 4 envs / 25 steps = 16 episodes per env; every 3rd (0, 3, ..., 15) of envs 0, 1
+    assert {(r.episode, r.env_index) for r in refs} == {
+        (k, e) for k in range(0, 16, 3) for e in (0, 1)
+    }
+    ep = load_episode(refs[-1].path)
+    assert ep["pos"].shape == (26, 4, 2) and ep["pos"].dtype == np.float32
+    assert ep["alive"].shape == (26, 4) and ep["touches"].shape == (25,)
+    assert ep["landmark_pos"].shape == (2, 2)
+    assert ep["meta"]["teams"] == ["predator", "prey"] and ep["meta"]["source"] == "train"
+    # consecutive recorded positions move by at most max_speed * dt (no reset inside)
+    step = np.linalg.norm(np.diff(ep["pos"], axis=0), axis=-1)
+    assert step.max() <= 1.3 * 0.1 + 1e-5
+
+
+def test_checkpoint_holds_buffer_counters_and_rng(short_run):
+    cfg, run, _ = short_run
+    payload = checkpoint.load(run)
+    assert payload["env_steps"] == 1600 and payload["updates"] == (1600 - 200) // 8
+    buf = checkpoint.load_buffer(run, payload, cfg.buffer.capacity)
+    assert buf.total_added == 1600 and len(buf) == 1600
+    assert set(payload["rng"]) == {"collect", "sample"}
+
+
+def test_same_seed_gives_identical_metrics(short_run, tmp_path):
+    cfg, run, _ = short_run
+    _train(cfg, tmp_path / "again")
+    assert _stable(RunDir(tmp_path / "again").read_metrics()) == _stable(run.read_metrics())
+
+
+def test_other_seed_gives_other_metrics(short_run, tmp_path):
+    cfg, run, _ = short_run
+    other = load_config(tiny_config_file(tmp_path), ["train.seed=1"])
+    _train(other, tmp_path / "other")
+    assert _stable(RunDir(tmp_path / "other").read_metrics()) != _stable(run.read_metrics())
+
+
+def test_resume_continues_exactly_where_the_checkpoint_left(short_run, tmp_path):
+    """Stop at 800 env steps, resume to 1600: same metrics as the uninterrupted run."""
+    cfg, run, _ = short_run
+    half = load_config(tiny_config_file(tmp_path), ["train.total_env_steps=800"])
+    _train(half, tmp_path / "split")
+    assert checkpoint.load(RunDir(tmp_path / "split"))["env_steps"] == 800
+    result = _train(cfg, tmp_path / "split", resume=True)
+    assert result["env_steps"] == 1600
+    split_rows = RunDir(tmp_path / "split").read_metrics()
+    assert _stable(split_rows) == _stable(run.read_metrics())
+    times = [r["time"] for r in split_rows]
+    assert times == sorted(times)  # `time` continues across the resume
+
