@@ -9,11 +9,20 @@ import torch
 
 from predprey.config import AlgoConfig
 from predprey.env import make
-from predprey.learn.maddpg import ActorSet, Learner
+from predprey.learn.maddpg import ActorSet, Learner, clip_grad_norm_per_model
 from predprey.learn.spec import TeamSpec, team_specs, transition_spec
 
 TINY = (TeamSpec("predator", 2, 3), TeamSpec("prey", 1, 4))
 MATD3 = dict(twin_critics=True, policy_delay=2, target_noise=0.2)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny networks: one thread is faster and robust to a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def random_batch(teams, batch, seed=0, terminated_frac=0.3):
@@ -152,7 +161,9 @@ def test_act_and_update_shapes_on_a_real_rollout():
         obs = res.obs
     batch = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
     metrics = learner.update(batch)
-    assert set(metrics) == {f"{k}/{t.name}" for k in ("loss/critic", "loss/actor", "q") for t in teams}
+    assert set(metrics) == {
+        f"{k}/{t.name}" for k in ("loss/critic", "loss/actor", "q") for t in teams
+    }
     assert all(np.isfinite(v) for v in metrics.values())
     assert learner.version == 1
 
@@ -246,6 +257,33 @@ def test_load_state_dict_rejects_other_shapes():
         Learner(other, AlgoConfig(hidden=(8,))).load_state_dict(state)
 
 
+def test_load_state_dict_rejects_incomplete_checkpoint():
+    state = Learner(TINY, AlgoConfig(hidden=(8,))).state_dict()
+    del state["critic_opt"]
+    with pytest.raises(ValueError, match="critic_opt"):
+        Learner(TINY, AlgoConfig(hidden=(8,))).load_state_dict(state)
+
+
+def test_grad_clip_is_per_model_like_separate_clip_grad_norm():
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.zeros(3, 4, 5)), torch.nn.Parameter(torch.zeros(3, 1, 5))]
+    for p, scale in zip(params, (1.0, 3.0), strict=True):
+        p.grad = torch.randn(p.shape) * scale
+    for p in params:
+        p.grad[2] *= 1e-3  # model 2 is under the limit: untouched
+    expected = []
+    for j in range(3):
+        sep = [torch.nn.Parameter(p[j].detach().clone()) for p in params]
+        for q, p in zip(sep, params, strict=True):
+            q.grad = p.grad[j].clone()
+        torch.nn.utils.clip_grad_norm_(sep, 0.5)
+        expected.append([q.grad for q in sep])
+    clip_grad_norm_per_model(params, 0.5)
+    for j in range(3):
+        for k in range(2):
+            torch.testing.assert_close(params[k].grad[j], expected[j][k], rtol=1e-5, atol=1e-6)
+
+
 def test_same_seed_same_learning_different_seed_differs():
     algo = AlgoConfig(hidden=(16,), **MATD3)
     runs = []
@@ -273,30 +311,33 @@ def test_actor_set_loads_learner_actors():
 # ---------------------------------------------------------------- it learns
 def test_critic_loss_decreases_on_a_fixed_batch():
     learner = Learner(TINY, AlgoConfig(hidden=(32, 32), policy_delay=1000), seed=0)
-    batch = random_batch(TINY, 128)
+    batch = random_batch(TINY, 64)
     first = learner.update(batch)["loss/critic/predator"]
-    for _ in range(150):
+    for _ in range(100):
         last = learner.update(batch)["loss/critic/predator"]
     assert last < 0.3 * first
 
 
 def test_one_agent_bandit_actor_learns_the_rewarded_action():
-    """One step, reward -|a - goal|^2: the actor must output the goal action."""
+    """One step, reward -|a - goal|^2, random (off-policy) actions in the batch: the actor must
+    learn to output the goal action whatever it observes."""
     team = (TeamSpec("solo", 1, 2),)
     goal = np.array([0.5, -0.3], np.float32)
-    learner = Learner(team, AlgoConfig(hidden=(32, 32), actor_lr=3e-3, critic_lr=3e-3), seed=0)
+    algo = AlgoConfig(hidden=(32, 32), actor_lr=1e-3, critic_lr=3e-3)
+    learner = Learner(team, algo, seed=0)
     rng = np.random.default_rng(0)
-    obs = {"solo": rng.normal(size=(256, 1, 2)).astype(np.float32)}
+    obs = {"solo": rng.uniform(-1, 1, (64, 1, 2)).astype(np.float32)}
+    start = np.abs(learner.act(obs)["solo"] - goal).mean()
     for _ in range(400):
-        act = rng.uniform(-1, 1, (256, 1, 2)).astype(np.float32)
+        act = rng.uniform(-1, 1, (64, 1, 2)).astype(np.float32)
         batch = {
             "obs/solo": obs["solo"],
             "act/solo": act,
             "rew/solo": -((act - goal) ** 2).sum(-1),
             "next_obs/solo": obs["solo"],
-            "terminated": np.ones(256, np.float32),
-            "version": np.zeros(256, np.int64),
+            "terminated": np.ones(64, np.float32),
+            "version": np.zeros(64, np.int64),
         }
         learner.update(batch)
-    err = np.abs(learner.act(obs)["solo"] - goal).max()
-    assert err < 0.1
+    err = np.abs(learner.act(obs)["solo"] - goal)
+    assert start > 0.3 and err.mean() < 0.08 and err.max() < 0.25, (start, err.mean(), err.max())

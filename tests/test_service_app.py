@@ -36,18 +36,15 @@ def record(n: int, start: int = 0, state_width: int = 3) -> dict:
 @pytest.fixture
 def serve(tmp_path):
     """serve(**app_kwargs) -> TestClient on a fresh service in tmp_path/data."""
-    clients = []
+    services = []
 
     def make(capacity: int = 1000, token: str | None = None, **kwargs) -> TestClient:
-        service = BufferService(tmp_path / "data", capacity, seed=0)
-        client = TestClient(create_app(service, token, **kwargs))
-        client.__enter__()
-        clients.append(client)
-        return client
+        services.append(BufferService(tmp_path / "data", capacity, seed=0))
+        return TestClient(create_app(services[-1], token, **kwargs))
 
     yield make
-    for c in clients:
-        c.__exit__(None, None, None)
+    for s in services:
+        s.close()
 
 
 def test_record_then_sample_returns_numbers(serve):
@@ -76,6 +73,8 @@ def test_trailing_slash_less_path_is_accepted(serve):
         (lambda r: r.pop("Action"), "Action"),
         (lambda r: r["State"].__setitem__(1, [1.0]), "State"),  # ragged
         (lambda r: r["Reward"].__setitem__(0, ["x"]), "Reward"),  # non-numeric
+        (lambda r: r["Reward"].__setitem__(0, [None]), "Reward"),  # null, no strings in body
+        (lambda r: r["Action"].__setitem__(0, [{}, 1]), "Action"),
         (lambda r: r["Next State"].__setitem__(0, [1e39, 0.0, 0.0]), "Next State"),  # > f32
         (lambda r: r.__setitem__("Reward", r["Reward"][:-1]), "Reward"),  # row count
         (lambda r: r.__setitem__("Done", [[True]]), "Done"),  # row count
@@ -196,10 +195,22 @@ def test_policy_roundtrip_and_versions(serve):
         ({"version": -1, "tensors": {}}, "version"),
         ({"version": 1, "tensors": []}, "tensors"),
         ({"version": 1, "team": "prey", "tensors": {}}, "team"),
-        ({"version": 1, "tensors": {"w": {"shape": [2], "dtype": "float32", "data": "AA=="}}}, "tensors.w.data"),
-        ({"version": 1, "tensors": {"w": {"shape": [1], "dtype": "object", "data": ""}}}, "tensors.w.dtype"),
-        ({"version": 1, "tensors": {"w": {"shape": "x", "dtype": "float32", "data": ""}}}, "tensors.w.shape"),
-        ({"version": 1, "tensors": {"w": {"shape": [1], "dtype": "float32", "data": "!!"}}}, "tensors.w.data"),
+        (
+            {"version": 1, "tensors": {"w": {"shape": [2], "dtype": "float32", "data": "AA=="}}},
+            "tensors.w.data",
+        ),
+        (
+            {"version": 1, "tensors": {"w": {"shape": [1], "dtype": "object", "data": ""}}},
+            "tensors.w.dtype",
+        ),
+        (
+            {"version": 1, "tensors": {"w": {"shape": "x", "dtype": "float32", "data": ""}}},
+            "tensors.w.shape",
+        ),
+        (
+            {"version": 1, "tensors": {"w": {"shape": [1], "dtype": "float32", "data": "!!"}}},
+            "tensors.w.data",
+        ),
     ],
 )
 def test_bad_policy_is_422_naming_the_field(serve, body, field):
@@ -214,15 +225,17 @@ def test_bad_team_name_is_422(serve):
 
 def test_restart_keeps_rows_policies_and_totals(tmp_path):
     service = BufferService(tmp_path, 1000, seed=0)
-    with TestClient(create_app(service)) as c:
-        c.post("/record_data/", json=record(7))
-        c.put("/policy/prey", json={"version": 5, "tensors": encode_tensors({"w": np.ones(1)})})
+    c = TestClient(create_app(service))
+    c.post("/record_data/", json=record(7))
+    c.put("/policy/prey", json={"version": 5, "tensors": encode_tensors({"w": np.ones(1)})})
+    service.close()
     service = BufferService(tmp_path, 1000, seed=0)
-    with TestClient(create_app(service)) as c:
-        stats = c.get("/stats").json()
-        assert (stats["rows"], stats["total_recorded"], stats["policies"]) == (7, 7, {"prey": 5})
-        ids = sorted(v for (v,) in c.get("/batch_data/7").json()["Reward"])
-        assert ids == list(range(7))
+    c = TestClient(create_app(service))
+    stats = c.get("/stats").json()
+    assert (stats["rows"], stats["total_recorded"], stats["policies"]) == (7, 7, {"prey": 5})
+    ids = sorted(v for (v,) in c.get("/batch_data/7").json()["Reward"])
+    assert ids == list(range(7))
+    service.close()
     service = BufferService(tmp_path, 1000, reset=True)  # --reset wipes
     assert service.stats()["rows"] == 0 and service.stats()["policies"] == {}
     service.close()
@@ -248,9 +261,10 @@ def test_eviction_is_oldest_first_in_memory_and_on_disk(tmp_path):
 def test_schema_fixes_widths_and_must_match_storage(tmp_path):
     widths = {"State": 3, "Action": 2, "Reward": 1, "Next State": 3, "Done": 1}
     service = BufferService(tmp_path, 100, widths=widths)
-    with TestClient(create_app(service)) as c:
-        assert c.post("/record_data/", json=record(2, state_width=4)).status_code == 422
-        assert c.post("/record_data/", json=record(2, state_width=3)).status_code == 201
+    c = TestClient(create_app(service))
+    assert c.post("/record_data/", json=record(2, state_width=4)).status_code == 422
+    assert c.post("/record_data/", json=record(2, state_width=3)).status_code == 201
+    service.close()
     with pytest.raises(ValueError, match="--reset"):
         BufferService(tmp_path, 100, widths={**widths, "State": 5})
 

@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from train_helpers import tiny_config_file
 
 from predprey import checkpoint
 from predprey.config import load_config
 from predprey.rundir import RunDir, load_episode
 from predprey.train import Trainer
+from train_helpers import tiny_config_file
 
 VOLATILE = ("time", "perf/")  # wall-clock dependent keys
 
@@ -109,4 +109,3 @@ def test_resume_continues_exactly_where_the_checkpoint_left(short_run, tmp_path)
     assert _stable(split_rows) == _stable(run.read_metrics())
     times = [r["time"] for r in split_rows]
     assert times == sorted(times)  # `time` continues across the resume
-

@@ -190,7 +190,10 @@ def build_dataclass(cls: type, data: Mapping[str, Any], where: str) -> Any:
         if key not in names:
             raise ConfigError(f"unknown key '{where}.{key}'{_suggest(key, names)}")
         kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as e:  # range checks in __post_init__ (e.g. scenario parameters)
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def _env_section(data: Mapping[str, Any]) -> EnvConfig:

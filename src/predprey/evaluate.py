@@ -121,10 +121,14 @@ def training_evals(config, actors, episodes: int, seed: int) -> dict[str, float]
     if set(env.teams) == {"predator", "prey"}:
         prey, preds = config.train.eval_prey, config.train.eval_predators
         if "predator" in trained:
-            r = run_episodes(env, {"predator": "learned", "prey": prey}, actors, episodes, rng, seed)
+            r = run_episodes(
+                env, {"predator": "learned", "prey": prey}, actors, episodes, rng, seed
+            )
             out[f"eval/pred_touches_v_{prey}"] = r.touches_mean
         if "prey" in trained:
-            r = run_episodes(env, {"predator": preds, "prey": "learned"}, actors, episodes, rng, seed)
+            r = run_episodes(
+                env, {"predator": preds, "prey": "learned"}, actors, episodes, rng, seed
+            )
             out[f"eval/prey_touches_v_{preds}"] = r.touches_mean
     else:
         r = run_episodes(env, {t: "learned" for t in env.teams}, actors, episodes, rng, seed)

@@ -86,7 +86,9 @@ class Trainer:
         self.rng_sample = np.random.default_rng(seeds[3])  # replay sampling
         self.teams = team_specs(config.env.make(num_envs=1, seed=0))
         if set(config.algo.teams) - {t.name for t in self.teams}:
-            raise ValueError(f"algo.teams {list(config.algo.teams)} names a team this scenario lacks")
+            raise ValueError(
+                f"algo.teams {list(config.algo.teams)} names a team this scenario lacks"
+            )
         names = [t.name for t in self.teams]
         if set(names) == {"predator", "prey"}:
             check_choices(names, {"predator": tr.eval_predators, "prey": tr.eval_prey})

@@ -26,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--action-width", type=int, default=8)
     p.add_argument("--reward-width", type=int, default=4)
     p.add_argument("--capacity", type=int, default=1_000_000)
+    p.add_argument("--url", default=None, help="bench a running server instead of starting one")
 
 
 def make_bodies(args: argparse.Namespace, count: int, seed: int) -> list[bytes]:
@@ -124,6 +125,10 @@ def sample(url: str, args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from predprey.service.process import start_server
 
+    if args.url:
+        for result in (ingest(args.url, args), sample(args.url, args)):
+            print(json.dumps(result), flush=True)
+        return 0
     with tempfile.TemporaryDirectory(prefix="predprey-bench-buffer-") as data:
         server = start_server(data, "--capacity", str(args.capacity), "--seed", "0")
         try:

@@ -12,10 +12,13 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import sys
 from pathlib import Path
 
 from predprey.config import ConfigError
+
+TOKEN_ENV = "PREDPREY_BUFFER_TOKEN"  # also BufferClient's default token
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,7 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--data", default="buffer-data", help="directory of the database")
     p.add_argument("--capacity", type=int, default=1_000_000, help="rows kept (oldest evicted)")
-    p.add_argument("--token", default=None, help="bearer token required for writes")
+    p.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV) or None,
+        help=f"bearer token required for writes (default: ${TOKEN_ENV})",
+    )
     p.add_argument("--token-reads", action="store_true", help="require the token for reads too")
     p.add_argument("--reset", action="store_true", help="delete stored rows and policies first")
     p.add_argument(
@@ -99,5 +106,8 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    finally:
+        service.close()  # finish queued writes
     return 0

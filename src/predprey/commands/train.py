@@ -1,4 +1,4 @@
-"""Train predators and prey from a config file (single process).
+"""Train predators and prey from a config file (one process, or Ray with --runners K).
 
   predprey train --config configs/tag.yaml --out runs/tag [--set algo.batch_size=512]
                  [--seed S] [--time-budget SECONDS] [--overwrite] [--quiet]
@@ -8,6 +8,11 @@ The run directory receives the resolved config.yaml, metrics.jsonl, TensorBoard 
 (tb/), checkpoints/ (at train.checkpoint_every seconds and at the end) and recorded
 episodes/. --resume continues from the latest checkpoint: weights, optimizers, replay
 buffer, RNG states and counters.
+
+--runners K starts a private local Ray instance (dashboard off, bound to 127.0.0.1) with
+K runner actors, a replay-buffer actor and a learner actor; --address HOST:PORT runs them
+on an existing Ray cluster (`ray start --head` / `ray start --address`; trusted networks
+only). Crashed actors are restarted; --resume continues a distributed run with its runners.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override one config value (repeatable)")  # fmt: skip
     p.add_argument("--seed", type=int, help="overrides train.seed")
     p.add_argument("--time-budget", type=float, metavar="SECONDS",
-                   help="stop after this much wall clock (this session); overrides train.time_budget")  # fmt: skip
+                   help="stop after this much wall clock (this session)")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -41,14 +46,18 @@ def run(args: argparse.Namespace) -> int:
     from predprey.config import dump_config, load_config
     from predprey.rundir import RunDir, RunDirError
 
-    if args.runners or args.address or args.buffer_url:
+    if args.buffer_url:
         raise ConfigError(
-            "--runners, --address and --buffer-url (distributed training) are not available "
-            "in this version; run without them for single-process training"
+            "--buffer-url (training against an HTTP replay buffer) is not available "
+            "in this version; use --runners K for distributed training"
         )
+    if args.runners < 0:
+        raise ConfigError(f"--runners must be >= 0, got {args.runners}")
     if args.resume:
         if args.config or args.out or args.overrides or args.seed is not None:
-            raise ConfigError("--resume takes its config from the run; drop --config/--out/--set/--seed")
+            raise ConfigError(
+                "--resume takes its config from the run; drop --config/--out/--set/--seed"
+            )
         run_dir = RunDir(args.resume).require()
         config = load_config(run_dir.config_path)
     else:
@@ -59,12 +68,30 @@ def run(args: argparse.Namespace) -> int:
             overrides.append(f"train.seed={args.seed}")
         if args.time_budget is not None:
             overrides.append(f"train.time_budget={args.time_budget}")
+        if args.runners:
+            overrides.append(f"distributed.runners={args.runners}")
         config = load_config(args.config, overrides)
         run_dir = RunDir(args.out)
         _prepare(run_dir.path, args.overwrite)
         run_dir.path.mkdir(parents=True, exist_ok=True)
         dump_config(config, run_dir.config_path)
         run_dir.create()
+
+    # -- distributed (Ray) training: predprey.distributed ---------------------------------
+    runners = args.runners or config.distributed.runners  # a resumed run keeps its runners
+    if args.address and not runners:
+        raise ConfigError("--address needs --runners K (runner actors to start on the cluster)")
+    if runners > 0:
+        from predprey.distributed import train_distributed
+
+        result = train_distributed(
+            config, run_dir, runners, args.address, resume=bool(args.resume),
+            time_budget=args.time_budget, progress=not args.quiet,
+        )  # fmt: skip
+        summary = {k: result[k] for k in ("env_steps", "updates", "episodes", "time", "eval")}
+        print(json.dumps({"run": str(run_dir.path), **summary, "restarts": result["restarts"]}))
+        return 0
+    # -- end distributed -------------------------------------------------------------------
 
     import torch
 

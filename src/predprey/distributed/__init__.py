@@ -1,0 +1,53 @@
+"""Distributed training on Ray: K runner actors, a buffer actor and a learner actor that
+wrap the same `Runner`, `ReplayBuffer` and `Learner` as the single-process trainer.
+
+  train_distributed(config, "runs/tag", runners=4)                    # local Ray instance
+  train_distributed(config, "runs/tag", runners=16, address="head:6379")  # a Ray cluster
+
+Modules: `driver` (the loop), `fleet` (actors, placement, restarts), `actors` (Ray
+shells), `durable` (buffer + write-ahead log), `wal`, `rate_limit`, `cluster` (Ray init).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def train_distributed(
+    config,
+    run_dir,
+    runners: int,
+    address: str = "",
+    *,
+    resume: bool = False,
+    time_budget: float | None = None,
+    progress: bool = False,
+    checkpoints: bool = True,
+    evals: bool = True,
+) -> dict[str, Any]:
+    """Train with `runners` Ray runner actors in a local Ray instance (started and stopped
+    here) or, with `address="HOST:PORT"`, on an existing Ray cluster. Returns the final
+    counters, as `predprey.train.Trainer.run` does, plus restarts and runner nodes."""
+    from predprey.distributed.cluster import init_ray, local_cpus
+    from predprey.rundir import RunDir
+
+    if runners < 1:
+        raise ValueError(f"distributed training needs runners >= 1, got {runners}")
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    info = init_ray(address, None if address else local_cpus(runners))  # before `import ray`
+    import ray
+
+    from predprey.distributed.driver import DistributedTrainer
+
+    try:
+        trainer = DistributedTrainer(
+            config, run, runners, resume=resume, time_budget=time_budget,
+            progress=progress, checkpoints=checkpoints, evals=evals,
+        )  # fmt: skip
+        try:
+            return trainer.run()
+        finally:
+            trainer.fleet.shutdown()
+    finally:
+        if info.started_here:
+            ray.shutdown()

@@ -23,6 +23,11 @@ from predprey.runner import EpisodeStats
 
 
 class ActorBase:
+    def hello(self) -> tuple[str, str]:
+        """(actor id, node id): answered once the actor is up."""
+        ctx = ray.get_runtime_context()
+        return ctx.get_actor_id(), ctx.get_node_id()
+
     def pid(self) -> int:
         return os.getpid()
 

@@ -46,6 +46,7 @@ def init_ray(address: str = "", num_cpus: int | None = None) -> RayInfo:
             ray.init(address=address, **common)
         else:
             ray.init(
+                address="local",  # a private instance, even if `ray start` runs on this machine
                 num_cpus=num_cpus,
                 include_dashboard=False,
                 _node_ip_address=LOOPBACK,

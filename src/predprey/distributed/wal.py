@@ -63,9 +63,7 @@ class WriteAheadLog:
                 good = f.tell()
                 with np.load(io.BytesIO(payload), allow_pickle=False) as z:
                     arrays = {k: z[k] for k in z.files}
-                yield WalRecord(
-                    int(arrays.pop("__insert_id")), int(arrays.pop("__start")), arrays
-                )
+                yield WalRecord(int(arrays.pop("__insert_id")), int(arrays.pop("__start")), arrays)
         if good < self.path.stat().st_size:
             self._file.truncate(good)
             self._file.flush()

@@ -2,14 +2,15 @@
 
 rays:  `num_rays` rays evenly around each agent at angles 2*pi*k/num_rays (world frame: point
        masses have no heading). Ray k reports the nearest living OPPONENT whose bearing is
-       within half a ray spacing of the ray's angle, as distance / view_distance in [0, 1];
-       1 where no opponent is closer than view_distance. Every opponent in view is thus seen
-       by exactly one ray (no blind spots between rays).
+       within half a ray spacing of the ray's angle (-1/2 inclusive, +1/2 exclusive), as
+       distance / view_distance in [0, 1]; 1 where no opponent is closer than view_distance.
+       Every opponent in view is thus seen by exactly one ray (no blind spots between rays).
 local: [own vel (2), own pos (2)], then for each team t its k_t nearest living agents other
        than self, nearest first, each [present, rel pos (2), rel vel (2)], then the k_landmarks
        nearest landmarks, each [present, rel pos (2)]; missing slots are all zero. The size
        does not depend on the number of agents, so one policy runs at any N.
-Both take coordinates already normalised by the scenario (see `Tag._unit_state`).
+rays reads world coordinates; local reads coordinates the scenario has already normalised
+(see `Tag._unit_state`).
 """
 
 from __future__ import annotations
@@ -27,12 +28,33 @@ def local_dim(k_per_team: tuple[int, ...], k_landmarks: int) -> int:
     return 4 + AGENT_SLOT * sum(k_per_team) + LANDMARK_SLOT * k_landmarks
 
 
+@njit(cache=True, inline="always")
+def _approx_atan2(y, x):
+    """atan2 to within 3e-4 rad, a few times faster than libm's (a polynomial on [0, 1])."""
+    ax, ay = abs(x), abs(y)
+    hi, lo = max(ax, ay), min(ax, ay)
+    if hi == 0.0:
+        return 0.0
+    a = lo / hi
+    s = a * a
+    r = ((-0.0464964749 * s + 0.15931422) * s - 0.327622764) * s * a + a
+    if ay > ax:
+        r = 0.5 * math.pi - r
+    if x < 0.0:
+        r = math.pi - r
+    return -r if y < 0.0 else r
+
+
 @njit(cache=True)
 def ray_observe(pos, alive, n_pred, num_rays, view_distance, out):
-    """out [E, N, num_rays] float32. Predators see prey, prey see predators; the dead see none
-    and are seen by none."""
+    """out [E, N, num_rays] float32 (num_rays >= 3). Predators see prey, prey see predators;
+    the dead see none and are seen by none. Ray k covers bearings [(k - 1/2) w, (k + 1/2) w),
+    w = 2 pi / num_rays: an approximate atan2 picks the ray, then exact cross products with
+    the sector's edges move it to the neighbour if the approximation crossed an edge."""
     E, N = pos.shape[0], pos.shape[1]
     spacing = 2.0 * math.pi / num_rays
+    edge_x = np.cos((np.arange(num_rays) - 0.5) * spacing)  # [R] lower edge of ray k's sector
+    edge_y = np.sin((np.arange(num_rays) - 0.5) * spacing)
     out[:] = 1.0
     for e in range(E):
         for i in range(N):
@@ -47,7 +69,12 @@ def ray_observe(pos, alive, n_pred, num_rays, view_distance, out):
                 d = math.sqrt(dx * dx + dy * dy)
                 if d >= view_distance:
                     continue
-                k = int(math.floor(math.atan2(dy, dx) / spacing + 0.5)) % num_rays
+                k = int(math.floor(_approx_atan2(dy, dx) / spacing + 0.5)) % num_rays
+                k1 = (k + 1) % num_rays
+                if edge_x[k] * dy - edge_y[k] * dx < 0.0:  # clockwise of the lower edge
+                    k = (k - 1) % num_rays
+                elif dx * edge_y[k1] - dy * edge_x[k1] <= 0.0:  # on or past the upper edge
+                    k = k1
                 v = d / view_distance
                 if v < out[e, i, k]:
                     out[e, i, k] = v

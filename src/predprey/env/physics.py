@@ -9,8 +9,8 @@ Contact force between two discs: contact_force * d/|d| * k * log(1 + exp(-(|d| -
 Dead agents (captured prey that left) neither push nor move.
 An optional wall box [0, box]^2 keeps agents inside (positions clamped, inward velocity kept).
 
-`world_step_env` steps one environment; `physics_step` (the generic path) and fused scenario
-kernels (e.g. `tag_mpe.mpe_tag_step`) loop it over environments.
+`physics_step` is used by VecEnv's generic path and inside fused scenario kernels
+(`tag_mpe.mpe_tag_step`).
 """
 
 from __future__ import annotations
@@ -35,10 +35,6 @@ def _softplus(x):
     return math.log1p(math.exp(x))
 
 
-# The per-env helpers take whole arrays plus indices and are inlined: numba array views
-# (pos[e]) cost reference counting per env, which made the kernels about 3x slower.
-
-
 @njit(cache=True, inline="always")
 def contact(dx, dy, dist_min, contact_force, margin):
     """Soft contact force on the first disc of a pair at offset (dx, dy) = p_a - p_b."""
@@ -51,77 +47,8 @@ def contact(dx, dy, dist_min, contact_force, margin):
     return mag * dx, mag * dy
 
 
-@njit(cache=True, inline="always")
-def world_step_env(
-    e,  # the environment to step
-    pos,  # [E, N, 2] updated in place
-    vel,  # [E, N, 2] updated in place
-    force,  # [*, N, 2]: row f holds env e's action force on entry; contact forces are added
-    f,
-    alive,  # [E, N] bool
-    size,  # [N] agent radius
-    max_speed,  # [N]
-    landmark_pos,  # [E, L, 2]
-    landmark_size,  # [L]
-    dt,
-    damping,
-    contact_force,
-    contact_margin,
-    box,  # > 0: walls at 0 and box on both axes; <= 0: open plane
-):
-    N, L = pos.shape[1], landmark_pos.shape[1]
-    for a in range(N):
-        if not alive[e, a]:
-            continue
-        for b in range(a + 1, N):
-            if not alive[e, b]:
-                continue
-            fx, fy = contact(
-                pos[e, a, 0] - pos[e, b, 0], pos[e, a, 1] - pos[e, b, 1], size[a] + size[b],
-                contact_force, contact_margin,
-            )  # fmt: skip
-            force[f, a, 0] += fx
-            force[f, a, 1] += fy
-            force[f, b, 0] -= fx
-            force[f, b, 1] -= fy
-        for j in range(L):
-            fx, fy = contact(
-                pos[e, a, 0] - landmark_pos[e, j, 0], pos[e, a, 1] - landmark_pos[e, j, 1],
-                size[a] + landmark_size[j], contact_force, contact_margin,
-            )  # fmt: skip
-            force[f, a, 0] += fx
-            force[f, a, 1] += fy
-    for a in range(N):
-        if not alive[e, a]:
-            vel[e, a, 0] = 0.0
-            vel[e, a, 1] = 0.0
-            continue
-        pos[e, a, 0] += vel[e, a, 0] * dt
-        pos[e, a, 1] += vel[e, a, 1] * dt
-        vx = vel[e, a, 0] * (1.0 - damping) + force[f, a, 0] * dt
-        vy = vel[e, a, 1] * (1.0 - damping) + force[f, a, 1] * dt
-        speed = math.sqrt(vx * vx + vy * vy)
-        if speed > max_speed[a]:
-            vx = vx / speed * max_speed[a]
-            vy = vy / speed * max_speed[a]
-        if box > 0.0:
-            vx = _wall(pos, e, a, 0, vx, size[a], box)
-            vy = _wall(pos, e, a, 1, vy, size[a], box)
-        vel[e, a, 0] = vx
-        vel[e, a, 1] = vy
-
-
-@njit(cache=True, inline="always")
-def _wall(pos, e, a, d, v, radius, box):
-    """Clamp coordinate d of agent a into [radius, box - radius]; keep only inward velocity."""
-    p = pos[e, a, d]
-    if p < radius:
-        pos[e, a, d] = radius
-        return max(v, 0.0)
-    if p > box - radius:
-        pos[e, a, d] = box - radius
-        return min(v, 0.0)
-    return v
+# The kernels below keep the loop over environments in their own body: per-env helper calls
+# that take arrays (even inlined ones) cost numba reference counting per env, about 2x here.
 
 
 @njit(cache=True)
@@ -138,36 +65,83 @@ def physics_step(
     damping,
     contact_force,
     contact_margin,
-    box,
+    box,  # > 0: walls at 0 and box on both axes; <= 0: open plane
 ):
-    for e in range(pos.shape[0]):
-        world_step_env(
-            e, pos, vel, force, e, alive, size, max_speed, landmark_pos, landmark_size,
-            dt, damping, contact_force, contact_margin, box,
-        )  # fmt: skip
-
-
-@njit(cache=True, inline="always")
-def count_touches_env(e, pos, alive, size, n_pred, per_agent, r):
-    """Predator-prey pairs of env e closer than the sum of their radii; returns the count and
-    writes per agent how many opponents touch it into row r of per_agent [*, N]."""
-    N = pos.shape[1]
-    for i in range(N):
-        per_agent[r, i] = 0
-    total = 0
-    for i in range(n_pred):
-        if not alive[e, i]:
-            continue
-        for j in range(n_pred, N):
-            if not alive[e, j]:
+    E, N, L = pos.shape[0], pos.shape[1], landmark_pos.shape[1]
+    for e in range(E):
+        for a in range(N):
+            if not alive[e, a]:
                 continue
-            dx = pos[e, i, 0] - pos[e, j, 0]
-            dy = pos[e, i, 1] - pos[e, j, 1]
-            if math.sqrt(dx * dx + dy * dy) < size[i] + size[j]:
-                total += 1
-                per_agent[r, i] += 1
-                per_agent[r, j] += 1
-    return total
+            for b in range(a + 1, N):
+                if not alive[e, b]:
+                    continue
+                fx, fy = contact(
+                    pos[e, a, 0] - pos[e, b, 0], pos[e, a, 1] - pos[e, b, 1], size[a] + size[b],
+                    contact_force, contact_margin,
+                )  # fmt: skip
+                force[e, a, 0] += fx
+                force[e, a, 1] += fy
+                force[e, b, 0] -= fx
+                force[e, b, 1] -= fy
+            for j in range(L):
+                fx, fy = contact(
+                    pos[e, a, 0] - landmark_pos[e, j, 0], pos[e, a, 1] - landmark_pos[e, j, 1],
+                    size[a] + landmark_size[j], contact_force, contact_margin,
+                )  # fmt: skip
+                force[e, a, 0] += fx
+                force[e, a, 1] += fy
+        for a in range(N):
+            if not alive[e, a]:
+                vel[e, a, 0] = 0.0
+                vel[e, a, 1] = 0.0
+                continue
+            pos[e, a, 0] += vel[e, a, 0] * dt
+            pos[e, a, 1] += vel[e, a, 1] * dt
+            vx = vel[e, a, 0] * (1.0 - damping) + force[e, a, 0] * dt
+            vy = vel[e, a, 1] * (1.0 - damping) + force[e, a, 1] * dt
+            speed = math.sqrt(vx * vx + vy * vy)
+            if speed > max_speed[a]:
+                vx = vx / speed * max_speed[a]
+                vy = vy / speed * max_speed[a]
+            if box > 0.0:
+                for d in range(2):
+                    v = vx if d == 0 else vy
+                    if pos[e, a, d] < size[a]:
+                        pos[e, a, d] = size[a]
+                        v = max(v, 0.0)
+                    elif pos[e, a, d] > box - size[a]:
+                        pos[e, a, d] = box - size[a]
+                        v = min(v, 0.0)
+                    if d == 0:
+                        vx = v
+                    else:
+                        vy = v
+            vel[e, a, 0] = vx
+            vel[e, a, 1] = vy
+
+
+@njit(cache=True)
+def count_touches(pos, alive, size, n_pred, touches, per_agent):
+    """Per env, the predator-prey pairs closer than the sum of their radii into touches [E];
+    per agent, how many opponents touch it into per_agent [E, N]."""
+    E, N = pos.shape[0], pos.shape[1]
+    for e in range(E):
+        total = 0
+        for i in range(N):
+            per_agent[e, i] = 0
+        for i in range(n_pred):
+            if not alive[e, i]:
+                continue
+            for j in range(n_pred, N):
+                if not alive[e, j]:
+                    continue
+                dx = pos[e, i, 0] - pos[e, j, 0]
+                dy = pos[e, i, 1] - pos[e, j, 1]
+                if math.sqrt(dx * dx + dy * dy) < size[i] + size[j]:
+                    total += 1
+                    per_agent[e, i] += 1
+                    per_agent[e, j] += 1
+        touches[e] = total
 
 
 @njit(cache=True)
@@ -175,8 +149,7 @@ def touching_pairs(pos, alive, size, n_pred):
     """Per env: number of (predator, prey) pairs closer than the sum of their radii. [E] int64
     Also returns, per agent, how many opponents touch it. [E, N] int64"""
     E, N = pos.shape[0], pos.shape[1]
-    touches = np.zeros(E, dtype=np.int64)
-    per_agent = np.zeros((E, N), dtype=np.int64)
-    for e in range(E):
-        touches[e] = count_touches_env(e, pos, alive, size, n_pred, per_agent, e)
+    touches = np.empty(E, dtype=np.int64)
+    per_agent = np.empty((E, N), dtype=np.int64)
+    count_touches(pos, alive, size, n_pred, touches, per_agent)
     return touches, per_agent

@@ -7,8 +7,9 @@ act(name, env, team, rng) -> actions [E, n_team, 2] in [-1, 1], computed from `e
   chaser  full force towards the nearest living opponent (predators: the nearest prey)
   evader  full force away from the opponents, each weighted by 1 / distance^2, plus a pull
           back towards the centre once beyond 0.7 of the arena's half-width (the greedy evader
-          of ../shared/bench/mpe2_baselines.py), plus a push away from any obstacle whose
-          surface is nearer than OBSTACLE_MARGIN
+          of ../shared/bench/mpe2_baselines.py); near an obstacle (surfaces closer than
+          OBSTACLE_MARGIN) the part of that direction heading into it is removed, fully at
+          contact, so the prey slides around obstacles instead of pressing into them
 chaser and evader need an opposing team (tag). Positions are read in units of the arena's
 half-width, centred on the arena, so the same rules drive preset mpe and the 250-wide box.
 """
@@ -18,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 SCRIPTED = ("random", "still", "chaser", "evader")
+BOUNDARY_START, BOUNDARY_PULL = 0.7, 20.0  # the reference evader's pull back to the centre
 OBSTACLE_MARGIN = 0.1  # arena half-widths
-OBSTACLE_PUSH = 5.0  # weight of the obstacle push at contact (a predator at 0.45 weighs 5)
 
 
 def act(name: str, env, team: str, rng: np.random.Generator) -> np.ndarray:
@@ -49,15 +50,18 @@ def act(name: str, env, team: str, rng: np.random.Generator) -> np.ndarray:
         return _unit(v)
     w = np.where(alive, 1.0 / (dist2 + 1e-6), 0.0)  # [E, n, m]
     v = -np.einsum("enm,enmd->end", w, to_opp)  # [E, n, 2] away from the weighted predators
-    excess = np.maximum(np.abs(mine).max(axis=2, keepdims=True) - 0.7, 0.0)  # [E, n, 1]
-    v -= mine * excess * 20.0
+    excess = np.maximum(np.abs(mine).max(axis=2, keepdims=True) - BOUNDARY_START, 0.0)  # [E,n,1]
+    v -= mine * excess * BOUNDARY_PULL
     if landmark_pos.shape[1]:
+        # near an obstacle, drop the part of the flight that heads into it (slide around it)
         half = (env.bodies.arena[1] - env.bodies.arena[0]) / 2
         away = mine[:, :, None, :] - landmark_pos[:, None, :, :]  # [E, n, L, 2]
-        dist = np.linalg.norm(away, axis=3)  # [E, n, L]
+        dist = np.linalg.norm(away, axis=3, keepdims=True)  # [E, n, L, 1]
+        normal = away / np.maximum(dist, 1e-9)  # [E, n, L, 2] unit, pointing out of the obstacle
         radii = (env.bodies.size[me][:, None] + env.bodies.landmark_size[None, :]) / half
-        close = np.clip(1.0 - (dist - radii) / OBSTACLE_MARGIN, 0.0, 1.0)  # [E, n, L]
-        v += OBSTACLE_PUSH * np.einsum("enl,enld->end", close / np.maximum(dist, 1e-9), away)
+        close = np.clip(1.0 - (dist[..., 0] - radii) / OBSTACLE_MARGIN, 0.0, 1.0)  # [E, n, L]
+        inward = np.minimum(np.einsum("end,enld->enl", v, normal), 0.0)  # [E, n, L]
+        v -= np.einsum("enl,enld->end", close * inward, normal)
     return _unit(v)
 
 

@@ -80,16 +80,14 @@ def seed_outcome(pos, alive, n_pred, capture_radius, arena_size, remove_caught):
     prey_r = np.zeros((E, n_prey), np.float32)
     touches = np.zeros(E, np.int64)
     terminated = np.zeros(E, np.bool_)
-    caught = np.zeros(n_prey, np.bool_)
     near_pred = np.empty(n_pred)  # per predator: distance to its nearest living prey
     for e in range(E):
-        caught[:] = False
         near_pred[:] = np.inf
         any_alive = False
         for j in range(n_pred, N):
             if not alive[e, j]:
                 continue
-            near_prey = np.inf
+            near_prey, caught = np.inf, False
             for i in range(n_pred):
                 dx = pos[e, i, 0] - pos[e, j, 0]
                 dy = pos[e, i, 1] - pos[e, j, 1]
@@ -98,9 +96,9 @@ def seed_outcome(pos, alive, n_pred, capture_radius, arena_size, remove_caught):
                 near_pred[i] = min(near_pred[i], d)
                 if d < capture_radius:
                     touches[e] += 1
-                    caught[j - n_pred] = True
+                    caught = True
             prey_r[e, j - n_pred] = near_prey / arena_size
-            if caught[j - n_pred]:
+            if caught:
                 prey_r[e, j - n_pred] -= CAPTURE_REWARD
                 if remove_caught:
                     alive[e, j] = False

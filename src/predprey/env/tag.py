@@ -87,7 +87,7 @@ class TagParams:
         return out
 
 
-INT_MINIMUMS = dict(num_predators=1, num_prey=1, num_obstacles=0, episode_length=1, num_rays=1,
+INT_MINIMUMS = dict(num_predators=1, num_prey=1, num_obstacles=0, episode_length=1, num_rays=3,
                     k_predators=0, k_prey=0, k_landmarks=0)  # fmt: skip
 POSITIVE = ("predator_size", "prey_size", "obstacle_size", "arena_size", "capture_radius",
             "view_distance")  # fmt: skip

@@ -11,54 +11,46 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from numba import njit
 
-from predprey.env.physics import count_touches_env, world_step_env
+from predprey.env.physics import count_touches, physics_step
 from predprey.env.state import State, StepOut
-
-
-@njit(cache=True, inline="always")
-def observe_env(e, pos, vel, landmark_pos, n_pred, flat_pred, flat_prey, d_pred, d_prey):
-    """simple_tag observation of every agent of env e, written into the flattened outputs
-    (flat_pred = out_pred.reshape(-1) of [E, n_pred, d_pred], likewise prey):
-    [own vel (2), own pos (2), landmark - own pos (2L), other - own pos (2(N-1)),
-     velocity of every other prey (2 each)]
-    Flat 1-D writes are about 2x faster than out[e, i, k] here."""
-    N, L = pos.shape[1], landmark_pos.shape[1]
-    n_prey = N - n_pred
-    for i in range(N):
-        if i < n_pred:
-            out, k = flat_pred, (e * n_pred + i) * d_pred
-        else:
-            out, k = flat_prey, (e * n_prey + i - n_pred) * d_prey
-        px, py = pos[e, i, 0], pos[e, i, 1]
-        out[k] = vel[e, i, 0]
-        out[k + 1] = vel[e, i, 1]
-        out[k + 2] = px
-        out[k + 3] = py
-        k += 4
-        for j in range(L):
-            out[k] = landmark_pos[e, j, 0] - px
-            out[k + 1] = landmark_pos[e, j, 1] - py
-            k += 2
-        for j in range(N):
-            if j != i:
-                out[k] = pos[e, j, 0] - px
-                out[k + 1] = pos[e, j, 1] - py
-                k += 2
-        for j in range(n_pred, N):
-            if j != i:
-                out[k] = vel[e, j, 0]
-                out[k + 1] = vel[e, j, 1]
-                k += 2
 
 
 @njit(cache=True)
 def mpe_observe(pos, vel, landmark_pos, n_pred, out_pred, out_prey):
-    """simple_tag observations of all envs: out_pred [E, n_pred, D], out_prey [E, n_prey, D']
-    (C-contiguous)."""
+    """simple_tag observation of every agent into out_pred [E, n_pred, D], out_prey [E, n_prey, D']
+    (C-contiguous): [own vel (2), own pos (2), landmark - own pos (2L), other - own pos (2(N-1)),
+    velocity of every other prey (2 each)].
+    Writes go through flat 1-D views: about 2x faster than out[e, i, k] here."""
+    E, N, L = pos.shape[0], pos.shape[1], landmark_pos.shape[1]
+    n_prey = N - n_pred
     flat_pred, flat_prey = out_pred.reshape(-1), out_prey.reshape(-1)
     d_pred, d_prey = out_pred.shape[2], out_prey.shape[2]
-    for e in range(pos.shape[0]):
-        observe_env(e, pos, vel, landmark_pos, n_pred, flat_pred, flat_prey, d_pred, d_prey)
+    for e in range(E):
+        for i in range(N):
+            if i < n_pred:
+                out, k = flat_pred, (e * n_pred + i) * d_pred
+            else:
+                out, k = flat_prey, (e * n_prey + i - n_pred) * d_prey
+            px, py = pos[e, i, 0], pos[e, i, 1]
+            out[k] = vel[e, i, 0]
+            out[k + 1] = vel[e, i, 1]
+            out[k + 2] = px
+            out[k + 3] = py
+            k += 4
+            for j in range(L):
+                out[k] = landmark_pos[e, j, 0] - px
+                out[k + 1] = landmark_pos[e, j, 1] - py
+                k += 2
+            for j in range(N):
+                if j != i:
+                    out[k] = pos[e, j, 0] - px
+                    out[k + 1] = pos[e, j, 1] - py
+                    k += 2
+            for j in range(n_pred, N):
+                if j != i:
+                    out[k] = vel[e, j, 0]
+                    out[k + 1] = vel[e, j, 1]
+                    k += 2
 
 
 @njit(cache=True, inline="always")
@@ -71,16 +63,18 @@ def _bound(x):
     return min(math.exp(2.0 * x - 2.0), 10.0)
 
 
-@njit(cache=True, inline="always")
-def rewards_env(e, pos, per_agent, r, touches, n_pred, out_pred, out_prey):
-    """Env e: predators +10 per touching pair (shared by all); prey -10 per touching predator
-    (row r of per_agent [*, N]) minus the boundary penalty. out_* [E, n_team] float32."""
-    for i in range(n_pred):
-        out_pred[e, i] = 10.0 * touches
-    for j in range(n_pred, pos.shape[1]):
-        out_prey[e, j - n_pred] = (
-            -10.0 * per_agent[r, j] - _bound(abs(pos[e, j, 0])) - _bound(abs(pos[e, j, 1]))
-        )
+@njit(cache=True)
+def mpe_rewards_into(pos, per_agent, touches, n_pred, out_pred, out_prey):
+    """Predators +10 per touching pair (shared by all); prey -10 per touching predator minus
+    the boundary penalty. per_agent [E, N], touches [E]; out_* [E, n_team] float32."""
+    E, N = pos.shape[0], pos.shape[1]
+    for e in range(E):
+        for i in range(n_pred):
+            out_pred[e, i] = 10.0 * touches[e]
+        for j in range(n_pred, N):
+            out_prey[e, j - n_pred] = (
+                -10.0 * per_agent[e, j] - _bound(abs(pos[e, j, 0])) - _bound(abs(pos[e, j, 1]))
+            )
 
 
 @njit(cache=True)
@@ -89,8 +83,7 @@ def mpe_rewards(pos, per_agent, touches, n_pred):
     E, N = pos.shape[0], pos.shape[1]
     pred = np.empty((E, n_pred), np.float32)
     prey = np.empty((E, N - n_pred), np.float32)
-    for e in range(E):
-        rewards_env(e, pos, per_agent, e, touches[e], n_pred, pred, prey)
+    mpe_rewards_into(pos, per_agent, touches, n_pred, pred, prey)
     return pred, prey
 
 
@@ -112,8 +105,8 @@ def mpe_tag_step(
     obs_pred, obs_prey, rew_pred, rew_prey,  # outputs [E, n, D] and [E, n] float32
     touches, truncated, done,  # outputs [E] int64, bool, bool
 ):  # fmt: skip
-    """One step of every env; returns how many envs are done. Same arithmetic as the generic
-    path (physics_step, touching_pairs, mpe_rewards, mpe_observe)."""
+    """One step of every env; returns how many envs are done. The generic path's kernels
+    (physics_step, count_touches, mpe_rewards_into, mpe_observe) in one call."""
     E, N = pos.shape[0], pos.shape[1]
     L = landmark_pos.shape[1]
     n_pred = act_pred.shape[1]
@@ -121,26 +114,25 @@ def mpe_tag_step(
     episode_length = consts[5]
     size, accel = consts[6 : 6 + N], consts[6 + N : 6 + 2 * N]
     max_speed, landmark_size = consts[6 + 2 * N : 6 + 3 * N], consts[6 + 3 * N : 6 + 3 * N + L]
-    flat_pred, flat_prey = obs_pred.reshape(-1), obs_prey.reshape(-1)
-    d_pred, d_prey = obs_pred.shape[2], obs_prey.shape[2]
-    force = np.empty((1, N, 2))  # scratch: one env's total force
-    per_agent = np.empty((1, N), np.int64)  # scratch: opponents touching each agent
-    n_done = 0
+    force = np.empty((E, N, 2))  # clipped action times acceleration
     for e in range(E):
         for i in range(n_pred):
-            force[0, i, 0] = _clip1(act_pred[e, i, 0]) * accel[i]
-            force[0, i, 1] = _clip1(act_pred[e, i, 1]) * accel[i]
+            force[e, i, 0] = _clip1(act_pred[e, i, 0]) * accel[i]
+            force[e, i, 1] = _clip1(act_pred[e, i, 1]) * accel[i]
         for i in range(n_pred, N):
-            force[0, i, 0] = _clip1(act_prey[e, i - n_pred, 0]) * accel[i]
-            force[0, i, 1] = _clip1(act_prey[e, i - n_pred, 1]) * accel[i]
-        world_step_env(
-            e, pos, vel, force, 0, alive, size, max_speed, landmark_pos, landmark_size,
-            dt, damping, contact_force, margin, box,
-        )  # fmt: skip
+            force[e, i, 0] = _clip1(act_prey[e, i - n_pred, 0]) * accel[i]
+            force[e, i, 1] = _clip1(act_prey[e, i - n_pred, 1]) * accel[i]
+    physics_step(
+        pos, vel, force, alive, size, max_speed, landmark_pos, landmark_size,
+        dt, damping, contact_force, margin, box,
+    )  # fmt: skip
+    per_agent = np.empty((E, N), np.int64)
+    count_touches(pos, alive, size, n_pred, touches, per_agent)
+    mpe_rewards_into(pos, per_agent, touches, n_pred, rew_pred, rew_prey)
+    mpe_observe(pos, vel, landmark_pos, n_pred, obs_pred, obs_prey)
+    n_done = 0
+    for e in range(E):
         t[e] += 1
-        touches[e] = count_touches_env(e, pos, alive, size, n_pred, per_agent, 0)
-        rewards_env(e, pos, per_agent, 0, touches[e], n_pred, rew_pred, rew_prey)
-        observe_env(e, pos, vel, landmark_pos, n_pred, flat_pred, flat_prey, d_pred, d_prey)
         truncated[e] = t[e] >= episode_length
         done[e] = truncated[e]
         n_done += done[e]

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from predprey.config import AlgoConfig
-from predprey.learn.networks import Actor, ActorSet, Critic, load_module_state
+from predprey.learn.networks import ActorSet, Critic, load_module_state
 from predprey.learn.spec import TeamSpec
 
 __all__ = ["ActorSet", "Learner"]
@@ -41,8 +41,13 @@ class Learner:
         # Joint critic input layout: all observations, then all actions (teams in env order).
         self.joint_dim = sum(t.n_agents * (t.obs_dim + t.act_dim) for t in self.teams)
         self.n_total = sum(t.n_agents for t in self.teams)
-        first_agent = np.cumsum([0] + [t.n_agents for t in self.teams])
-        self.first_agent = {t.name: int(i) for t, i in zip(self.teams, first_agent, strict=False)}
+        # own[team][i, 0, j, 0]: joint agent slot j is team agent i (where its action goes).
+        first = np.cumsum([0] + [t.n_agents for t in self.teams])
+        self.own = {}
+        for t, f in zip(self.teams, first, strict=False):
+            own = torch.zeros(t.n_agents, 1, self.n_total, 1, dtype=torch.bool)
+            own[torch.arange(t.n_agents), 0, int(f) + torch.arange(t.n_agents), 0] = True
+            self.own[t.name] = own  # [n_t, 1, N, 1]
 
         self.actors = ActorSet(self.teams, algo, self.generator)
         self.critics = nn.ModuleDict(
@@ -93,7 +98,8 @@ class Learner:
         act_all = torch.cat([act[t.name] for t in teams], 1)  # [B, N, 2]
         x = torch.cat([obs_flat, act_all.reshape(B, -1)], 1)  # [B, sum_obs + sum_act]
 
-        # --- critic: y_i = r_i + gamma * (1 - terminated) * min_k Q'_ik(x', mu'_1(o'_1)..mu'_N(o'_N))
+        # --- critic: y_i = r_i + gamma * (1 - terminated) * min_k Q'_ik(x', a'), where
+        # a' = (mu'_1(o'_1), ..., mu'_N(o'_N)) [+ clipped noise]; k over twin critics
         with torch.no_grad():
             next_act = self.actor_targets(next_obs)  # {team: [B, n_t, 2]}
             next_act_all = torch.cat([next_act[t.name] for t in teams], 1)  # [B, N, 2]
@@ -130,19 +136,15 @@ class Learner:
         # --- actor (every policy_delay updates): grad of mean_B Q_i(x | a_i = mu_i(o_i)),
         # other agents' actions from the batch; critic weights get no gradient.
         if (self.version + 1) % algo.policy_delay == 0:
-            obs_part = obs_flat.unsqueeze(0)  # [1, B, sum_obs]
             actor_loss = 0.0
             for t in self.trained:
-                n, first = t.n_agents, self.first_agent[t.name]
+                n = t.n_agents
                 mu = self.actors.actors[t.name](obs[t.name])  # [B, n, 2]
-                # Agent i's input: batch actions with slot first+i replaced by mu_i.
-                own = torch.zeros(n, 1, self.n_total, 1, dtype=torch.bool)
-                own[torch.arange(n), 0, first + torch.arange(n), 0] = True  # [n, 1, N, 1]
-                acts_i = torch.where(own, mu.transpose(0, 1).unsqueeze(2), act_all)  # [n,B,N,2]
-                x_i = torch.cat(
-                    [obs_part.expand(n, B, -1), acts_i.reshape(n, B, -1)], 2
-                )  # [n, B, D]
-                q_i = self.critics[t.name].first(x_i)  # [n, B]
+                # Agent i's input: the batch's joint action with agent i's own slot set to mu_i.
+                acts_i = torch.where(
+                    self.own[t.name], mu.transpose(0, 1).unsqueeze(2), act_all
+                )  # [n, B, N, 2]
+                q_i = self.critics[t.name].first(obs_flat, acts_i.reshape(n, B, -1))  # [n, B]
                 loss_t = -q_i.mean(1)  # [n]: each agent's policy loss
                 actor_loss = actor_loss + loss_t.sum()
                 metrics[f"loss/actor/{t.name}"] = loss_t.mean().item()
@@ -162,6 +164,19 @@ class Learner:
         return metrics
 
     # ------------------------------------------------------------------ checkpoints
+    state_dict_keys = (
+        "teams",
+        "trained",
+        "actors",
+        "actor_targets",
+        "critics",
+        "critic_targets",
+        "actor_opt",
+        "critic_opt",
+        "version",
+        "generator",
+    )
+
     def state_dict(self) -> dict:
         """Everything needed to continue learning; torch.save-able with weights_only=True."""
 
@@ -182,7 +197,10 @@ class Learner:
         }
 
     def load_state_dict(self, state: Mapping) -> None:
-        """Restore a `state_dict()`; a checkpoint of other teams or network shapes is a ValueError."""
+        """Restore a `state_dict()`; other teams, network shapes or missing parts: ValueError."""
+        missing = [k for k in self.state_dict_keys if k not in state]
+        if missing:
+            raise ValueError(f"learner checkpoint lacks {missing}")
         want = [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in self.teams]
         have = [list(t) for t in state.get("teams", [])]
         if have != want:
@@ -199,6 +217,8 @@ class Learner:
             ("critic_targets", self.critic_targets),
         ):
             for name, module in modules.items():
+                if name not in state[key]:
+                    raise ValueError(f"learner checkpoint has no {key} for team {name!r}")
                 load_module_state(module, state[key][name], f"{key} {name!r}")
         try:
             self.actor_opt.load_state_dict(state["actor_opt"])
@@ -210,7 +230,7 @@ class Learner:
 
 
 def _adam(params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=lr, foreach=True)
+    return torch.optim.Adam(params, lr=lr, fused=True)  # one kernel per tensor on CPU
 
 
 def _cpu(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -223,6 +243,6 @@ def clip_grad_norm_per_model(params: Sequence[torch.Tensor], max_norm: float) ->
     grads = [p.grad for p in params if p.grad is not None]
     if not grads or max_norm <= 0:
         return
-    sq = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0)  # [n_models]
-    scale = (max_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)  # [n_models]
+    norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads])  # [P, m]
+    scale = (max_norm / (torch.linalg.vector_norm(norms, dim=0) + 1e-6)).clamp(max=1.0)  # [m]
     torch._foreach_mul_(grads, [scale.view(-1, *([1] * (g.dim() - 1))) for g in grads])

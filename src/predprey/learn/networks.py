@@ -25,8 +25,9 @@ from predprey.learn.spec import TeamSpec
 class BatchedMLP(nn.Module):
     """`n_models` MLPs with ReLU hidden layers, evaluated together.
 
-    forward(x [m, rows, sizes[0]], models=slice(None)) -> [m, rows, sizes[-1]], where `models`
-    picks which m of the `n_models` weight sets to use (a view: gradients flow to them)."""
+    forward(x [m, rows, sizes[start]], models=None, start=0) -> [m, rows, sizes[-1]], where
+    `models` (a slice) picks which m of the `n_models` weight sets to use (default: all) and
+    `start` skips the first layers (x is then the input of layer `start`)."""
 
     def __init__(
         self, n_models: int, sizes: Sequence[int], generator: torch.Generator, tanh_out: bool
@@ -43,17 +44,20 @@ class BatchedMLP(nn.Module):
             self.weights.append(nn.Parameter(w))
             self.biases.append(nn.Parameter(b))
 
-    def forward(self, x: torch.Tensor, models: slice = slice(None)) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, models: slice | None = None, start: int = 0) -> torch.Tensor:
         last = len(self.weights) - 1
-        for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            x = torch.baddbmm(b[models], x, w[models])  # [m, rows, out_k]
+        for k in range(start, last + 1):
+            w, b = self.weights[k], self.biases[k]
+            if models is not None:  # a view of some models' weights (slicing costs a backward op)
+                w, b = w[models], b[models]
+            x = torch.baddbmm(b, x, w)  # [m, rows, out_k]
             if k < last:
                 x = torch.relu(x)
         return torch.tanh(x) if self.tanh_out else x
 
 
 class Actor(nn.Module):
-    """A team's deterministic policies: obs [B, n, obs_dim] -> actions [B, n, act_dim] in [-1, 1]."""
+    """A team's deterministic policies: obs [B, n, obs_dim] -> actions [B, n, act_dim] in [-1,1]."""
 
     def __init__(self, team: TeamSpec, algo: AlgoConfig, generator: torch.Generator):
         super().__init__()
@@ -91,10 +95,20 @@ class Critic(nn.Module):
         q = self.mlp(x.expand(self.mlp.n_models, b, d))  # [n_twin * per_twin, B, 1]
         return q.view(self.n_twin, self.per_twin, b).expand(self.n_twin, self.n_agents, b)
 
-    def first(self, x: torch.Tensor) -> torch.Tensor:
-        """The first twin of agent i on its own input x[i]: x [n, B, D] -> Q [n, B]."""
-        n, b, d = x.shape
-        q = self.mlp(x.reshape(self.per_twin, -1, d), models=slice(0, self.per_twin))
+    def first(self, obs: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
+        """The first twin of agent i, all agents seeing the same observations but agent i its
+        own joint action: obs [B, sum_obs], acts [n, B, sum_act] -> Q [n, B].
+
+        Layer 1 is applied as its observation rows plus its action rows, so the gradient to
+        the actions (the actor step) never runs through the larger observation part."""
+        n, b, d_act = acts.shape
+        m, d_obs = self.per_twin, obs.shape[1]
+        w1, b1 = self.mlp.weights[0][:m], self.mlp.biases[0][:m]  # first twin
+        h_obs = torch.baddbmm(b1, obs.expand(m, b, d_obs), w1[:, :d_obs])  # [m, B, h]
+        h_act = torch.bmm(acts.reshape(m, -1, d_act), w1[:, d_obs:])  # [m, n/m * B, h]
+        h = torch.relu(h_act.view(n, b, -1) + h_obs)  # [n, B, h]; m is n or 1
+        first_twin = slice(0, m) if self.n_twin > 1 else None
+        q = self.mlp(h.view(m, -1, h.shape[-1]), models=first_twin, start=1)  # [m, rows, 1]
         return q.view(n, b)
 
 

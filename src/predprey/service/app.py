@@ -9,13 +9,11 @@
   PUT  /policy/{team}       200; 409 version not newer
 With a token, writes (and reads with token_reads) need `Authorization: Bearer <token>`:
 401 without, 403 wrong. Bad requests never reach a 500: every parse and validation error
-is mapped to 4xx below.
+is mapped to 4xx below. The caller owns the service and closes it after serving.
 """
-
 
 import asyncio
 import secrets
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import orjson
@@ -28,10 +26,16 @@ from pydantic.json_schema import models_json_schema
 
 from predprey.service import schemas
 from predprey.service.core import BufferService, Conflict, NotFound, StorageFailed
-from predprey.service.wire import RecordError
+from predprey.service.wire import RecordError, strings_only_in_keys
 
 TEAM = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="team, e.g. predator")]
 REF = "#/components/schemas/{model}"
+DESCRIPTION = """Replay buffer of the predprey trainer, compatible with the original service's
+`POST /record_data/` and `GET /batch_data/{size}`. Records are JSON objects of row lists
+(float32 precision, finite); the first record (or `--schema`) fixes each key's row width.
+A 201 means the rows are on disk. Actor weights travel as JSON, never pickle:
+`{"version": int, "team": str, "tensors": {name: {"shape": [..], "dtype": "float32",
+"data": base64 of the little-endian C-order bytes}}}`."""
 
 
 class BodyTooLarge(Exception):
@@ -82,12 +86,14 @@ def error(status: int, detail: str, headers: dict | None = None) -> Response:
     )
 
 
-async def json_body(request: Request) -> Any:
+async def json_body(request: Request) -> tuple[bytes, Any]:
+    """The raw body and its decoded JSON; 415 unless it is declared as JSON."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/json":
         raise HTTPException(415, f"Content-Type: expected application/json, got '{media}'")
+    body = await request.body()
     try:
-        return orjson.loads(await request.body())
+        return body, orjson.loads(body)
     except orjson.JSONDecodeError as e:
         raise RecordError("body", f"not valid JSON ({e})") from None
 
@@ -104,12 +110,7 @@ def create_app(
     max_body: int = 32 * 2**20,
     max_batch: int = 16384,
 ) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        yield
-        service.close()
-
-    app = FastAPI(title="predprey replay buffer", version="1", lifespan=lifespan)
+    app = FastAPI(title="predprey replay buffer", version="1", description=DESCRIPTION)
     app.add_middleware(BodyLimit, max_body=max_body)
     bearer = HTTPBearer(auto_error=False, description="needed when the server has a token")
 
@@ -157,7 +158,8 @@ def create_app(
         return error(503, str(exc))
 
     async def record_data(request: Request) -> Response:
-        arrays = service.check(await json_body(request))
+        body, obj = await json_body(request)
+        arrays = service.check(obj, numbers_only=strings_only_in_keys(body, obj))
         ack = await asyncio.wrap_future(service.submit(arrays))
         return json_response(ack._asdict(), 201)
 
@@ -211,7 +213,7 @@ def create_app(
         summary="Publish actor weights (versions must increase)",
     )
     async def put_policy(request: Request, team: TEAM) -> Response:
-        obj = await json_body(request)
+        _, obj = await json_body(request)
         version = await asyncio.to_thread(service.put_policy, team, obj)
         return json_response({"team": team, "version": version})
 

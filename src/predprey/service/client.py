@@ -4,10 +4,12 @@ Connection failures and 502/503/504 answers are retried with exponential backoff
 bounded both in attempts and in seconds; any other error answer raises
 `BufferServiceError` with the server's message. A retried POST is at-least-once: if
 the first attempt was stored but its answer was lost, the rows are stored twice.
+The token defaults to $PREDPREY_BUFFER_TOKEN (as for `serve-buffer --token`).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -46,6 +48,7 @@ class BufferClient:
         retries: int = 5,
         retry_seconds: float = 30.0,
     ):
+        token = token or os.environ.get("PREDPREY_BUFFER_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
         self.retries, self.retry_seconds = retries, retry_seconds

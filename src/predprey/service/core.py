@@ -20,7 +20,13 @@ import orjson
 
 from predprey.learn.buffer import ReplayBuffer
 from predprey.service.storage import SqliteStore
-from predprey.service.wire import FIELDS, RecordError, decode_tensors, parse_record
+from predprey.service.wire import (
+    FIELDS,
+    RecordError,
+    check_widths,
+    decode_tensors,
+    parse_record,
+)
 
 MAX_GROUP = 512  # posts per group commit
 
@@ -86,12 +92,17 @@ class BufferService:
         edges = np.cumsum([self.widths[k] for k in FIELDS])[:-1]
         return dict(zip(FIELDS, np.split(rows, edges, axis=1), strict=True))
 
-    def check(self, obj: Any) -> dict[str, np.ndarray]:
-        """Validate a decoded record; the first valid one fixes the widths."""
-        with self.lock:
-            arrays = parse_record(obj, self.widths)
-            if self.widths is None:
-                self._fix_widths({k: a.shape[1] for k, a in arrays.items()})
+    def check(self, obj: Any, numbers_only: bool = False) -> dict[str, np.ndarray]:
+        """Validate a decoded record (see `parse_record`); the first valid one fixes the
+        widths."""
+        widths = self.widths
+        arrays = parse_record(obj, widths, numbers_only)
+        if widths is None:
+            with self.lock:  # another record may have fixed them meanwhile
+                if self.widths is None:
+                    self._fix_widths({k: a.shape[1] for k, a in arrays.items()})
+                else:
+                    check_widths(arrays, self.widths)
         return arrays
 
     def submit(self, arrays: dict[str, np.ndarray]) -> Future:

@@ -7,11 +7,11 @@ shapes for /docs, /openapi.json and schemathesis.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Rows = list[list[float]]
+Rows = list[Annotated[list[float], Field(min_length=1)]]
 ROWS = {"min_length": 1}
 
 
@@ -26,7 +26,7 @@ class Record(BaseModel):
         ..., alias="Next State", description="joint next observations, [n, state_width]", **ROWS
     )
     Done: Rows | list[float] | None = Field(
-        None, description="episode-end flags, [n, done_width] or [n]; zeros when left out"
+        None, description="episode-end flags, [n, done_width] or [n]; zeros when absent or null"
     )
 
 

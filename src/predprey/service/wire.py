@@ -51,14 +51,17 @@ def parse_widths(spec: Mapping[str, Any]) -> dict[str, int]:
     return {k: int(widths[k]) for k in FIELDS}
 
 
-def _matrix(key: str, value: Any) -> np.ndarray:
-    """A list of rows of finite numbers -> float32 [n, width]."""
+def _matrix(key: str, value: Any, numbers_only: bool) -> np.ndarray:
+    """A list of rows of finite numbers -> float32 [n, width].
+
+    `numbers_only`: the caller knows the JSON held no strings, so numpy may convert
+    straight to float64 (faster; null becomes NaN and is refused below)."""
     if not isinstance(value, list):
         raise RecordError(key, "expected a list of rows (lists of numbers)")
     if not value:
         raise RecordError(key, "no rows")
     try:
-        arr = np.asarray(value)
+        arr = np.array(value, dtype=np.float64) if numbers_only else np.asarray(value)
     except (ValueError, TypeError, OverflowError):
         raise RecordError(key, "rows are ragged (different lengths) or not numbers") from None
     if key == "Done" and arr.ndim == 1:  # a flat list of flags is one column
@@ -78,11 +81,22 @@ def _matrix(key: str, value: Any) -> np.ndarray:
     return out
 
 
-def parse_record(obj: Any, widths: Mapping[str, int] | None) -> dict[str, np.ndarray]:
+def check_widths(arrays: Mapping[str, np.ndarray], widths: Mapping[str, int]) -> None:
+    for k, arr in arrays.items():
+        if arr.shape[1] != widths[k]:
+            raise RecordError(
+                k, f"rows have {arr.shape[1]} values, this buffer expects {widths[k]}"
+            )
+
+
+def parse_record(
+    obj: Any, widths: Mapping[str, int] | None, numbers_only: bool = False
+) -> dict[str, np.ndarray]:
     """Decoded JSON -> {key: float32 [n, width]} for every key in FIELDS.
 
     `widths` fixes each key's row width (None before the first record). A missing
-    "Done" becomes zeros."""
+    or null "Done" becomes zeros. `numbers_only`: the JSON text held no string but the
+    keys (see `strings_only_in_keys`), which allows a faster conversion."""
     if not isinstance(obj, dict):
         raise RecordError("body", f"expected a JSON object with keys {list(REQUIRED)}")
     unknown = [k for k in obj if k not in FIELDS]
@@ -93,20 +107,24 @@ def parse_record(obj: Any, widths: Mapping[str, int] | None) -> dict[str, np.nda
             raise RecordError(k, "missing")
     out: dict[str, np.ndarray] = {}
     for k in FIELDS:
-        if k not in obj:
+        if obj.get(k) is None and k not in REQUIRED:  # "Done" absent or null
             continue
-        arr = _matrix(k, obj[k])
+        arr = _matrix(k, obj[k], numbers_only)
         if out and arr.shape[0] != len(out["State"]):
             raise RecordError(k, f"{arr.shape[0]} rows, but State has {len(out['State'])}")
-        if widths is not None and arr.shape[1] != widths[k]:
-            raise RecordError(
-                k, f"rows have {arr.shape[1]} values, this buffer expects {widths[k]}"
-            )
+        if widths is not None:
+            check_widths({k: arr}, widths)
         out[k] = arr
     if "Done" not in out:
         width = widths["Done"] if widths is not None else OPTIONAL_WIDTH["Done"]
         out["Done"] = np.zeros((len(out["State"]), width), np.float32)
     return out
+
+
+def strings_only_in_keys(body: bytes, obj: Any) -> bool:
+    """True when the JSON text `body` (decoded: `obj`) holds no string but obj's keys:
+    each key accounts for exactly two quote characters."""
+    return isinstance(obj, dict) and body.count(b'"') == 2 * len(obj)
 
 
 def encode_tensors(weights: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

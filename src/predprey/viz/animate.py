@@ -62,20 +62,20 @@ class EpisodeRenderer:
         w, h = FIG_PX
         self.fig = Figure(figsize=(w / 100, h / 100), dpi=100)
         self.canvas = FigureCanvasAgg(self.fig)
-        ax = self.fig.add_axes((0.11, 0.16, 0.85, 0.76))
+        ax = self.fig.add_axes((0.11, 0.16, 0.85, 0.73))
         x0, x1, y0, y1 = ep.view_limits()
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         ax.set_aspect("equal")
         ax.set_xlabel("x (world units)")
         ax.set_ylabel("y (world units)")
-        ax.set_title(title, fontsize=10)
+        self.fig.suptitle(title, fontsize=10, y=0.99, va="top")
         self.ax = ax
         legend = self._draw_arena(ax, Rectangle, Patch, Line2D)
         for p, r in zip(ep.landmark_pos, ep.landmark_size, strict=True):
             ax.add_patch(Circle(tuple(p), float(r), color="#8c8c8c", alpha=0.8, zorder=2))
         if len(ep.landmark_size):
-            legend.append(Patch(color="#8c8c8c", label="obstacle (true size)"))
+            legend.append(Patch(color="#8c8c8c", label=f"{ep.landmark_label} (true size)"))
 
         team = ep.team_index  # [N]
         self.colors = [team_color(ep.teams[k], k) for k in team]
@@ -100,16 +100,16 @@ class EpisodeRenderer:
         (self.crosses,) = ax.plot([], [], "x", color="#555555", ms=9, mew=2, zorder=3)
         self.flash = np.maximum(flash_strength(ep.touched()), flash_strength(ep.captured()))
         self.captured_at = ep.captured()  # [T+1, N]
-        legend.append(Line2D([], [], ls="", marker="o", mfc="none", mec=RING, mew=2.5, ms=12,
-                             label="touch or capture"))  # fmt: skip
+        if len(ep.teams) > 1:
+            legend.append(Line2D([], [], ls="", marker="o", mfc="none", mec=RING, mew=2.5,
+                                 ms=12, label="touch or capture"))  # fmt: skip
         if (~ep.alive).any():
             legend.append(Line2D([], [], ls="", marker="x", color="#555555", mew=2,
                                  label="prey captured (removed)"))  # fmt: skip
         self.fig.legend(handles=legend, loc="lower center", ncols=3, fontsize=8, frameon=False)
-        self.text = ax.text(
-            0.02, 0.98, "", transform=ax.transAxes, va="top", ha="left", fontsize=9, zorder=7,
-            family="monospace", bbox=dict(fc="white", ec="#999999", alpha=0.85),
-        )  # fmt: skip
+        # the counter sits above the plot so it never hides an agent
+        self.text = self.fig.text(0.11, 0.905, "", va="bottom", ha="left", fontsize=9,
+                                  family="monospace")  # fmt: skip
         # Blitting: draw the static picture once, then only the moving artists per frame.
         self.dynamic = [*self.trails, self.crosses, *self.bodies, *self.markers, *self.rings,
                         self.text]  # fmt: skip
@@ -167,7 +167,7 @@ class EpisodeRenderer:
         if (~ep.alive).any():
             prey = team != 0
             lines.append(f"prey left: {int(alive[prey].sum())}/{int(prey.sum())}")
-        self.text.set_text("\n".join(lines))
+        self.text.set_text("   ".join(lines))
         self.canvas.restore_region(self.background)
         for a in self.dynamic:
             self.ax.draw_artist(a)
@@ -211,17 +211,19 @@ def animate(
 ) -> AnimationResult:
     run = RunDir(run_path).require()
     ref = select_episode(run, env_index, episode, source)
-    out = Path(out) if out else run.path / "plots" / f"env{env_index}_ep{ref.episode}.gif"
+    tag = "" if ref.source == "train" else f"_{ref.source}"
+    out = Path(out) if out else run.path / "plots" / f"env{env_index}{tag}_ep{ref.episode}.gif"
     if out.suffix.lower() not in FORMATS:
         raise ValueError(f"--out must end in {' or '.join(FORMATS)}, got {out.name!r}")
     if not fps > 0:
         raise ValueError(f"--fps must be positive, got {fps}")
     ep = read_episode(ref)
     when = f", after {ep.meta['env_steps']:,} env steps" if "env_steps" in ep.meta else ""
+    world = [ep.meta.get("scenario"), ep.meta.get("preset")]
+    teams = " v ".join(f"{n} {t}" for t, n in zip(ep.teams, ep.team_sizes, strict=True))
     title = (
         f"{run.path.resolve().name}: env {env_index}, {ref.source} episode {ref.episode}{when}\n"
-        f"{ep.meta.get('scenario', '')} {ep.meta.get('preset', '')}, "
-        f"{' v '.join(f'{n} {t}' for t, n in zip(ep.teams, ep.team_sizes, strict=True))}"
+        f"{' '.join(w for w in world if w)}: {teams}"
     )
     frames = render_frames(ep, title)
     out.parent.mkdir(parents=True, exist_ok=True)

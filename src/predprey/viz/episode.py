@@ -39,6 +39,10 @@ class Episode:
     meta: dict[str, Any]
 
     @property
+    def landmark_label(self) -> str:
+        return "obstacle" if self.meta.get("scenario", "tag") == "tag" else "landmark"
+
+    @property
     def steps(self) -> int:
         return self.pos.shape[0] - 1
 
@@ -48,13 +52,21 @@ class Episode:
         return np.repeat(np.arange(len(self.teams)), self.team_sizes)
 
     def touched(self) -> np.ndarray:
-        """[T+1, N] bool: prey (any non-first team) touched by an alive first-team agent."""
+        """[T+1, N] bool: prey (agents not in the first team) in contact with a predator
+        (bodies overlap). When the recorded touch count says a step touched or captured but
+        no bodies overlap (the seed preset captures within a radius larger than the
+        bodies), the prey nearest to a predator is marked."""
         first = self.team_index == 0  # [N] predators
         d = np.linalg.norm(self.pos[:, :, None, :] - self.pos[:, None, :, :], axis=-1)  # [T+1,N,N]
-        reach = self.agent_size[:, None] + self.agent_size[None, :]  # [N, N]
-        pair = (d < reach) & self.alive[:, :, None] & self.alive[:, None, :]
-        pair &= first[:, None] & ~first[None, :]  # predator rows, prey columns
-        return pair.any(axis=1)
+        live = self.alive[:, :, None] & self.alive[:, None, :]
+        live[1:] |= self.alive[:-1, :, None] & self.alive[:-1, None, :]  # caught this step
+        d = np.where(live & first[:, None] & ~first[None, :], d, np.inf)  # predator rows
+        out = (d < self.agent_size[:, None] + self.agent_size[None, :]).any(axis=1)
+        if (~first).any():
+            nearest = d.min(axis=1)[:, ~first].argmin(axis=1)  # [T+1] prey column
+            unseen = np.r_[False, self.touches > 0] & ~out.any(axis=1)  # [T+1]
+            out[np.flatnonzero(unseen), np.flatnonzero(~first)[nearest[unseen]]] = True
+        return out
 
     def captured(self) -> np.ndarray:
         """[T+1, N] bool: agents alive at frame t-1 but not at frame t."""
@@ -132,8 +144,11 @@ def read_episode(ref: EpisodeRef) -> Episode:
             f"episode file {ref.path}: teams {teams} x sizes {sizes} do not match {n} agents"
         )
     arena = tuple(float(a) for a in meta.get("arena", MPE_ARENA))
+    # Walls: told by meta "walls" or "preset" when the writer gave them; else the mpe
+    # arena [-1, 1]^2 is the open plane and any other arena is the seed preset's box.
     preset = meta.get("preset")
-    walls = preset == "seed" if preset else arena != MPE_ARENA
+    guess = preset == "seed" if preset else arena != MPE_ARENA
+    walls = bool(meta.get("walls", guess))
     return Episode(
         ref=ref,
         pos=pos,

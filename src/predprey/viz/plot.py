@@ -23,17 +23,18 @@ class Panel:
     title: str
     ylabel: str
     pattern: str  # regex over metric keys (also used by the browser viewer)
-    log: bool = False  # log y-axis when every value is positive
+    log: bool = False  # log y-axis; values <= 0 (e.g. 0 updates/s in warmup) left out
 
 
 PANELS = (
     Panel("Critic loss", "mean squared TD error", r"^loss/critic/"),
     Panel("Actor loss", "-Q(o, a=π(o)), mean", r"^loss/actor/"),
-    Panel("Episode return (training)", "return per agent", r"^return/"),
+    Panel("Episode return", "return per agent", r"^(eval/)?return/"),
+    Panel("Q value", "mean Q(o, a) of replayed batches", r"^q/"),
     Panel(
         "Touches per episode",
         "predator-prey touches / episode",
-        r"^(eval/.*touches.*|train/touches_per_episode)$",
+        r"^(eval/.*touches.*|(train/)?touches_per_episode)$",
     ),
     Panel("Throughput", "per second (log scale)", r"^perf/", log=True),
 )
@@ -57,11 +58,11 @@ class Series:
 
 
 def series_label(key: str) -> str:
-    """`loss/critic/predator` -> `predator`; `eval/pred_touches_v_evader` -> `pred touches v evader`."""
-    if key == "train/touches_per_episode":
+    """`loss/critic/predator` -> `predator`; `eval/a_v_b` -> `eval: a v b`."""
+    if key in ("touches_per_episode", "train/touches_per_episode"):
         return "training episodes"
     head, _, tail = key.partition("/")
-    if head == "loss":
+    if head == "loss" or key.startswith("eval/return/"):
         tail = tail.partition("/")[2] or tail
     label = tail.replace("_per_s", "/s").replace("_", " ")
     return f"eval: {label}" if head == "eval" else label
@@ -75,7 +76,7 @@ def drop_superseded(rows: list[dict[str, Any]], xkey: str) -> list[dict[str, Any
         x = row.get(xkey)
         if not isinstance(x, int | float):
             continue
-        while out and out[-1][xkey] >= x:
+        while out and out[-1][xkey] > x:  # equal x: e.g. an eval row after a train row
             out.pop()
         out.append(row)
     return out
@@ -159,16 +160,22 @@ def plot_metrics(runs: list[RunMetrics], x: str = "steps", smooth: int | None = 
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     windows = set()
     for ax, (panel, keys_here) in zip(axes, panels, strict=False):
-        positive = True
         for ri, run in enumerate(cleaned):
             for si, key in enumerate(keys_here):
                 s = extract(run.rows, key, xkey)
+                if panel.log:
+                    keep = s.y > 0
+                    s = Series(key, s.x[keep], s.y[keep])
                 if not len(s.x):
                     continue
                 w = smooth if smooth is not None else auto_window(len(s.y))
                 windows.add(w)
                 if len(cleaned) == 1:
-                    color, ls, label = SERIES_COLORS[si % len(SERIES_COLORS)], "-", series_label(key)
+                    color, ls, label = (
+                        SERIES_COLORS[si % len(SERIES_COLORS)],
+                        "-",
+                        series_label(key),
+                    )
                 else:
                     color = RUN_COLORS[ri % len(RUN_COLORS)]
                     ls = LINESTYLES[si % len(LINESTYLES)]
@@ -176,17 +183,22 @@ def plot_metrics(runs: list[RunMetrics], x: str = "steps", smooth: int | None = 
                 xs = s.x / scale
                 if w > 1:
                     ax.plot(xs, s.y, color=color, ls=ls, alpha=0.25, lw=0.8)
-                ax.plot(xs, moving_average(s.y, w), color=color, ls=ls, lw=1.8, label=label)
-                positive &= bool((s.y > 0).all())
-        if panel.log and positive:
+                mark = "o" if len(xs) < 4 else None  # a lone point draws no line
+                ax.plot(xs, moving_average(s.y, w), color=color, ls=ls, lw=1.8, marker=mark,
+                        ms=4, label=label)  # fmt: skip
+        if panel.log and ax.get_lines():
             ax.set_yscale("log")
         ax.set_title(panel.title)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(panel.ylabel if not panel.log or positive else "per second")
+        ax.set_ylabel(panel.ylabel)
         if x == "steps":
             ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
+    xs = [row[xkey] / scale for r in cleaned for row in r.rows]
+    pad = 0.02 * (max(xs) - min(xs)) or 1.0
+    for ax in axes[: len(panels)]:  # one x range for all panels, to compare them by eye
+        ax.set_xlim(min(xs) - pad, max(xs) + pad)
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     smooth_txt = (

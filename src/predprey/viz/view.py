@@ -16,6 +16,7 @@ JSON {"error": message}; the page polls /api/metrics and /api/episodes to stay l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -62,7 +63,9 @@ def _int_param(query: dict[str, list[str]], name: str, default: int | None = Non
     try:
         v = int(values[-1])
     except ValueError:
-        raise ApiError(400, f"'{name}' must be a non-negative integer, got {values[-1]!r}") from None
+        raise ApiError(
+            400, f"'{name}' must be a non-negative integer, got {values[-1]!r}"
+        ) from None
     if v < 0:
         raise ApiError(400, f"'{name}' must be a non-negative integer, got {v}")
     return v
@@ -136,6 +139,7 @@ class ViewerApp:
             "agent_size": ep.agent_size.astype(float).tolist(),
             "landmark_pos": ep.landmark_pos.astype(float).tolist(),
             "landmark_size": ep.landmark_size.astype(float).tolist(),
+            "landmark_label": ep.landmark_label,
             "meta": _finite(ep.meta),
         }
 
@@ -201,10 +205,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(r.body)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
-        try:
-            self.wfile.write(r.body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the page went away mid-answer
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(r.body)  # the page may have gone away mid-answer
 
     def _not_allowed(self) -> None:
         body = json.dumps({"error": f"method {self.command} not allowed; use GET"}).encode()

@@ -34,6 +34,7 @@
     chartsDrawn: 0,
   });
   const $ = (id) => document.getElementById(id);
+  const { circle, line, niceTicks, fmt, drawChart } = window.PredpreyCharts;
   let loadToken = 0;
 
   async function api(path) {
@@ -107,7 +108,7 @@
       const mark = k === 0 ? "&#9650;" : "&#9679;";
       return `<span><b style="color:${d.team_colors[k]}">${mark}</b>${t} (${d.team_sizes[k]})</span>`;
     });
-    if (d.landmark_size.length) parts.push('<span><i class="swatch" style="background:#8c8c8c"></i>obstacle</span>');
+    if (d.landmark_size.length) parts.push(`<span><i class="swatch" style="background:#8c8c8c"></i>${d.landmark_label}</span>`);
     parts.push(`<span><i class="swatch" style="background:none;border:3px solid ${RING}"></i>touch / capture</span>`);
     parts.push(d.walls ? "<span>&#9632; walls</span>" : "<span>- - arena (no walls)</span>");
     if (d.penalty_edge !== null) {
@@ -256,36 +257,6 @@
     ctx.restore();
   }
 
-  function circle(ctx, x, y, r, fill) {
-    ctx.beginPath();
-    ctx.arc(x, y, r, 0, 2 * Math.PI);
-    if (fill) ctx.fill();
-    else ctx.stroke();
-  }
-
-  function line(ctx, xa, ya, xb, yb) {
-    ctx.beginPath();
-    ctx.moveTo(xa, ya);
-    ctx.lineTo(xb, yb);
-    ctx.stroke();
-  }
-
-  function niceTicks(lo, hi, n) {
-    if (!(hi > lo)) return [lo];
-    const raw = (hi - lo) / n, mag = Math.pow(10, Math.floor(Math.log10(raw)));
-    const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
-    const out = [];
-    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Math.abs(v) < step * 1e-9 ? 0 : v);
-    return out;
-  }
-
-  function fmt(v) {
-    const a = Math.abs(v);
-    if (a >= 1e6) return +(v / 1e6).toPrecision(3) + "M";
-    if (a >= 1e4) return +(v / 1e3).toPrecision(3) + "k";
-    return String(+v.toPrecision(3));
-  }
-
   // ---- playback ----------------------------------------------------------------
   function tick() {
     if (viewer.playing && viewer.data) {
@@ -315,20 +286,12 @@
   }
 
   // ---- metrics -----------------------------------------------------------------
-  function seriesLabel(key) {
-    if (key === "train/touches_per_episode") return "training episodes";
-    const [head, ...rest] = key.split("/");
-    let tail = rest.join("/");
-    if (head === "loss" && rest.length > 1) tail = rest.slice(1).join("/");
-    const label = tail.replace("_per_s", "/s").replace(/_/g, " ");
-    return head === "eval" ? "eval: " + label : label;
-  }
-
   function addRows(rows) {
     for (const row of rows) {
       const x = row.env_steps;
       if (typeof x !== "number") continue;
-      while (viewer.rows.length && viewer.rows[viewer.rows.length - 1].env_steps >= x) viewer.rows.pop();
+      // a resumed run logs again from its checkpoint: drop the superseded rows
+      while (viewer.rows.length && viewer.rows[viewer.rows.length - 1].env_steps > x) viewer.rows.pop();
       viewer.rows.push(row);
     }
     const m = {};
@@ -356,23 +319,12 @@
       }
       viewer.metricsPolls += 1;
       if (changed) drawCharts();
-      $("metrics-count").textContent = `${viewer.rows.length} rows`;
+      $("metrics-count").textContent = viewer.rows.length ? `${viewer.rows.length} rows` : "none logged yet";
       setStatus(`live · ${viewer.rows.length} metrics rows · updated ${new Date().toLocaleTimeString()}`);
     } catch (e) {
       showError(e);
     }
     setTimeout(pollMetrics, METRICS_POLL_MS);
-  }
-
-  function movingAverage(ys, w) {
-    const out = [];
-    let sum = 0;
-    for (let i = 0; i < ys.length; i++) {
-      sum += ys[i];
-      if (i >= w) sum -= ys[i - w];
-      out.push(sum / Math.min(i + 1, w));
-    }
-    return out;
   }
 
   function drawCharts() {
@@ -395,112 +347,9 @@
         const after = Array.from(box.children).find((c) => Number(c.id.slice(6)) > i);
         box.insertBefore(cv, after || null);
       }
-      drawChart(cv, panel, keys);
+      drawChart(cv, panel, keys, viewer.metrics, viewer.seriesColors);
     });
     viewer.chartsDrawn += 1;
-  }
-
-  function drawChart(cv, panel, keys) {
-    const ctx = cv.getContext("2d");
-    const W = cv.width, H = cv.height, L = 58, R = 18, B = 36;
-    ctx.font = "11px sans-serif";
-    const legend = layoutLegend(ctx, keys.map(seriesLabel), L, W - R);
-    const T = 22 + 14 * legend.rows + 4;
-    const series = keys.map((k) => viewer.metrics[k]);
-    const xs = series.flat().map((p) => p[0]), ys = series.flat().map((p) => p[1]);
-    const log = panel.log && ys.every((y) => y > 0);
-    const fy = log ? Math.log10 : (y) => y;
-    let [xa, xb] = [Math.min(...xs), Math.max(...xs)];
-    let [ya, yb] = [Math.min(...ys.map(fy)), Math.max(...ys.map(fy))];
-    if (xb === xa) xb = xa + 1;
-    if (yb === ya) [ya, yb] = [ya - 1, yb + 1];
-    const padY = (yb - ya) * 0.05;
-    ya -= padY;
-    yb += padY;
-    const px = (x) => L + ((x - xa) / (xb - xa)) * (W - L - R);
-    const py = (y) => H - B - ((fy(y) - ya) / (yb - ya)) * (H - T - B);
-    ctx.fillStyle = "#fff";
-    ctx.fillRect(0, 0, W, H);
-    ctx.font = "11px sans-serif";
-    ctx.strokeStyle = "#eee";
-    ctx.fillStyle = "#444";
-    ctx.lineWidth = 1;
-    ctx.textAlign = "center";
-    ctx.textBaseline = "top";
-    for (const v of niceTicks(xa, xb, 5)) {
-      line(ctx, px(v), T, px(v), H - B);
-      ctx.fillText(fmt(v), px(v), H - B + 3);
-    }
-    ctx.textAlign = "right";
-    ctx.textBaseline = "middle";
-    const yticks = log ? niceTicks(Math.ceil(ya), Math.floor(yb), 4).filter(Number.isInteger).map((e) => 10 ** e) : niceTicks(ya, yb, 5);
-    for (const v of yticks) {
-      line(ctx, L, py(v), W - R, py(v));
-      ctx.fillText(fmt(v), L - 4, py(v));
-    }
-    ctx.strokeStyle = "#888";
-    ctx.strokeRect(L, T, W - L - R, H - T - B);
-    ctx.textAlign = "center";
-    ctx.fillStyle = "#222";
-    ctx.font = "bold 13px sans-serif";
-    ctx.fillText(panel.title, W / 2, 12);
-    ctx.font = "11px sans-serif";
-    ctx.fillText("environment steps", (L + W - R) / 2, H - 8);
-    ctx.save();
-    ctx.translate(12, (T + H - B) / 2);
-    ctx.rotate(-Math.PI / 2);
-    ctx.fillText(panel.ylabel, 0, 0);
-    ctx.restore();
-    ctx.save();
-    ctx.beginPath();
-    ctx.rect(L, T, W - L - R, H - T - B);
-    ctx.clip();
-    series.forEach((pts, i) => {
-      const color = viewer.seriesColors[i % viewer.seriesColors.length];
-      const w = Math.min(50, Math.max(1, Math.floor(pts.length / 20)));
-      const smooth = movingAverage(pts.map((p) => p[1]), w);
-      ctx.strokeStyle = color;
-      if (w > 1) {
-        ctx.globalAlpha = 0.25;
-        ctx.lineWidth = 1;
-        polyline(ctx, pts.map((p) => [px(p[0]), py(p[1])]));
-      }
-      ctx.globalAlpha = 1;
-      ctx.lineWidth = 2;
-      polyline(ctx, pts.map((p, j) => [px(p[0]), py(smooth[j])]));
-      if (pts.length === 1) circle(ctx, px(pts[0][0]), py(pts[0][1]), 2.5, false);
-    });
-    ctx.restore();
-    ctx.textAlign = "left";
-    ctx.textBaseline = "middle";
-    legend.items.forEach(({ label, x, row }, i) => { // legend rows under the title
-      const y = 26 + 14 * row;
-      ctx.fillStyle = viewer.seriesColors[i % viewer.seriesColors.length];
-      ctx.fillRect(x, y - 1, 14, 3);
-      ctx.fillStyle = "#222";
-      ctx.fillText(label, x + 18, y);
-    });
-  }
-
-  function layoutLegend(ctx, labels, left, right) {
-    const items = [];
-    let x = left, row = 0;
-    for (const label of labels) {
-      const w = 18 + ctx.measureText(label).width + 12;
-      if (x + w > right && x > left) {
-        x = left;
-        row += 1;
-      }
-      items.push({ label, x, row });
-      x += w;
-    }
-    return { items, rows: row + 1 };
-  }
-
-  function polyline(ctx, pts) {
-    ctx.beginPath();
-    pts.forEach(([x, y], j) => (j ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
-    ctx.stroke();
   }
 
   // ---- wiring ------------------------------------------------------------------

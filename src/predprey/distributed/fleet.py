@@ -1,0 +1,213 @@
+"""The actors of a distributed run: where they start, and their replacement after a crash.
+
+Placement: the buffer actor runs on the driver's node (it writes the run directory: its
+checkpoint files and write-ahead log); the learner prefers that node too (batches are the
+heaviest traffic); runners are spread over the cluster's nodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from predprey import checkpoint
+from predprey.config import Config, ConfigError
+from predprey.distributed.actors import BufferActor, LearnerActor, RunnerActor
+from predprey.learn.spec import team_specs, transition_spec
+from predprey.rundir import RunDir, RunDirError
+
+START_TIMEOUT = 300.0  # seconds for a new actor to come up (imports torch, compiles kernels)
+ROLES = ("runner", "buffer", "learner")
+
+
+@dataclass
+class RunnerSlot:
+    index: int
+    handle: Any
+    actor_id: str
+    node_id: str
+    incarnation: int
+    version: int = -1  # actor weights version this runner holds (-1: none yet)
+    busy: bool = False
+
+
+class Fleet:
+    def __init__(self, config: Config, run: RunDir, runners: int, payload: dict | None):
+        self.config, self.run = config, run
+        tr, d = config.train, config.distributed
+        self.teams = team_specs(config.env.make(num_envs=1, seed=0))
+        if payload is not None:
+            checkpoint.check_teams(payload, self.teams, str(run.path))
+        self.spec = transition_spec(self.teams)
+        envs = d.envs_per_runner or config.env.num_envs
+        self.runner_config = config.replace(env=dataclasses.replace(config.env, num_envs=envs))
+        self.chunk = d.steps_per_call * envs  # transitions per collect call
+        state = (payload or {}).get("distributed", {})
+        self.restarts = {r: int(state.get("restarts", {}).get(r, 0)) for r in ROLES}
+        self.session = int(state.get("sessions", 0)) + (payload is not None)
+        self.threads = tr.torch_threads or 1
+        self.node_id = ray.get_runtime_context().get_node_id()
+        self.roles: dict[str, str] = {}  # live actor id -> role ("buffer", "runner/3", ...)
+        self._actors = None
+
+        # Start every actor first and wait for them together: their start-ups overlap.
+        learner_state = payload["learner"] if payload is not None else None
+        buffer = self._buffer_handle(restore=payload is not None)
+        learner = self._learner_handle(learner_state)
+        runner_handles = [self._runner_handle(i, 0) for i in range(runners)]
+        try:
+            self._buffer_up(buffer)
+            self._learner_up(learner)
+            self.slots = [self._runner_up(i, 0, h) for i, h in enumerate(runner_handles)]
+        except BaseException:
+            for h in (buffer, learner, *runner_handles):
+                _kill(h)
+            raise
+
+    # -- starting actors -----------------------------------------------------------
+    def _seed(self, *words: int) -> int:
+        return int(np.random.SeedSequence([self.config.train.seed, self.session, *words])
+                   .generate_state(1)[0])  # fmt: skip
+
+    def _hello(self, handle, role: str) -> tuple[str, str]:
+        """Wait until a new actor is up; register it. Returns (actor id, node id)."""
+        try:
+            actor_id, node_id = ray.get(handle.hello.remote(), timeout=START_TIMEOUT)
+        except ray.exceptions.RayTaskError as e:  # its constructor raised
+            if isinstance(e.cause, ConfigError | RunDirError | ValueError):
+                raise e.cause from None
+            raise
+        self.roles[actor_id] = role
+        return actor_id, node_id
+
+    def _buffer_handle(self, restore: bool):
+        here = NodeAffinitySchedulingStrategy(self.node_id, soft=False)
+        return BufferActor.options(scheduling_strategy=here).remote(
+            str(self.run.path.resolve()), self.config.buffer.capacity, self.spec,
+            self._seed(1, self.restarts["buffer"]), self.config.distributed.wal, restore,
+        )  # fmt: skip
+
+    def _buffer_up(self, handle) -> None:
+        self.buffer, self.buffer_id = handle, self._hello(handle, "buffer")[0]
+        self.buffer_stats = ray.get(handle.stats.remote())
+
+    def _learner_handle(self, state: dict | None):
+        if self.session == 0 and state is None:  # the single-process trainer's learner seed
+            seed = int(
+                np.random.SeedSequence(self.config.train.seed).spawn(4)[1].generate_state(1)[0]
+            )
+        else:
+            seed = self._seed(2, self.restarts["learner"])
+        near = NodeAffinitySchedulingStrategy(self.node_id, soft=True)
+        return LearnerActor.options(scheduling_strategy=near).remote(
+            self.teams, self.config.algo, seed, self.threads, state
+        )
+
+    def _learner_up(self, handle) -> None:
+        self.learner, self.learner_id = handle, self._hello(handle, "learner")[0]
+        self.learner_version = ray.get(handle.version.remote())
+        self.weights_ref = handle.weights.remote()
+        self.weights_version = self.learner_version
+
+    def _runner_handle(self, index: int, incarnation: int):
+        return RunnerActor.options(scheduling_strategy="SPREAD").remote(
+            self.runner_config, self._seed(3, index, incarnation), index == 0, self.threads
+        )
+
+    def _runner_up(self, index: int, incarnation: int, handle) -> RunnerSlot:
+        actor_id, node_id = self._hello(handle, f"runner/{index}")
+        return RunnerSlot(index, handle, actor_id, node_id, incarnation)
+
+    # -- calls ---------------------------------------------------------------------
+    def collect(self, slot: RunnerSlot, noise: float, warm: bool, env_steps_before: int):
+        """Start a collect call; the runner gets the latest weights if it lacks them.
+        Returns (transitions ref, CollectInfo ref)."""
+        weights = None
+        if slot.version != self.weights_version:
+            weights, slot.version = self.weights_ref, self.weights_version
+        slot.busy = True
+        return slot.handle.collect.remote(
+            self.config.distributed.steps_per_call, noise, warm, env_steps_before,
+            weights, self.weights_version,
+        )  # fmt: skip
+
+    def train(self, n_updates: int, publish: bool):
+        """Sample on the buffer, update on the learner (the batch goes between them directly).
+        Returns (TrainInfo ref, weights ref)."""
+        batches = self.buffer.sample.remote(n_updates, self.config.algo.batch_size)
+        return self.learner.train.remote(batches, n_updates, publish)
+
+    def publish(self, weights_ref, version: int) -> None:
+        self.weights_ref, self.weights_version = weights_ref, version
+
+    def latest_actors(self):
+        """The latest published actor weights in a local ActorSet (for evaluation)."""
+        from predprey.learn.maddpg import ActorSet
+
+        if self._actors is None:
+            self._actors = ActorSet.build(self.teams, self.config.algo)
+        self._actors.load_actor_state(ray.get(self.weights_ref))
+        return self._actors
+
+    def flush_recorded(self) -> list:
+        try:
+            return ray.get(self.slots[0].handle.flush_recorded.remote(), timeout=60)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            return []
+
+    def checkpoint_state(self) -> dict:
+        return {"restarts": dict(self.restarts), "sessions": self.session}
+
+    def runner_nodes(self) -> list[str]:
+        return [s.node_id for s in self.slots]
+
+    # -- failures ------------------------------------------------------------------
+    def role_of(self, actor_id: str | None) -> str | None:
+        return self.roles.get(actor_id) if actor_id else None
+
+    def replace(self, role: str) -> None:
+        """Start a fresh actor for `role` (whose actor died): a runner fresh (it gets the
+        latest weights with its next call), the buffer from the checkpoint + write-ahead
+        log, the learner from the latest checkpoint."""
+        kind = role.split("/")[0]
+        self.restarts[kind] += 1
+        limit = self.config.distributed.max_restarts
+        if self.restarts[kind] > limit:
+            raise RuntimeError(
+                f"{kind} actors died {self.restarts[kind]} times, more than "
+                f"distributed.max_restarts={limit}; stopping (the latest checkpoint is kept)"
+            )
+        dead = [a for a, r in self.roles.items() if r == role]
+        for actor_id in dead:
+            del self.roles[actor_id]
+        if kind == "runner":
+            index = int(role.split("/")[1])
+            old = self.slots[index]
+            _kill(old.handle)
+            inc = old.incarnation + 1
+            self.slots[index] = self._runner_up(index, inc, self._runner_handle(index, inc))
+        elif kind == "buffer":
+            _kill(self.buffer)
+            self._buffer_up(self._buffer_handle(restore=True))
+        else:
+            _kill(self.learner)
+            state = None
+            if checkpoint.latest_path(self.run).is_file():
+                state = checkpoint.load(self.run)["learner"]
+            self._learner_up(self._learner_handle(state))
+
+    def shutdown(self) -> None:
+        for h in (*(s.handle for s in self.slots), self.learner, self.buffer):
+            _kill(h)
+        self.roles.clear()
+
+
+def _kill(handle) -> None:
+    with contextlib.suppress(Exception):  # already gone: nothing to do
+        ray.kill(handle, no_restart=True)

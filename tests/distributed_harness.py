@@ -1,0 +1,73 @@
+"""Helpers for the distributed tests: tiny configs and killing actors with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before ray is imported
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+from predprey.config import config_from_dict, dump_config  # noqa: E402
+from predprey.rundir import RunDir  # noqa: E402
+
+
+def tiny_config(total_env_steps: int = 3000, **sections):
+    """A config that trains in seconds: 8 envs per runner, a 32x32 MLP, batch 64."""
+    data = {
+        "env": {"num_envs": 8},
+        "algo": {"batch_size": 64, "hidden": [32, 32], "env_steps_per_update": 20},
+        "buffer": {"capacity": 20000, "warmup": 400},
+        "train": {
+            "total_env_steps": total_env_steps,
+            "log_every": 500,
+            "eval_every": 10**9,
+            "eval_episodes": 4,
+            "checkpoint_every": 1.0,
+            "record_envs": [0],
+            "record_every": 10,
+        },
+        "distributed": {"steps_per_call": 25},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return config_from_dict(data)
+
+
+def new_run(path, config) -> RunDir:
+    run = RunDir(path).create()
+    dump_config(config, run.config_path)
+    return run
+
+
+def sigkill_actor(handle) -> int:
+    """SIGKILL the process of a Ray actor; returns its pid."""
+    import ray
+
+    pid = ray.get(handle.pid.remote(), timeout=60)
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+class Killer(threading.Thread):
+    """Once `when()` is true, SIGKILL the actor `which()` returns (polled, bounded in time)."""
+
+    def __init__(self, when: Callable[[], bool], which: Callable[[], object], timeout=120.0):
+        super().__init__(daemon=True)
+        self.when, self.which, self.timeout = when, which, timeout
+        self.killed_pid: int | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        end = time.monotonic() + self.timeout
+        try:
+            while time.monotonic() < end:
+                if self.when():
+                    self.killed_pid = sigkill_actor(self.which())
+                    return
+                time.sleep(0.05)
+        except BaseException as e:  # reported by the test
+            self.error = e

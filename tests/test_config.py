@@ -1,0 +1,100 @@
+"""Config files and overrides: shipped configs load, mistakes are errors that name the key."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from predprey.cli import main
+from predprey.config import SECTIONS, ConfigError, dump_config, load_config
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+def test_the_four_configs_are_shipped():
+    assert {p.name for p in CONFIGS} >= {"tag.yaml", "tag_matd3.yaml", "seed.yaml", "spread.yaml"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_config_loads_builds_and_spells_out_every_key(path, tmp_path):
+    cfg = load_config(path)
+    env = cfg.env.make(num_envs=2)
+    assert env.num_envs == 2
+    data = yaml.safe_load(path.read_text())
+    assert set(data) == {"env", *SECTIONS}  # every section explicit
+    for name in ("algo", "buffer", "train"):  # every learning key written out
+        fields = {f.name for f in dataclasses.fields(SECTIONS[name])}
+        assert set(data[name]) == fields, (path.name, name)
+    dump_config(cfg, tmp_path / "resolved.yaml")
+    assert load_config(tmp_path / "resolved.yaml") == cfg  # the resolved config round-trips
+
+
+def test_tag_config_is_the_issue_baseline():
+    cfg = load_config(CONFIGS[0].with_name("tag.yaml"))
+    a = cfg.algo
+    assert (cfg.env.num_envs, a.hidden, a.actor_lr, a.critic_lr, a.gamma, a.tau) == (
+        32, (64, 64), 1e-3, 1e-3, 0.95, 0.01
+    )  # fmt: skip
+    assert (a.batch_size, a.env_steps_per_update, a.exploration_noise, a.grad_clip) == (
+        1024, 100, 0.1, 0.5
+    )  # fmt: skip
+    assert cfg.buffer.warmup == 25_600 and not a.twin_critics
+    matd3 = load_config(CONFIGS[0].with_name("tag_matd3.yaml")).algo
+    assert matd3.twin_critics and matd3.policy_delay == 2 and matd3.target_noise > 0
+
+
+def _write(tmp_path, data) -> Path:
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def test_unknown_key_is_named_with_a_suggestion(tmp_path):
+    with pytest.raises(ConfigError, match=r"algo\.lernrate") as e:
+        load_config(_write(tmp_path, {"algo": {"lernrate": 0.1}}))
+    with pytest.raises(ConfigError, match=r"unknown key 'train\.eval_evry'.*eval_every"):
+        load_config(_write(tmp_path, {"train": {"eval_evry": 5}}))
+    with pytest.raises(ConfigError, match=r"unknown section 'algos'.*'algo'"):
+        load_config(_write(tmp_path, {"algos": {}}))
+    with pytest.raises(ConfigError, match="num_predatorz"):
+        load_config(_write(tmp_path, {"env": {"num_predatorz": 2}}))
+    assert "lernrate" in str(e.value)
+
+
+def test_bad_types_and_values_are_errors(tmp_path):
+    with pytest.raises(ConfigError, match=r"algo\.batch_size: expected an integer"):
+        load_config(_write(tmp_path, {"algo": {"batch_size": "big"}}))
+    with pytest.raises(ConfigError, match=r"algo\.twin_critics: expected true/false"):
+        load_config(_write(tmp_path, {"algo": {"twin_critics": "yes please"}}))
+    with pytest.raises(ConfigError, match="gamma"):
+        load_config(_write(tmp_path, {"algo": {"gamma": 1.5}}))
+    with pytest.raises(ConfigError, match="num_predators"):
+        load_config(_write(tmp_path, {"env": {"num_predators": 0}}))
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_set_overrides_are_parsed_and_type_checked():
+    cfg = load_config(
+        CONFIGS[0].with_name("tag.yaml"),
+        ["algo.batch_size=512", "algo.hidden=[32, 32]", "env.num_predators=4", "train.seed=9"],
+    )
+    assert cfg.algo.batch_size == 512 and cfg.algo.hidden == (32, 32) and cfg.train.seed == 9
+    assert cfg.env.make(num_envs=1).team_sizes["predator"] == 4
+    with pytest.raises(ConfigError, match=r"algo\.batch_size"):
+        load_config(None, ["algo.batch_size=lots"])
+    with pytest.raises(ConfigError, match="section.key=value"):
+        load_config(None, ["batch_size=5"])
+    with pytest.raises(ConfigError, match=r"algo\.batch_sise.*batch_size"):
+        load_config(None, ["algo.batch_sise=5"])
+
+
+def test_cli_prints_config_errors_without_traceback(tmp_path, capsys):
+    bad = _write(tmp_path, {"algo": {"lernrate": 0.1}})
+    code = main(["train", "--config", str(bad), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "algo.lernrate" in err
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,108 @@
+"""Distributed training survives actors killed with SIGKILL (one local Ray for the module)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from distributed_harness import Killer, new_run, tiny_config
+from predprey import checkpoint
+
+ray = pytest.importorskip("ray")
+
+from predprey.distributed.cluster import init_ray  # noqa: E402
+from predprey.distributed.driver import DistributedTrainer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    info = init_ray("", num_cpus=4)
+    yield info
+    ray.shutdown()
+
+
+def train_with_killer(path, config, runners, when, which):
+    run = new_run(path, config)
+    trainer = DistributedTrainer(config, run, runners, evals=False)
+    killer = Killer(lambda: when(trainer, run), lambda: which(trainer))
+    killer.start()
+    try:
+        result = trainer.run()
+    finally:
+        trainer.fleet.shutdown()
+    killer.join(5)
+    assert killer.error is None and killer.killed_pid is not None, killer.error
+    return run, trainer, result
+
+
+def restart_rows(run):
+    return [r for r in run.read_metrics() if "dist/restarts" in r]
+
+
+def assert_buffer_holds_every_acknowledged_row(run, result):
+    assert result["lost_rows"] == 0
+    payload = checkpoint.load(run)
+    buffer = checkpoint.load_buffer(run, payload, capacity=100_000)
+    assert buffer.total_added == result["acked_rows"] == result["env_steps"]
+    assert payload["env_steps"] == result["env_steps"]
+
+
+def test_killed_runner_is_replaced_and_the_run_finishes(local_ray, tmp_path):
+    config = tiny_config(3000)
+    run, trainer, result = train_with_killer(
+        tmp_path / "run", config, runners=2,
+        when=lambda t, run: t.env_steps >= 1200,
+        which=lambda t: t.fleet.slots[1].handle,
+    )  # fmt: skip
+    assert result["env_steps"] >= config.train.total_env_steps
+    assert result["restarts"] == {"runner": 1, "buffer": 0, "learner": 0}
+    assert restart_rows(run)[-1]["dist/restarts"] == 1
+    slot = trainer.fleet.slots[1]
+    assert slot.incarnation == 1 and slot.version > 0  # the new runner got learned weights
+    assert_buffer_holds_every_acknowledged_row(run, result)
+
+
+def _checkpoint_updates(run) -> int:
+    try:
+        return int(checkpoint.load(run).get("updates", 0))
+    except Exception:  # not written yet
+        return 0
+
+
+def test_killed_learner_is_restored_from_the_checkpoint(local_ray, tmp_path):
+    config = tiny_config(3000)
+    seen = {}
+
+    def when(t, run):
+        seen["updates"] = t.updates
+        return _checkpoint_updates(run) > 0 and t.updates >= 20
+
+    run, trainer, result = train_with_killer(
+        tmp_path / "run", config, runners=1, when=when, which=lambda t: t.fleet.learner
+    )
+    assert result["env_steps"] >= config.train.total_env_steps
+    assert result["restarts"] == {"runner": 0, "buffer": 0, "learner": 1}
+    event = next(r for r in restart_rows(run) if r["dist/restarts"] == 1)
+    assert 0 < event["updates"] <= seen["updates"]  # back to the checkpoint, not to scratch
+    assert result["updates"] > event["updates"]  # and training went on
+    assert_buffer_holds_every_acknowledged_row(run, result)
+
+
+def test_killed_buffer_loses_no_acknowledged_row(local_ray, tmp_path):
+    config = tiny_config(3000)
+
+    def when(t, run):
+        """Just after a checkpoint (the next is >= 0.5 s away), once the log holds rows."""
+        latest = checkpoint.latest_path(run)
+        if not latest.is_file() or time.time() - latest.stat().st_mtime > 0.5:
+            return False
+        return ray.get(t.fleet.buffer.stats.remote()).wal_bytes > 0
+
+    run, trainer, result = train_with_killer(
+        tmp_path / "run", config, runners=1, when=when, which=lambda t: t.fleet.buffer
+    )
+    assert result["env_steps"] >= config.train.total_env_steps
+    assert result["restarts"] == {"runner": 0, "buffer": 1, "learner": 0}
+    assert trainer.fleet.buffer_stats.replayed_rows > 0  # rows came back from the log
+    assert_buffer_holds_every_acknowledged_row(run, result)

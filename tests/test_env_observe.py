@@ -1,0 +1,87 @@
+"""Observation modes `local` and `rays` of tag (preset mpe), checked by hand."""
+
+import numpy as np
+import pytest
+
+import predprey.env as pe
+from predprey.env.observe import ray_observe
+
+
+def test_local_obs_hand_computed():
+    env = pe.make("tag", num_envs=1, obs="local", num_predators=2, num_prey=2, num_obstacles=1,
+                  k_predators=2, k_prey=1, k_landmarks=2)  # fmt: skip
+    assert env.obs_dims["predator"] == 4 + 5 * (2 + 1) + 3 * 2 == env.obs_dims["prey"]
+    s = env.state
+    s.pos[0] = [[0.0, 0.0], [0.5, 0.0], [0.0, -0.3], [0.9, 0.9]]
+    s.vel[0] = [[0.1, 0.0], [0.0, 0.2], [-0.1, 0.0], [0.0, 0.0]]
+    s.landmark_pos[0] = [[-0.4, 0.4]]
+    o = env.observe()
+    want_pred0 = [
+        0.1, 0.0, 0.0, 0.0,  # own vel, own pos
+        1, 0.5, 0.0, -0.1, 0.2,  # predator 1: rel pos, rel vel
+        0, 0, 0, 0, 0,  # no third predator
+        1, 0.0, -0.3, -0.2, 0.0,  # nearest prey (prey 0)
+        1, -0.4, 0.4,  # the obstacle
+        0, 0, 0,  # no second obstacle
+    ]  # fmt: skip
+    np.testing.assert_allclose(o["predator"][0, 0], want_pred0, atol=1e-6)
+    want_prey1 = [
+        0.0, 0.0, 0.9, 0.9,
+        1, -0.4, -0.9, 0.0, 0.2,  # nearest predator first: predator 1 (dist 0.98)
+        1, -0.9, -0.9, 0.1, 0.0,  # then predator 0 (dist 1.27)
+        1, -0.9, -1.2, -0.1, 0.0,  # the other prey
+        1, -1.3, -0.5,
+        0, 0, 0,
+    ]  # fmt: skip
+    np.testing.assert_allclose(o["prey"][0, 1], want_prey1, atol=1e-6)
+
+
+def test_local_obs_size_independent_of_n():
+    dims = set()
+    for n_pred, n_prey, n_obs in [(1, 1, 0), (3, 1, 2), (8, 6, 4), (20, 20, 10)]:
+        env = pe.make("tag", num_envs=2, obs="local", num_predators=n_pred, num_prey=n_prey,
+                      num_obstacles=n_obs)  # fmt: skip
+        o = env.reset()
+        assert o["predator"].shape == (2, n_pred, env.obs_dims["predator"])
+        dims |= set(env.obs_dims.values())
+    assert len(dims) == 1
+
+
+def test_rays_in_mpe_preset():
+    env = pe.make("tag", num_envs=1, obs="rays", num_predators=1, num_prey=1, num_obstacles=0,
+                  num_rays=8, view_distance=1.0)  # fmt: skip
+    env.state.pos[0] = [[0.0, 0.0], [-0.3, 0.3]]  # prey at 135 deg, distance 0.424
+    o = env.observe()
+    want = np.ones(8)
+    want[3] = np.hypot(0.3, 0.3)
+    np.testing.assert_allclose(o["predator"][0, 0], want, atol=1e-6)
+    want = np.ones(8)
+    want[7] = np.hypot(0.3, 0.3)  # predator at 315 deg from the prey
+    np.testing.assert_allclose(o["prey"][0, 0], want, atol=1e-6)
+    res = env.step({"predator": np.ones((1, 1, 2)), "prey": np.ones((1, 1, 2))})
+    assert res.obs["predator"].shape == (1, 1, 8) and res.obs["predator"].dtype == np.float32
+
+
+@pytest.mark.parametrize("num_rays", [3, 4, 7, 30])
+def test_rays_match_exact_bearings_even_at_sector_edges(num_rays):
+    """The kernel's fast atan2 + edge correction agrees with numpy's exact arctan2, also for
+    opponents within ~1e-4 rad of an edge between two rays."""
+    rng = np.random.default_rng(num_rays)
+    E, n_pred, N, view = 100, 3, 6, 250.0
+    pos = rng.uniform(0, 250, (E, N, 2))
+    w = 2 * np.pi / num_rays
+    edge = (rng.integers(num_rays, size=(E, N - n_pred)) - 0.5) * w
+    ang = edge + rng.normal(scale=1e-4, size=edge.shape)
+    r = rng.uniform(5, 200, size=edge.shape)[..., None]
+    pos[:, n_pred:] = pos[:, :1] + r * np.stack([np.cos(ang), np.sin(ang)], axis=-1)
+    out = np.empty((E, N, num_rays), np.float32)
+    ray_observe(pos, np.ones((E, N), bool), n_pred, num_rays, view, out)
+    want = np.ones((E, N, num_rays))
+    rel = pos[:, None, :, :] - pos[:, :, None, :]  # [E, i, j, 2]
+    dist = np.linalg.norm(rel, axis=-1)
+    k = np.floor(np.arctan2(rel[..., 1], rel[..., 0]) % (2 * np.pi) / w + 0.5).astype(int)
+    k %= num_rays
+    for e, i, j in np.ndindex(E, N, N):
+        if (i < n_pred) != (j < n_pred) and dist[e, i, j] < view:
+            want[e, i, k[e, i, j]] = min(want[e, i, k[e, i, j]], dist[e, i, j] / view)
+    np.testing.assert_allclose(out, want, atol=1e-6)

@@ -1,0 +1,49 @@
+"""Slow: a few minutes of `configs/tag.yaml` training beat the scripted baselines clearly.
+
+Baseline: scripted chasers v scripted evader (about 0.5 touches per episode on this world).
+Learned predators must touch the evader clearly more often than the chasers do, and
+learned prey must concede clearly fewer touches to the chasers than the evader does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from predprey.config import dump_config, load_config
+from predprey.evaluate import make_eval_env, run_episodes
+from predprey.rundir import RunDir
+from predprey.train import Trainer
+from train_helpers import ROOT
+
+MINUTES = 5
+EPISODES = 400
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(MINUTES * 60 + 300)
+def test_few_minutes_of_training_beat_scripted_baselines(tmp_path):
+    torch.set_num_threads(2)
+    cfg = load_config(ROOT / "configs" / "tag.yaml", ["train.eval_every=100000000"])
+    run = RunDir(tmp_path / "run").create()
+    dump_config(cfg, run.config_path)
+    Trainer(cfg, run, time_budget=MINUTES * 60).run()
+
+    from predprey.policy import load
+
+    actors = load(run.path).actors
+    env = make_eval_env(cfg, EPISODES, seed=123)
+
+    def touches(predators: str, prey: str) -> float:
+        who = {"predator": predators, "prey": prey}
+        rng = np.random.default_rng(0)
+        return run_episodes(env, who, actors, EPISODES, rng, seed=123).touches_mean
+
+    baseline = touches("chaser", "evader")
+    learned_predators = touches("learned", "evader")
+    learned_prey = touches("chaser", "learned")
+    print(f"chaser v evader {baseline:.2f}, learned predators v evader {learned_predators:.2f}, "
+          f"chasers v learned prey {learned_prey:.2f}")  # fmt: skip
+    assert learned_predators >= 1.5 * baseline
+    assert learned_prey <= 0.7 * baseline
