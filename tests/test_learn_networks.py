@@ -1,11 +1,20 @@
-"""Batched-over-agents networks: equal to per-agent MLPs; parameter sharing; acting."""
+"""Batched-over-agents networks: equal to per-agent MLPs; parameter sharing; stacking teams'
+models into heads (feature-major); acting."""
 
 import numpy as np
 import pytest
 import torch
 
 from predprey.config import AlgoConfig
-from predprey.learn.networks import Actor, ActorSet, BatchedMLP, Critic
+from predprey.learn.networks import (
+    Actor,
+    ActorSet,
+    BatchedMLP,
+    Critic,
+    linear_t,
+    mlp_t,
+    stack_heads,
+)
 from predprey.learn.spec import TeamSpec
 
 
@@ -24,8 +33,7 @@ def test_batched_mlp_equals_separate_mlps():
     assert y.shape == (3, 11, 4)
     for j in range(3):
         torch.testing.assert_close(y[j], per_model(mlp, j, x[j], True))
-    y_last = mlp(x[1:], models=slice(1, 3))
-    torch.testing.assert_close(y_last, y[1:])
+    assert mlp.layers()[0][0] is mlp.weights[0]  # the cached list holds the parameters
 
 
 @pytest.mark.parametrize("share", [False, True])
@@ -45,28 +53,62 @@ def test_actor_per_agent_weights_and_sharing(share):
 
 
 @pytest.mark.parametrize("share", [False, True])
+def test_stacked_actor_heads_of_two_teams_equal_each_agent_network(share):
+    """Teams with different observation widths share one stack: narrower inputs and first
+    layers are zero-padded; a shared model is repeated for each of its agents."""
+    g = torch.Generator().manual_seed(0)
+    algo = AlgoConfig(hidden=(8, 8), share_params=share)
+    pred, prey = Actor(TeamSpec("predator", 3, 6), algo, g), Actor(TeamSpec("prey", 2, 4), algo, g)
+    layers = stack_heads([*pred.heads(), *prey.heads()], in_dim=6)
+    assert layers[0][0].shape == (5, 6, 8)
+    obs = torch.randn(5, 6, 11)  # [heads, features, rows]
+    obs[3:, 4:] = 0.0  # the prey's padding
+    out = mlp_t(layers, obs, tanh_out=True)  # [5, 2, 11]
+    for head, (actor, i) in enumerate([(pred, 0), (pred, 1), (pred, 2), (prey, 0), (prey, 1)]):
+        d = actor.team.obs_dim
+        ref = per_model(actor.mlp, 0 if share else i, obs[head, :d].T, True)  # [11, 2]
+        torch.testing.assert_close(out[head], ref.T)
+    # gradients reach each team's own parameters (summed over agents when shared)
+    out.sum().backward()
+    assert pred.mlp.weights[0].grad.shape == pred.mlp.weights[0].shape
+    assert prey.mlp.weights[0].grad.shape == (1 if share else 2, 4, 8)
+
+
+@pytest.mark.parametrize("share", [False, True])
 @pytest.mark.parametrize("twin", [False, True])
-def test_critic_heads(share, twin):
-    team = TeamSpec("predator", 3, 6)
+def test_stacked_critic_heads_shared_input(share, twin):
+    g = torch.Generator().manual_seed(1)
     algo = AlgoConfig(hidden=(8,), share_params=share, twin_critics=twin)
-    critic = Critic(team, 20, algo, torch.Generator().manual_seed(1))
+    crits = [
+        Critic(TeamSpec("predator", 3, 6), 20, algo, g),
+        Critic(TeamSpec("prey", 1, 4), 20, algo, g),
+    ]
     n_twin = 2 if twin else 1
-    assert critic.mlp.n_models == n_twin * (1 if share else 3)
-    x = torch.randn(9, 20)
-    q = critic.joint(x)
-    assert q.shape == (n_twin, 3, 9)
+    for c in crits:
+        assert c.mlp.n_models == n_twin * (1 if share else c.n_agents)
+    layers = stack_heads([h for k in range(n_twin) for c in crits for h in c.heads(k)])
+    x = torch.randn(20, 9)  # the joint input [D, rows], shared by every head
+    q = mlp_t(layers, x)  # [n_twin * 4, 1, 9]
+    assert q.shape == (n_twin * 4, 1, 9)
+    # the shared-input matmul equals giving every head its own copy of the input
+    torch.testing.assert_close(q, mlp_t(layers, x.expand(n_twin * 4, 20, 9)))
+    head = 0
     for k in range(n_twin):
-        for i in range(3):
-            head = k * (1 if share else 3) + (0 if share else i)
-            torch.testing.assert_close(q[k, i], per_model(critic.mlp, head, x, False)[:, 0])
-    assert torch.equal(q[0, 0], q[0, 1]) == share  # a shared critic is the team's critic
-    obs, acts = torch.randn(9, 14), torch.randn(3, 9, 6)  # agent i: shared obs, own actions
-    qi = critic.first(obs, acts)
-    assert qi.shape == (3, 9)
-    for i in range(3):
-        head = 0 if share else i
-        ref = per_model(critic.mlp, head, torch.cat([obs, acts[i]], 1), False)[:, 0]
-        torch.testing.assert_close(qi[i], ref)
+        for c in crits:
+            for i in range(c.n_agents):
+                model = k * c.per_twin + (0 if share else i)
+                ref = per_model(c.mlp, model, x.T, False)[:, 0]
+                torch.testing.assert_close(q[head, 0], ref)
+                head += 1
+
+
+def test_linear_t_is_w_transpose_h_plus_b():
+    w, b, h = torch.randn(3, 5, 4), torch.randn(3, 1, 4), torch.randn(3, 5, 7)
+    ref = torch.stack([w[j].T @ h[j] + b[j].T for j in range(3)])
+    torch.testing.assert_close(linear_t(w, b, h), ref)
+    torch.testing.assert_close(
+        linear_t(w, b, h[0]), torch.stack([w[j].T @ h[0] + b[j].T for j in range(3)])
+    )
 
 
 def test_actor_set_act_builds_no_graph_and_clips():

@@ -199,5 +199,6 @@ def test_bench_buffer_prints_json_lines():
     cmd += ["--samples", "3", "--batch", "16", "--rows", "8", "--capacity", "10000"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
     lines = [json.loads(line) for line in out.splitlines()]
-    assert [x["bench"] for x in lines] == ["buffer_ingest", "buffer_sample"]
+    assert [x["bench"] for x in lines] == ["buffer_ingest", "buffer_sample", "buffer_sample_packed"]
     assert lines[0]["transitions_per_s"] > 0 and lines[1]["median_ms"] > 0
+    assert lines[2]["response_bytes"] == 16 * (2 * 64 + 8 + 4 + 1) * 4  # float32 rows

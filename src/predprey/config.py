@@ -94,7 +94,7 @@ class DistributedConfig:
     insert_slack: int = 0  # env steps runners may run ahead of that ratio; 0 = 2 calls per runner
     weight_sync_every: int = 1  # learner updates between weight publishes
     envs_per_runner: int = 0  # environments each runner steps; 0 = env.num_envs
-    steps_per_call: int = 25  # vector steps per runner call (rows per call: this * envs)
+    steps_per_call: int = 100  # vector steps per runner call (rows per call: this * envs)
     max_restarts: int = 10  # restarts allowed per role (runner, buffer, learner) before giving up
     wal: bool = True  # write-ahead log: every acknowledged insert is fsynced to the run dir
 

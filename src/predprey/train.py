@@ -13,9 +13,7 @@ optimizers, replay buffer, RNG states, env state, counters and the wall-clock `t
 from __future__ import annotations
 
 import math
-import os
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +27,7 @@ from predprey.learn.spec import team_specs, transition_spec
 from predprey.recorder import write_episodes
 from predprey.rundir import RunDir, RunDirError
 from predprey.runner import EpisodeStats, Runner
+from predprey.trainlog import TrainLog, truncate_metrics
 
 
 @dataclass
@@ -96,24 +95,23 @@ class Trainer:
         self.runner = Runner(config, env_seed, self.learner, tr.record_envs, tr.record_every)
         self.buffer = ReplayBuffer(config.buffer.capacity, transition_spec(self.teams))
         self.env_steps = self.episodes = self.credit = self.eval_index = 0
-        self.time_offset = 0.0
+        self.log = TrainLog(run)
         self.next_log, self.next_eval = tr.log_every, tr.eval_every
         self.last_eval: dict[str, float] = {}
         self.last_eval_steps = 0
         if resume:
             self._restore()
-        self._reset_window()
         self.profile = Profile()
-        self._writer = None
 
     # -- the loop ------------------------------------------------------------------
     def run(self) -> TrainResult:
         from predprey.progress import Progress
 
         tr = self.config.train
-        self.session_start = time.perf_counter()
-        deadline = self.session_start + self.time_budget if self.time_budget > 0 else math.inf
-        last_ckpt = self.session_start
+        self.log.start(self.env_steps, self.learner.version)
+        start = time.perf_counter()
+        deadline = start + self.time_budget if self.time_budget > 0 else math.inf
+        last_ckpt = start
         bar = Progress(tr.total_env_steps, self.env_steps, self.time_budget, enabled=self.progress)
         try:
             while self.env_steps < tr.total_env_steps and time.perf_counter() < deadline:
@@ -134,7 +132,7 @@ class Trainer:
             env_steps=self.env_steps,
             updates=self.learner.version,
             episodes=self.episodes,
-            time=self.elapsed(),
+            time=self.log.elapsed(),
             eval=self.last_eval,
             profile=self.profile.to_dict(),
         )
@@ -167,8 +165,7 @@ class Trainer:
                 t_buffer += t1 - t0
                 self.credit -= cfg.algo.env_steps_per_update
                 p.updates += 1
-                for k, v in out.items():
-                    self.window_losses[k].append(float(v))
+                self.log.add_losses(out)
         if p.updates:  # steady state: from the first update on
             p.env_steps += res.env_steps
             p.act += self.runner.timers.act - act0
@@ -178,48 +175,14 @@ class Trainer:
             p.wall += time.perf_counter() - t_start
 
     def _add_episodes(self, ep: EpisodeStats) -> None:
-        if ep.count == 0:
-            return
-        self.episodes += ep.count
-        for k, v in ep.returns.items():
-            self.window_returns[k].append(v)
-        self.window_touches.append(ep.touches)
-        self.window_lengths.append(ep.lengths)
+        self.episodes += self.log.add_episodes(ep)
 
     # -- metrics -------------------------------------------------------------------
-    def elapsed(self) -> float:
-        return self.time_offset + time.perf_counter() - self.session_start
-
-    def _reset_window(self) -> None:
-        self.window_losses: dict[str, list[float]] = defaultdict(list)
-        self.window_returns: dict[str, list[np.ndarray]] = defaultdict(list)
-        self.window_touches: list[np.ndarray] = []
-        self.window_lengths: list[np.ndarray] = []
-        self.window_start = (time.perf_counter(), self.env_steps, self.learner.version)
-
-    def _row(self, extra: dict[str, float] | None = None) -> dict[str, Any]:
-        return {
-            "env_steps": self.env_steps,
-            "updates": self.learner.version,
-            "time": round(self.elapsed(), 3),
-            **(extra or {}),
-        }
-
     def _log(self) -> None:
-        t0, steps0, updates0 = self.window_start
-        dt = max(time.perf_counter() - t0, 1e-9)
-        row = self._row({"episodes": self.episodes})
-        row.update({k: float(np.mean(v)) for k, v in sorted(self.window_losses.items())})
-        for k, v in self.window_returns.items():
-            row[f"return/{k}"] = float(np.concatenate(v).mean())
-        if self.window_touches:
-            row["touches_per_episode"] = float(np.concatenate(self.window_touches).mean())
-            row["episode_length"] = float(np.concatenate(self.window_lengths).mean())
-        row["buffer/size"] = len(self.buffer)
-        row["perf/env_steps_per_s"] = (self.env_steps - steps0) / dt
-        row["perf/updates_per_s"] = (self.learner.version - updates0) / dt
-        self._write(row)
-        self._reset_window()
+        row = self.log.window_row(
+            self.env_steps, self.learner.version, self.episodes, len(self.buffer)
+        )
+        self.log.write(row)
         every = self.config.train.log_every
         self.next_log = (self.env_steps // every + 1) * every
 
@@ -229,29 +192,21 @@ class Trainer:
         self.last_eval = training_evals(self.config, self.learner, tr.eval_episodes, seed)
         self.eval_index += 1
         self.last_eval_steps = self.env_steps
-        self._write(self._row(self.last_eval))
+        self._write(self.log.row(self.env_steps, self.learner.version, self.last_eval))
         self.next_eval = (self.env_steps // tr.eval_every + 1) * tr.eval_every
 
     def _write(self, row: dict[str, Any]) -> None:
-        self.run_dir.append_metrics(row)
-        if self._writer is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._writer = SummaryWriter(str(self.run_dir.tb_dir), purge_step=self.env_steps)
-        for k, v in row.items():
-            if k not in ("env_steps",) and isinstance(v, int | float):
-                self._writer.add_scalar(k, v, self.env_steps)
+        self.log.write(row)
 
     def _finish(self) -> None:
-        if self.env_steps > 0 and (self.window_touches or self.window_losses):
+        if self.env_steps > 0 and self.log.window_has_data:
             self._log()
         if self.evals and self.env_steps > self.last_eval_steps:
             self._evaluate()  # the final policy is always evaluated
         write_episodes(self.run_dir, "train", self.runner.recorder.flush())
         if self.checkpoints:
             self.save_checkpoint()
-        if self._writer is not None:
-            self._writer.close()
+        self.log.close()
 
     # -- checkpoints ---------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -261,7 +216,7 @@ class Trainer:
             "env_steps": self.env_steps,
             "updates": self.learner.version,
             "episodes": self.episodes,
-            "time": self.elapsed(),
+            "time": self.log.elapsed(),
             "credit": self.credit,
             "next_log": self.next_log,
             "next_eval": self.next_eval,
@@ -293,17 +248,7 @@ class Trainer:
         self.env_steps, self.episodes = int(payload["env_steps"]), int(payload["episodes"])
         self.credit, self.eval_index = int(payload["credit"]), int(payload["eval_index"])
         self.next_log, self.next_eval = int(payload["next_log"]), int(payload["next_eval"])
-        self.time_offset = float(payload["time"])
+        self.log.time_offset = float(payload["time"])
         self.last_eval = dict(payload["last_eval"])
         self.last_eval_steps = int(payload["last_eval_steps"])
-        _truncate_metrics(run, self.env_steps)
-
-
-def _truncate_metrics(run: RunDir, env_steps: int) -> None:
-    """Drop metrics lines written after the checkpoint we resume from (they will be redone)."""
-    rows = [r for r in run.read_metrics() if r.get("env_steps", 0) <= env_steps]
-    tmp = run.metrics_path.with_name(run.metrics_path.name + ".tmp")
-    tmp.write_text("")
-    os.replace(tmp, run.metrics_path)
-    for r in rows:
-        run.append_metrics(r)
+        truncate_metrics(run, self.env_steps)

@@ -2,8 +2,14 @@
 
 Starts `predprey serve-buffer` on a free loopback port in a temporary directory. Ingest:
 `--clients` threads POST pre-encoded `--rows`-row JSON records for `--seconds` (each
-answer is a durable 201). Sampling: `--samples` GET /batch_data/`--batch` requests,
-timed to the last byte received; decoding to numpy is timed separately.
+answer is a durable 201). Sampling: `--samples` GET /batch_data/`--batch` requests as
+JSON numbers (the original API), timed to the last byte received, then the same with
+`Accept: application/octet-stream` (the packed float32 rows `train --buffer-url` uses);
+decoding to numpy is timed separately. With a server it started, ingest also reports the
+server's CPU seconds (Linux /proc): transitions per server CPU second do not depend on
+what else runs on the machine. The clients use the standard library's
+http.client (keep-alive, C-buffered reads) so that the numbers are the server's, not a
+heavy client's (httpx costs ~9 ms more per 1.5 MB JSON batch on this machine).
 """
 
 from __future__ import annotations
@@ -49,9 +55,34 @@ def make_bodies(args: argparse.Namespace, count: int, seed: int) -> list[bytes]:
     return bodies
 
 
-def ingest(url: str, args: argparse.Namespace) -> dict:
-    import httpx
+def connect(url: str):
+    import http.client
+    from urllib.parse import urlsplit
 
+    u = urlsplit(url)
+    return http.client.HTTPConnection(u.hostname, u.port or 80, timeout=30.0)
+
+
+def request(conn, method: str, path: str, body: bytes | None = None, headers=None):
+    """(status, headers, body) of one keep-alive request."""
+    conn.request(method, path, body=body, headers=headers or {})
+    r = conn.getresponse()
+    return r.status, r.headers, r.read()
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of process `pid` so far (Linux /proc), or None."""
+    import os
+
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ingest(url: str, args: argparse.Namespace, server_pid: int | None = None) -> dict:
     bodies = [make_bodies(args, 4, seed) for seed in range(args.clients)]
     posted = [0] * args.clients
     failures: list[str] = []
@@ -59,28 +90,36 @@ def ingest(url: str, args: argparse.Namespace) -> dict:
 
     def client(i: int) -> None:
         headers = {"Content-Type": "application/json"}
-        with httpx.Client(base_url=url, timeout=30.0) as http:
+        conn = connect(url)
+        try:
             start.wait()
             stop_at, n = time.perf_counter() + args.seconds, 0
             while time.perf_counter() < stop_at and n < 1_000_000:
-                r = http.post("/record_data/", content=bodies[i][n % 4], headers=headers)
-                if r.status_code != 201:
-                    failures.append(f"{r.status_code} {r.text[:200]}")
+                status, _, text = request(conn, "POST", "/record_data/", bodies[i][n % 4], headers)
+                if status != 201:
+                    failures.append(f"{status} {text[:200]!r}")
                     return
                 n += 1
             posted[i] = n
+        finally:
+            conn.close()
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
     for t in threads:
         t.start()
     start.wait()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), cpu_seconds(server_pid)
     for t in threads:
         t.join(args.seconds + 60)
-    wall = time.perf_counter() - t0
+    wall, cpu1 = time.perf_counter() - t0, cpu_seconds(server_pid)
     if failures:
         raise RuntimeError(f"ingest failed: {failures[0]}")
     rows = sum(posted) * args.rows
+    cpu = {}
+    if cpu0 is not None and cpu1 is not None and cpu1 > cpu0:
+        # what the server spent per row, whatever else shares the cores: a load-free measure
+        cpu["server_cpu_seconds"] = round(cpu1 - cpu0, 3)
+        cpu["transitions_per_server_cpu_s"] = round(rows / (cpu1 - cpu0), 1)
     return {
         "bench": "buffer_ingest",
         "clients": args.clients,
@@ -89,51 +128,68 @@ def ingest(url: str, args: argparse.Namespace) -> dict:
         "posts": sum(posted),
         "seconds": round(wall, 3),
         "transitions_per_s": round(rows / wall, 1),
+        **cpu,
     }
 
 
-def sample(url: str, args: argparse.Namespace) -> dict:
-    import httpx
+def sample(url: str, args: argparse.Namespace, packed: bool) -> dict:
     import numpy as np
     import orjson
 
+    from predprey.service.wire import ROWS_MEDIA, WIDTHS_HEADER, decode_rows
+
+    headers = {"Accept": ROWS_MEDIA} if packed else {}
     fetch, decode = [], []
-    with httpx.Client(base_url=url, timeout=30.0) as http:
+    conn = connect(url)
+    try:
         for _ in range(args.samples):
             t0 = time.perf_counter()
-            r = http.get(f"/batch_data/{args.batch}")
+            status, got_headers, body = request(
+                conn, "GET", f"/batch_data/{args.batch}", None, headers
+            )
             t1 = time.perf_counter()
-            if r.status_code != 200:
-                raise RuntimeError(f"batch_data answered {r.status_code}: {r.text[:200]}")
-            got = orjson.loads(r.content)
-            arrays = {k: np.asarray(v, dtype=np.float32) for k, v in got.items()}
+            if status != 200:
+                raise RuntimeError(f"batch_data answered {status}: {body[:200]!r}")
+            if packed:
+                arrays = decode_rows(body, got_headers[WIDTHS_HEADER])
+            else:
+                arrays = {k: np.asarray(v, dtype=np.float32) for k, v in orjson.loads(body).items()}
             t2 = time.perf_counter()
             assert len(arrays["State"]) == args.batch
             fetch.append(t1 - t0)
             decode.append(t2 - t1)
+    finally:
+        conn.close()
     return {
-        "bench": "buffer_sample",
+        "bench": "buffer_sample_packed" if packed else "buffer_sample",
         "batch": args.batch,
         "requests": args.samples,
         "median_ms": round(1e3 * statistics.median(fetch), 2),
         "p90_ms": round(1e3 * sorted(fetch)[int(0.9 * (len(fetch) - 1))], 2),
         "client_decode_median_ms": round(1e3 * statistics.median(decode), 2),
-        "response_bytes": len(r.content),
+        "response_bytes": len(body),
     }
+
+
+def measure(url: str, args: argparse.Namespace, server_pid: int | None = None) -> None:
+    for result in (
+        ingest(url, args, server_pid),
+        sample(url, args, False),
+        sample(url, args, True),
+    ):
+        print(json.dumps(result), flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
     from predprey.service.process import start_server
 
     if args.url:
-        for result in (ingest(args.url, args), sample(args.url, args)):
-            print(json.dumps(result), flush=True)
+        measure(args.url, args)
         return 0
     with tempfile.TemporaryDirectory(prefix="predprey-bench-buffer-") as data:
         server = start_server(data, "--capacity", str(args.capacity), "--seed", "0")
         try:
-            for result in (ingest(server.url, args), sample(server.url, args)):
-                print(json.dumps(result), flush=True)
+            measure(server.url, args, server.proc.pid)
         finally:
             server.stop()
     return 0

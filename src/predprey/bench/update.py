@@ -3,7 +3,7 @@
 Prints one JSON line: median ms per update over `--updates` calls on random batches of the
 scenario's transition layout, and the median split into backward, gradient clipping,
 optimizer steps, target (Polyak) update and the rest (forward passes, input assembly).
-Run as `python -m predprey.bench.update [--twin] [--share]`.
+Run as `predprey bench update [--twin] [--share]` or `python -m predprey.bench.update`.
 """
 
 from __future__ import annotations
@@ -76,8 +76,7 @@ def run(args: argparse.Namespace) -> int:
     # Time the phases by wrapping what update() calls; update() itself is unchanged.
     torch.Tensor.backward = wrap(torch.Tensor.backward, "backward")
     m.clip_grad_norm_per_model = wrap(m.clip_grad_norm_per_model, "clip")
-    learner.actor_opt.step = wrap(learner.actor_opt.step, "optimizer")
-    learner.critic_opt.step = wrap(learner.critic_opt.step, "optimizer")
+    m.adam_step = wrap(m.adam_step, "optimizer")
     torch._foreach_lerp_ = wrap(torch._foreach_lerp_, "target")
 
     for i in range(20):  # warm-up

@@ -3,6 +3,7 @@
 predprey bench env      vectorized env steps/s for several numbers of envs
 predprey bench train    training loop env-steps/s and updates/s
 predprey bench buffer   HTTP replay-buffer ingest and sample latency
+predprey bench update   Learner.update() latency with a time split
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ TARGETS = {
     "env": "predprey.bench.env",
     "train": "predprey.bench.train",
     "buffer": "predprey.bench.buffer",
+    "update": "predprey.bench.update",
 }
 
 

@@ -13,6 +13,10 @@ buffer, RNG states and counters.
 K runner actors, a replay-buffer actor and a learner actor; --address HOST:PORT runs them
 on an existing Ray cluster (`ray start --head` / `ray start --address`; trusted networks
 only). Crashed actors are restarted; --resume continues a distributed run with its runners.
+
+--buffer-url URL learns from an HTTP replay buffer (`predprey serve-buffer`) fed by
+`predprey run-env` processes, and publishes the actor weights to it (PUT /policy/{team});
+`--resume RUN --buffer-url URL` continues such a run.
 """
 
 from __future__ import annotations
@@ -39,18 +43,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runners", type=int, default=0,
                    help="Ray runner actors (0 = single process)")  # fmt: skip
     p.add_argument("--address", default="", help="join an existing Ray cluster at HOST:PORT")
-    p.add_argument("--buffer-url", default="", help="use an HTTP replay buffer at this URL")
+    p.add_argument("--buffer-url", default="",
+                   help="learn from `predprey serve-buffer` here (fed by `run-env`)")  # fmt: skip
+    p.add_argument("--token", default=None,
+                   help="token of --buffer-url (default: $PREDPREY_BUFFER_TOKEN)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     from predprey.config import dump_config, load_config
     from predprey.rundir import RunDir, RunDirError
 
-    if args.buffer_url:
-        raise ConfigError(
-            "--buffer-url (training against an HTTP replay buffer) is not available "
-            "in this version; use --runners K for distributed training"
-        )
+    client = None
+    if args.buffer_url:  # fail before any run directory is written
+        from predprey.service.remote_train import connect
+
+        if args.runners or args.address:
+            raise ConfigError("--buffer-url and --runners/--address are alternatives; give one")
+        client = connect(args.buffer_url, args.token, new_run=not args.resume)
     if args.runners < 0:
         raise ConfigError(f"--runners must be >= 0, got {args.runners}")
     if args.resume:
@@ -76,6 +85,17 @@ def run(args: argparse.Namespace) -> int:
         run_dir.path.mkdir(parents=True, exist_ok=True)
         dump_config(config, run_dir.config_path)
         run_dir.create()
+
+    if client is not None:  # -- the HTTP loop: predprey.service.remote_train -------------
+        from predprey.service.remote_train import train_remote
+
+        result = train_remote(
+            config, run_dir, client, args.buffer_url, resume=bool(args.resume),
+            time_budget=args.time_budget, progress=not args.quiet,
+        )  # fmt: skip
+        summary = {k: result[k] for k in ("env_steps", "updates", "time", "eval")}
+        print(json.dumps({"run": str(run_dir.path), **summary}))
+        return 0
 
     # -- distributed (Ray) training: predprey.distributed ---------------------------------
     runners = args.runners or config.distributed.runners  # a resumed run keeps its runners

@@ -34,6 +34,24 @@ class ActorBase:
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
 
+    def cpu_seconds(self) -> float:
+        """CPU time of this actor's process so far (all its threads, Ray's included)."""
+        return time.process_time()
+
+
+def weights_to_numpy(state: Mapping) -> dict[str, dict[str, np.ndarray]]:
+    """Actor weights as NumPy arrays: Ray serializes those in a fraction of the time torch
+    tensors take (the learner publishes after every update)."""
+    return {
+        team: {k: v.detach().cpu().numpy() for k, v in sd.items()} for team, sd in state.items()
+    }
+
+
+def weights_to_torch(state: Mapping) -> dict:
+    import torch
+
+    return {team: {k: torch.from_numpy(v) for k, v in sd.items()} for team, sd in state.items()}
+
 
 def _threads(n: int) -> None:
     import torch
@@ -76,7 +94,7 @@ class RunnerActor(ActorBase):
         transitions and a small `CollectInfo` as two objects, so the transitions can go
         straight to the buffer without passing through the driver."""
         if weights is not None:
-            self.runner.set_weights(weights, version)
+            self.runner.set_weights(weights_to_torch(weights), version)
         t0 = time.perf_counter()
         res = self.runner.collect(
             vector_steps, noise_std, self.rng, random_actions, env_steps_before
@@ -86,6 +104,12 @@ class RunnerActor(ActorBase):
             time.perf_counter() - t0,
         )  # fmt: skip
         return res.transitions, info
+
+    def set_weights(self, weights: Mapping, version: int) -> float:
+        """Load actor weights (Ray has fetched them by then); returns the load seconds."""
+        t0 = time.perf_counter()
+        self.runner.set_weights(weights_to_torch(weights), version)
+        return time.perf_counter() - t0
 
     def flush_recorded(self) -> list[Episode]:
         return self.runner.recorder.flush()
@@ -145,7 +169,7 @@ class LearnerActor(ActorBase):
         return self.learner.version
 
     def weights(self) -> dict:
-        return self.learner.actor_state()
+        return weights_to_numpy(self.learner.actor_state())
 
     @ray.method(num_returns=2)
     def train(
@@ -165,7 +189,7 @@ class LearnerActor(ActorBase):
             self.learner.version, n_updates, metrics, float(np.mean(lags)),
             time.perf_counter() - t0,
         )  # fmt: skip
-        return info, (self.learner.actor_state() if publish else None)
+        return info, (weights_to_numpy(self.learner.actor_state()) if publish else None)
 
     def checkpoint_state(self) -> dict:
         """The learner's part of a checkpoint payload (same keys as the single-process one)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import ray
@@ -34,6 +34,9 @@ from predprey.trainlog import TrainLog, truncate_metrics
 
 DRAIN_SECONDS = 120.0  # bound on waiting for in-flight calls at the end
 MAX_TRAIN_CALLS = 2  # learner calls in flight: the next batch is ready when one finishes
+# Collect calls queued on each runner: the next one starts as soon as one returns, so a
+# runner does not sit idle while the driver hears of its result and sends the next call.
+CALLS_PER_RUNNER = 2
 
 
 @dataclass
@@ -46,6 +49,13 @@ class Task:
     transitions: Any = None  # collect/add: the transitions' object ref
     updates: int = 0  # train
     weights: Any = None  # train: the published weights' ref (None: not publishing)
+
+
+class Mark(NamedTuple):
+    time: float
+    env_steps: int
+    updates: int
+    busy: dict[str, float]  # copy of DistributedTrainer.busy
 
 
 @dataclass
@@ -101,8 +111,13 @@ class DistributedTrainer:
             self.last_eval_steps = int(payload["last_eval_steps"])
             time_offset = float(payload["time"])
             truncate_metrics(run, self.env_steps)
+            # Rows logged while the buffer wrote the checkpoint may hold fewer env steps than
+            # it and a later time: the clock goes on from the latest row kept.
+            time_offset = max([time_offset, *(r.get("time", 0.0) for r in run.read_metrics())])
         self.log = TrainLog(run, time_offset)
         self.window = Window()
+        self.busy = {"runner": 0.0, "learner": 0.0}  # seconds actors spent in calls
+        self.steady: Mark | None = None  # when this session's first update completed
 
     # -- the loop ------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -115,7 +130,7 @@ class DistributedTrainer:
         last_ckpt = start
         bar = Progress(tr.total_env_steps, self.env_steps, self.time_budget, self.progress)
         try:
-            while self.env_steps < tr.total_env_steps and time.perf_counter() < deadline:
+            while self._work_left(tr.total_env_steps) and time.perf_counter() < deadline:
                 self._launch(tr.total_env_steps)
                 self._handle(self._wait(0.25))
                 if self.env_steps >= self.next_log:
@@ -126,11 +141,13 @@ class DistributedTrainer:
                     self.save_checkpoint()
                     last_ckpt = time.perf_counter()
                 bar.update(self.env_steps, self.updates, self.last_eval)
+            end = self._mark()
             self._drain()
         finally:
             bar.close()
         self._finish()
         return {
+            "profile": self._profile(self.steady, end) if self.steady else {},
             "env_steps": self.env_steps,
             "updates": self.updates,
             "episodes": self.episodes,
@@ -142,14 +159,17 @@ class DistributedTrainer:
             "runner_nodes": self.fleet.runner_nodes(),
         }
 
-    def _launch(self, total: int) -> None:
+    def _launch(self, total: int, learn: bool = True) -> None:
+        """Start collects on runners with room for a call, and learner calls, as far as the
+        rate limit allows (`learn=False`: runners only, without rate limit)."""
         f, a = self.fleet, self.config.algo
         k = len(f.slots)
-        for slot in [f.slots[(self.next_runner + j) % k] for j in range(k)]:  # round robin
+        order = [f.slots[(self.next_runner + j) % k] for j in range(k)]  # round robin
+        for slot in [s for depth in range(CALLS_PER_RUNNER) for s in order if s.calls <= depth]:
             inserted = self.env_steps + self.rows_in_flight
-            if slot.busy or inserted >= total:
+            if slot.calls >= CALLS_PER_RUNNER or inserted >= total:
                 continue
-            if not self.limiter.may_insert(inserted, self._sampled(), f.chunk):
+            if learn and not self.limiter.may_insert(inserted, self._sampled(), f.chunk):
                 break
             warm = inserted < self.config.buffer.warmup
             trans, info = f.collect(slot, a.exploration_noise, warm, inserted)
@@ -158,6 +178,8 @@ class DistributedTrainer:
             )
             self.rows_in_flight += f.chunk
             self.next_runner = (slot.index + 1) % k
+        if not learn:
+            return
         calls = sum(t.kind == "train" for t in self.tasks.values())
         sync = self.config.distributed.weight_sync_every
         while calls < MAX_TRAIN_CALLS:
@@ -172,6 +194,59 @@ class DistributedTrainer:
             self.since_publish = 0 if publish else self.since_publish + n
             self.updates_in_flight += n
             calls += 1
+
+    def _work_left(self, total: int) -> bool:
+        """Env steps to take, or updates the learner is owed for the steps taken (it trails
+        the runners by up to the limiter's slack; the run ends at the config's ratio)."""
+        if self.env_steps < total:
+            return True
+        return self.limiter.batches_allowed(self.env_steps, self._sampled()) > 0
+
+    def _mark(self) -> Mark:
+        return Mark(time.perf_counter(), self.env_steps, self.updates, dict(self.busy))
+
+    def _profile(self, start: Mark, end: Mark) -> dict[str, Any]:
+        """Throughput between two marks, and the share of that time runners (on average)
+        and the learner spent inside their calls."""
+        dt = max(end.time - start.time, 1e-9)
+        busy = {k: (end.busy[k] - start.busy[k]) / dt for k in self.busy}
+        busy["runner"] /= len(self.fleet.slots)
+        return {
+            "env_steps_per_s": (end.env_steps - start.env_steps) / dt,
+            "updates_per_s": (end.updates - start.updates) / dt,
+            "seconds": dt,
+            "env_steps": end.env_steps - start.env_steps,
+            "updates": end.updates - start.updates,
+            "busy": busy,
+        }
+
+    def measure_sampling(self, seconds: float) -> dict[str, Any]:
+        """Runners only, the learner idle and no rate limit, for `seconds` (after in-flight
+        calls finished): acknowledged env steps per second (`predprey bench train`)."""
+        self._drain()
+        cpu0 = self._cpu_seconds()
+        start = self._mark()
+        end_time = start.time + seconds
+        while time.perf_counter() < end_time:
+            self._launch(self.config.train.total_env_steps, learn=False)
+            self._handle(self._wait(0.25))
+        end = self._mark()
+        self._drain()
+        done = self._mark()
+        cpu = {k: v - cpu0[k] for k, v in self._cpu_seconds().items()}
+        wall, steps = done.time - start.time, max(done.env_steps - start.env_steps, 1)
+        return {
+            **self._profile(start, end),
+            "cores": {k: v / wall for k, v in cpu.items()},  # CPU seconds per wall second
+            "cpu_ms_per_1k_steps": {k: 1e6 * v / steps for k, v in cpu.items()},
+        }
+
+    def _cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds so far of the runners (summed), the buffer actor and this driver."""
+        f = self.fleet
+        runners = ray.get([s.handle.cpu_seconds.remote() for s in f.slots], timeout=60)
+        buffer = ray.get(f.buffer.cpu_seconds.remote(), timeout=60)
+        return {"runners": sum(runners), "buffer": buffer, "driver": time.process_time()}
 
     def _sampled(self) -> int:
         return (self.updates + self.updates_in_flight) * self.config.algo.batch_size
@@ -208,8 +283,9 @@ class DistributedTrainer:
     def _done_collect(self, task: Task, info) -> None:
         slot = self.fleet.slots[task.runner]
         if slot.actor_id == task.actor:
-            slot.busy = False
+            slot.calls -= 1
         self.rows_in_flight += info.env_steps - task.rows
+        self.busy["runner"] += info.seconds
         self.window.runner_steps[task.runner] = (
             self.window.runner_steps.get(task.runner, 0) + info.env_steps
         )
@@ -237,6 +313,9 @@ class DistributedTrainer:
     def _done_train(self, task: Task, info) -> None:
         self.updates_in_flight -= task.updates
         self.updates = info.version
+        self.busy["learner"] += info.seconds
+        if self.steady is None:
+            self.steady = self._mark()
         for m in info.metrics:
             self.log.add_losses(m)
         self.window.lags.append(info.policy_lag)
@@ -273,7 +352,7 @@ class DistributedTrainer:
             self.rows_in_flight -= task.rows
             slot = self.fleet.slots[task.runner]
             if slot.actor_id == task.actor:
-                slot.busy = False
+                slot.calls -= 1
         elif task.kind == "add":
             self._add(task)  # same insert id: the new buffer drops it if the log had it
         elif task.kind == "train":

@@ -18,7 +18,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from predprey import checkpoint
 from predprey.config import Config, ConfigError
-from predprey.distributed.actors import BufferActor, LearnerActor, RunnerActor
+from predprey.distributed.actors import BufferActor, LearnerActor, RunnerActor, weights_to_torch
 from predprey.learn.spec import team_specs, transition_spec
 from predprey.rundir import RunDir, RunDirError
 
@@ -34,7 +34,7 @@ class RunnerSlot:
     node_id: str
     incarnation: int
     version: int = -1  # actor weights version this runner holds (-1: none yet)
-    busy: bool = False
+    calls: int = 0  # collect calls sent and not yet returned
 
 
 class Fleet:
@@ -131,7 +131,7 @@ class Fleet:
         weights = None
         if slot.version != self.weights_version:
             weights, slot.version = self.weights_ref, self.weights_version
-        slot.busy = True
+        slot.calls += 1
         return slot.handle.collect.remote(
             self.config.distributed.steps_per_call, noise, warm, env_steps_before,
             weights, self.weights_version,
@@ -152,7 +152,7 @@ class Fleet:
 
         if self._actors is None:
             self._actors = ActorSet.build(self.teams, self.config.algo)
-        self._actors.load_actor_state(ray.get(self.weights_ref))
+        self._actors.load_actor_state(weights_to_torch(ray.get(self.weights_ref)))
         return self._actors
 
     def flush_recorded(self) -> list:

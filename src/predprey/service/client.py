@@ -18,7 +18,14 @@ import httpx
 import numpy as np
 import orjson
 
-from predprey.service.wire import FIELDS, decode_tensors, encode_tensors
+from predprey.service.wire import (
+    FIELDS,
+    ROWS_MEDIA,
+    WIDTHS_HEADER,
+    decode_rows,
+    decode_tensors,
+    encode_tensors,
+)
 
 RETRY_STATUS = (502, 503, 504)
 
@@ -62,8 +69,12 @@ class BufferClient:
     def close(self) -> None:
         self.http.close()
 
-    def _request(self, method: str, path: str, body: bytes | None = None) -> httpx.Response:
-        headers = {"Content-Type": "application/json"} if body is not None else None
+    def _request(
+        self, method: str, path: str, body: bytes | None = None, accept: str | None = None
+    ) -> httpx.Response:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if accept:
+            headers["Accept"] = accept
         deadline = time.monotonic() + self.retry_seconds
         for attempt in range(self.retries + 1):
             last = attempt == self.retries or time.monotonic() >= deadline
@@ -88,9 +99,14 @@ class BufferClient:
         )
         return RecordAck(**r.json())
 
-    def sample(self, size: int) -> dict[str, np.ndarray]:
-        """`size` distinct rows drawn uniformly: {key: float32 [size, width]}."""
-        got = orjson.loads(self._request("GET", f"/batch_data/{int(size)}").content)
+    def sample(self, size: int, packed: bool = True) -> dict[str, np.ndarray]:
+        """`size` distinct rows drawn uniformly: {key: float32 [size, width]}; `packed`
+        fetches them as binary float32 rows (exact, fast), else as JSON numbers."""
+        path = f"/batch_data/{int(size)}"
+        if packed:
+            r = self._request("GET", path, accept=ROWS_MEDIA)
+            return decode_rows(r.content, r.headers[WIDTHS_HEADER])
+        got = orjson.loads(self._request("GET", path).content)
         return {k: np.asarray(got[k], dtype=np.float32) for k in FIELDS}
 
     def stats(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -26,6 +27,8 @@ FIELDS = ("State", "Action", "Reward", "Next State", "Done")
 REQUIRED = FIELDS[:4]
 OPTIONAL_WIDTH = {"Done": 1}  # width of an optional field the first record left out
 TENSOR_DTYPES = ("float32", "float64", "int32", "int64")
+ROWS_MEDIA = "application/octet-stream"  # GET /batch_data with this Accept: packed rows
+WIDTHS_HEADER = "X-Row-Widths"
 
 
 class RecordError(ValueError):
@@ -125,6 +128,24 @@ def strings_only_in_keys(body: bytes, obj: Any) -> bool:
     """True when the JSON text `body` (decoded: `obj`) holds no string but obj's keys:
     each key accounts for exactly two quote characters."""
     return isinstance(obj, dict) and body.count(b'"') == 2 * len(obj)
+
+
+def encode_rows(arrays: Mapping[str, np.ndarray]) -> tuple[bytes, str]:
+    """{key: [n, width]} -> (packed float32 little-endian rows [n, W] with the keys side by
+    side in FIELDS order, the widths as the JSON of the X-Row-Widths header): the binary
+    answer of GET /batch_data, exact and ~50x cheaper to decode than JSON numbers."""
+    rows = np.concatenate([arrays[k] for k in FIELDS], axis=1).astype("<f4", copy=False)
+    widths = {k: int(arrays[k].shape[1]) for k in FIELDS}
+    return rows.tobytes(), json.dumps(widths, separators=(",", ":"))
+
+
+def decode_rows(body: bytes, widths_header: str) -> dict[str, np.ndarray]:
+    """The inverse of `encode_rows`: {key: float32 [n, width]} (views of one writable array)."""
+    widths = json.loads(widths_header)
+    W = sum(widths[k] for k in FIELDS)
+    rows = np.frombuffer(body, dtype="<f4").astype(np.float32).reshape(-1, W)  # [n, W], writable
+    edges = np.cumsum([widths[k] for k in FIELDS])[:-1]
+    return dict(zip(FIELDS, np.split(rows, edges, axis=1), strict=True))
 
 
 def encode_tensors(weights: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
