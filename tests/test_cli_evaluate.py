@@ -47,6 +47,8 @@ def test_evaluate_prints_one_json_line(run_dir, capsys):
     assert t["mean"] >= 0 and math.isfinite(t["ci95"])
     assert set(line["returns"]) == {"predator", "prey"}
     assert json.loads(cli(capsys, *args)[1]) == line  # same seed, same answer
+    best = json.loads(cli(capsys, *args, "--policy", "best")[1])
+    assert best["policy"] == "best" and best["episodes"] == 12
 
 
 def test_scripted_matchups_tell_teams_apart(run_dir, capsys):

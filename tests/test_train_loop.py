@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from predprey import checkpoint
-from predprey.config import load_config
+from predprey.config import dump_config, load_config
 from predprey.rundir import RunDir, load_episode
 from predprey.train import Trainer
 from train_helpers import tiny_config_file
@@ -109,3 +109,32 @@ def test_resume_continues_exactly_where_the_checkpoint_left(short_run, tmp_path)
     assert _stable(split_rows) == _stable(run.read_metrics())
     times = [r["time"] for r in split_rows]
     assert times == sorted(times)  # `time` continues across the resume
+    # the best-policy snapshots survive the resume and match the uninterrupted run's
+    whole, split = (checkpoint.load_best(r) for r in (run, RunDir(tmp_path / "split")))
+    assert {t: b["env_steps"] for t, b in whole.items()} == {
+        t: b["env_steps"] for t, b in split.items()
+    }
+
+
+def test_best_snapshot_holds_each_teams_best_scoring_actor(short_run):
+    from predprey.policy import load
+
+    cfg, run, _ = short_run
+    evals = [r for r in run.read_metrics() if "eval/pred_touches_v_evader" in r]
+    assert len(evals) >= 2
+    best = checkpoint.load_best(run)
+    assert set(best) == {"predator", "prey"}
+    top_pred = max(evals, key=lambda r: r["eval/pred_touches_v_evader"])  # first of ties
+    low_prey = min(evals, key=lambda r: r["eval/prey_touches_v_chaser"])
+    assert best["predator"]["env_steps"] == top_pred["env_steps"]
+    assert best["prey"]["env_steps"] == low_prey["env_steps"]
+    assert best["prey"]["value"] == low_prey["eval/prey_touches_v_chaser"]
+    dump_config(cfg, run.config_path)  # policy.load reads the run's config
+    latest, chosen = load(run.path), load(run.path, "best")
+    for team in ("predator", "prey"):
+        got = chosen.actors.actor_state()[team]
+        assert all(torch.equal(got[k], v) for k, v in best[team]["actor"].items())
+    obs = {"predator": np.zeros((3, 16), np.float32)}
+    assert chosen.act(obs)["predator"].shape == latest.act(obs)["predator"].shape == (3, 2)
+    with pytest.raises(ValueError, match="unknown policy"):
+        load(run.path, "newest")

@@ -5,6 +5,11 @@
 states, counters and the runner's env state. The buffer goes to `buffer-<total_added>.npz`
 first and `latest.pt` is replaced afterwards, both atomically, so a crash at any moment
 leaves a matching pair behind; older buffer files are removed after the switch.
+
+`best.pt` holds, per team, the actor weights that scored best in the periodic evaluations
+against scripted opponents (predators: most touches; prey: fewest), with the env step and
+the score. Self-play between learned teams oscillates, so the latest weights are not
+always the strongest; `predprey evaluate/simulate --policy best` use these.
 """
 
 from __future__ import annotations
@@ -20,10 +25,17 @@ from predprey.rundir import RunDir, RunDirError
 
 FORMAT = 1
 LATEST = "latest.pt"
+BEST = "best.pt"
 
 
 def latest_path(run: RunDir) -> Path:
     return run.checkpoint_dir / LATEST
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
 
 
 def save(run: RunDir, payload: dict[str, Any], buffer: ReplayBuffer | None = None) -> Path:
@@ -35,9 +47,7 @@ def save(run: RunDir, payload: dict[str, Any], buffer: ReplayBuffer | None = Non
         buffer.save(run.checkpoint_dir / name)
         payload["buffer_file"] = name
     path = latest_path(run)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    _atomic_save(payload, path)
     for old in run.checkpoint_dir.glob("buffer-*.npz"):
         if old.name != payload["buffer_file"]:
             old.unlink(missing_ok=True)
@@ -84,3 +94,26 @@ def check_teams(payload: dict[str, Any], teams, where: str) -> None:
             f"incompatible checkpoint in {where}: it was written for teams {got} "
             f"(name, agents, obs_dim, act_dim), the config describes {want}"
         )
+
+
+def save_best(run: RunDir, best: dict[str, Any]) -> None:
+    """Write `{team: {"actor": state_dict, "env_steps": int, "metric": str, "score": float}}`."""
+    run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_save({"format": FORMAT, "teams": best}, run.checkpoint_dir / BEST)
+
+
+def load_best(run: RunDir) -> dict[str, Any]:
+    """The per-team best actors of `save_best`; a clear `RunDirError` if there are none."""
+    path = run.checkpoint_dir / BEST
+    if not path.is_file():
+        raise RunDirError(
+            f"no best-policy snapshot in {run.checkpoint_dir} (written at evaluations of "
+            "learned predators/prey against scripted opponents); use --policy latest"
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise RunDirError(f"corrupt or unreadable best-policy snapshot {path}: {e}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise RunDirError(f"incompatible best-policy snapshot {path}")
+    return payload["teams"]

@@ -134,3 +134,17 @@ def training_evals(config, actors, episodes: int, seed: int) -> dict[str, float]
         r = run_episodes(env, {t: "learned" for t in env.teams}, actors, episodes, rng, seed)
         out.update({f"eval/return/{t}": v for t, v in r.returns.items()})
     return out
+
+
+def team_scores(evals: Mapping[str, float]) -> dict[str, tuple[str, float]]:
+    """Per team, the `training_evals` metric that rates it and a score where higher is
+    better: predators' touches, minus prey's touches conceded, returns elsewhere."""
+    out: dict[str, tuple[str, float]] = {}
+    for key, value in evals.items():
+        if key.startswith("eval/pred_touches_v_"):
+            out["predator"] = (key, value)
+        elif key.startswith("eval/prey_touches_v_"):
+            out["prey"] = (key, -value)
+        elif key.startswith("eval/return/"):
+            out[key.removeprefix("eval/return/")] = (key, value)
+    return out

@@ -76,19 +76,29 @@ class Policy:
         return {team: out[team][0] if team in single else out[team] for team in batched}
 
 
-def load(run_dir: str | Path) -> Policy:
-    """The latest actors of run `run_dir` (its config.yaml and checkpoints/latest.pt)."""
+POLICIES = ("latest", "best")
+
+
+def load(run_dir: str | Path, which: str = "latest") -> Policy:
+    """The actors of run `run_dir` (its config.yaml and checkpoints/): `which="latest"` the
+    latest checkpoint's, `"best"` per team the snapshot that scored best in training's
+    evaluations against scripted opponents (teams without one keep their latest actors)."""
     from predprey.learn.maddpg import ActorSet
     from predprey.learn.spec import team_specs
 
+    if which not in POLICIES:
+        raise ValueError(f"unknown policy {which!r}; choose one of {POLICIES}")
     run = RunDir(run_dir).require()
     config = load_config(run.config_path)
     teams = team_specs(config.env.make(num_envs=1, seed=0))
     payload = checkpoint.load(run)
     checkpoint.check_teams(payload, teams, str(run.path))
+    state = dict(payload["actors"])
+    if which == "best":
+        state.update({team: b["actor"] for team, b in checkpoint.load_best(run).items()})
     actors = ActorSet.build(teams, config.algo)
     try:
-        actors.load_actor_state(payload["actors"])
+        actors.load_actor_state(state)
     except (KeyError, RuntimeError, ValueError) as e:
         raise RunDirError(f"incompatible checkpoint in {run.path}: {e}") from None
     return Policy(config, teams, actors, int(payload.get("updates", 0)))

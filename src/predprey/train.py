@@ -21,7 +21,7 @@ import numpy as np
 
 from predprey import checkpoint
 from predprey.config import Config
-from predprey.evaluate import check_choices, training_evals
+from predprey.evaluate import check_choices, team_scores, training_evals
 from predprey.learn.buffer import ReplayBuffer
 from predprey.learn.spec import team_specs, transition_spec
 from predprey.recorder import write_episodes
@@ -99,6 +99,7 @@ class Trainer:
         self.next_log, self.next_eval = tr.log_every, tr.eval_every
         self.last_eval: dict[str, float] = {}
         self.last_eval_steps = 0
+        self.best: dict[str, dict[str, Any]] = {}  # team -> best-scoring actor snapshot
         if resume:
             self._restore()
         self.profile = Profile()
@@ -192,8 +193,23 @@ class Trainer:
         self.last_eval = training_evals(self.config, self.learner, tr.eval_episodes, seed)
         self.eval_index += 1
         self.last_eval_steps = self.env_steps
+        self._keep_best()
         self._write(self.log.row(self.env_steps, self.learner.version, self.last_eval))
         self.next_eval = (self.env_steps // tr.eval_every + 1) * tr.eval_every
+
+    def _keep_best(self) -> None:
+        """Snapshot each team's actor when its evaluation score beats its best so far."""
+        state = None
+        for team, (metric, score) in team_scores(self.last_eval).items():
+            if team in self.best and score <= self.best[team]["score"]:
+                continue
+            state = state or self.learner.actor_state()
+            self.best[team] = {
+                "actor": state[team], "env_steps": self.env_steps, "metric": metric,
+                "score": score, "value": self.last_eval[metric],
+            }  # fmt: skip
+        if state is not None and self.checkpoints:
+            checkpoint.save_best(self.run_dir, self.best)
 
     def _write(self, row: dict[str, Any]) -> None:
         self.log.write(row)
@@ -223,6 +239,9 @@ class Trainer:
             "eval_index": self.eval_index,
             "last_eval": dict(self.last_eval),
             "last_eval_steps": self.last_eval_steps,
+            "best_scores": {
+                t: {k: v for k, v in b.items() if k != "actor"} for t, b in self.best.items()
+            },
             "rng": {
                 "collect": self.rng_collect.bit_generator.state,
                 "sample": self.rng_sample.bit_generator.state,
@@ -251,4 +270,11 @@ class Trainer:
         self.log.time_offset = float(payload["time"])
         self.last_eval = dict(payload["last_eval"])
         self.last_eval_steps = int(payload["last_eval_steps"])
+        if payload.get("best_scores"):  # snapshots after this checkpoint are redone
+            saved = checkpoint.load_best(run)
+            self.best = {
+                t: {**b, "actor": saved[t]["actor"]}
+                for t, b in payload["best_scores"].items()
+                if t in saved
+            }
         truncate_metrics(run, self.env_steps)

@@ -20,6 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--predators", default="learned", choices=PREDATOR_CHOICES)
     p.add_argument("--prey", default="learned", choices=PREY_CHOICES)
     p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--policy", default="latest", choices=("latest", "best"),
+                   help="latest checkpoint, or per team its best evaluation snapshot")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="initial positions and scripted noise")
 
 
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
-    policy = policy_mod.load(args.run)
+    policy = policy_mod.load(args.run, args.policy)
     env = make_eval_env(policy.config, args.episodes, args.seed)
     if set(env.teams) == {"predator", "prey"}:
         who = {"predator": args.predators, "prey": args.prey}
@@ -43,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     check_choices(env.teams, who)
     rng = np.random.default_rng(args.seed)
     result = run_episodes(env, who, policy.actors, args.episodes, rng, args.seed)
-    line = {"run": args.run, **who, "seed": args.seed, "updates": policy.version}
+    line = {"run": args.run, **who, "policy": args.policy, "seed": args.seed}
+    line["updates"] = policy.version
     print(json.dumps({**line, **result.to_dict()}))
     return 0

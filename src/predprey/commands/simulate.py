@@ -16,6 +16,8 @@ import json
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN", help="run directory, e.g. runs/tag")
+    p.add_argument("--policy", default="latest", choices=("latest", "best"),
+                   help="latest checkpoint, or per team its best evaluation snapshot")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random initial positions")
     p.add_argument("--episodes", type=int, default=1, help="episodes of --env-index to write")
     p.add_argument("--env-index", type=int, default=0, help="which environment to record")
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if num_envs < 1 or not 0 <= args.env_index < num_envs:
         raise ConfigError(f"--env-index must be in [0, {num_envs - 1}], got {args.env_index}")
     run_dir = RunDir(args.run)
-    policy = policy_mod.load(run_dir.path)
+    policy = policy_mod.load(run_dir.path, args.policy)
     cfg = policy.config
     cfg = cfg.replace(env=dataclasses.replace(cfg.env, num_envs=num_envs))
     runner = Runner(cfg, args.seed, policy.actors, (args.env_index,), record_every=1)
