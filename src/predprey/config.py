@@ -82,6 +82,13 @@ class TrainConfig:
     record_every: int = 200  # episodes (per env) between recorded trajectories
     record_envs: tuple[int, ...] = (0, 1, 2, 3)
     torch_threads: int = 0  # 0 = torch default
+    # Opponent mixing: in the last `scripted_fraction` of the environments the team
+    # `scripted_team` follows the scripted policy `scripted_policy` instead of its actors
+    # (e.g. prey acting at random), so the other team also learns against opponents unlike
+    # its co-learning rival. The executed actions are stored: MADDPG is off-policy.
+    scripted_team: str = "prey"
+    scripted_policy: str = "random"
+    scripted_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -249,6 +256,7 @@ def validate(cfg: Config) -> None:
         (b.warmup >= 0, "buffer.warmup must be >= 0"),
         (t.total_env_steps >= 1, "train.total_env_steps must be >= 1"),
         (t.time_budget >= 0, "train.time_budget must be >= 0"),
+        (0 <= t.scripted_fraction <= 1, "train.scripted_fraction must be in [0, 1]"),
         (d.runners >= 0, "distributed.runners must be >= 0"),
         (d.samples_per_insert >= 0, "distributed.samples_per_insert must be >= 0"),
         (d.insert_slack >= 0, "distributed.insert_slack must be >= 0"),
@@ -260,6 +268,14 @@ def validate(cfg: Config) -> None:
     for ok, msg in checks:
         if not ok:
             raise ConfigError(msg)
+    if t.scripted_fraction > 0:
+        from predprey.env.scripted import SCRIPTED
+
+        if t.scripted_policy not in SCRIPTED:
+            raise ConfigError(
+                f"train.scripted_policy: unknown policy {t.scripted_policy!r}; "
+                f"choose one of {SCRIPTED}"
+            )
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

@@ -78,6 +78,13 @@ class Runner:
         self.ep_return = {t.name: np.zeros((E, t.n_agents)) for t in self.teams}  # [E, n]
         self.ep_touches = np.zeros(E, np.int64)
         self.ep_length = np.zeros(E, np.int64)
+        tr = config.train
+        self.scripted_envs = int(round(tr.scripted_fraction * E))  # the last ones
+        if self.scripted_envs and tr.scripted_team not in self.env.teams:
+            raise ValueError(
+                f"train.scripted_team {tr.scripted_team!r} is not a team of this scenario "
+                f"({list(self.env.teams)})"
+            )
 
     @property
     def num_envs(self) -> int:
@@ -97,7 +104,14 @@ class Runner:
                 for t in self.teams
             }
         with torch.inference_mode():
-            return self.actors.act(self.obs, noise_std, rng)  # Gaussian noise, clipped
+            act = self.actors.act(self.obs, noise_std, rng)  # Gaussian noise, clipped
+        if self.scripted_envs:  # opponent mixing (train.scripted_*)
+            from predprey.env import scripted
+
+            tr, k = self.config.train, self.scripted_envs
+            forces = scripted.act(tr.scripted_policy, self.env, tr.scripted_team, rng)
+            act[tr.scripted_team][E - k :] = forces[E - k :]  # [k, n_team, 2]
+        return act
 
     def collect(
         self,
