@@ -28,6 +28,22 @@ LATEST = "latest.pt"
 BEST = "best.pt"
 
 
+def loop_state(loop: Any, teams) -> dict[str, Any]:
+    """The checkpoint keys every training loop (single-process, Ray, HTTP) shares: teams,
+    config, episode count, wall clock and the log/eval schedule of `loop`."""
+    return {
+        "teams": [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in teams],
+        "config": loop.config.to_dict(),
+        "episodes": loop.episodes,
+        "time": loop.log.elapsed(),
+        "next_log": loop.next_log,
+        "next_eval": loop.next_eval,
+        "eval_index": loop.eval_index,
+        "last_eval": dict(loop.last_eval),
+        "last_eval_steps": loop.last_eval_steps,
+    }
+
+
 def latest_path(run: RunDir) -> Path:
     return run.checkpoint_dir / LATEST
 

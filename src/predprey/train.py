@@ -227,18 +227,10 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------
     def save_checkpoint(self) -> None:
         payload = {
-            "teams": [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in self.teams],
-            "config": self.config.to_dict(),
+            **checkpoint.loop_state(self, self.teams),
             "env_steps": self.env_steps,
             "updates": self.learner.version,
-            "episodes": self.episodes,
-            "time": self.log.elapsed(),
             "credit": self.credit,
-            "next_log": self.next_log,
-            "next_eval": self.next_eval,
-            "eval_index": self.eval_index,
-            "last_eval": dict(self.last_eval),
-            "last_eval_steps": self.last_eval_steps,
             "best_scores": {
                 t: {k: v for k, v in b.items() if k != "actor"} for t, b in self.best.items()
             },

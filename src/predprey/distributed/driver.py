@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import ray
 
+from predprey import checkpoint
 from predprey.config import Config
 from predprey.distributed.fleet import Fleet
 from predprey.distributed.rate_limit import RateLimiter, samples_per_insert
@@ -80,8 +81,6 @@ class DistributedTrainer:
         checkpoints: bool = True,
         evals: bool = True,
     ):
-        from predprey import checkpoint
-
         self.config, self.run_dir = config, run
         self.time_budget = config.train.time_budget if time_budget is None else time_budget
         self.progress, self.checkpoints, self.evals = progress, checkpoints, evals
@@ -407,15 +406,7 @@ class DistributedTrainer:
         learner state together, then empties its log); retried next time if an actor dies."""
         f = self.fleet
         payload = {
-            "teams": [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in f.teams],
-            "config": self.config.to_dict(),
-            "episodes": self.episodes,
-            "time": self.log.elapsed(),
-            "next_log": self.next_log,
-            "next_eval": self.next_eval,
-            "eval_index": self.eval_index,
-            "last_eval": dict(self.last_eval),
-            "last_eval_steps": self.last_eval_steps,
+            **checkpoint.loop_state(self, f.teams),
             "distributed": f.checkpoint_state(),
         }
         ref = f.buffer.checkpoint.remote(payload, f.learner.checkpoint_state.remote())

@@ -57,6 +57,7 @@ class RemoteTrainer:
         self.config, self.run_dir, self.client, self.url = config, run, client, url
         self.time_budget = config.train.time_budget if time_budget is None else time_budget
         self.progress, self.checkpoints, self.evals = progress, checkpoints, evals
+        self.episodes = 0  # counted by the env processes, not here
         tr, a = config.train, config.algo
         seeds = np.random.SeedSequence(tr.seed).spawn(4)  # as Trainer: same learner init
         self.teams = team_specs(config.env.make(num_envs=1, seed=0))
@@ -113,7 +114,7 @@ class RemoteTrainer:
         return {
             "env_steps": self.env_steps,
             "updates": self.learner.version,
-            "episodes": 0,  # counted by the env processes
+            "episodes": self.episodes,
             "time": self.log.elapsed(),
             "eval": self.last_eval,
             "published_version": self.published,
@@ -194,17 +195,9 @@ class RemoteTrainer:
 
     def save_checkpoint(self) -> None:
         payload = {
-            "teams": [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in self.teams],
-            "config": self.config.to_dict(),
+            **checkpoint.loop_state(self, self.teams),
             "env_steps": self.env_steps,
             "updates": self.learner.version,
-            "episodes": 0,
-            "time": self.log.elapsed(),
-            "next_log": self.next_log,
-            "next_eval": self.next_eval,
-            "eval_index": self.eval_index,
-            "last_eval": dict(self.last_eval),
-            "last_eval_steps": self.last_eval_steps,
             "learner": self.learner.state_dict(),
             "actors": self.learner.actor_state(),
             "remote": {"url": self.url, "published": self.published},
