@@ -284,4 +284,4 @@ def test_cli_serves_until_interrupted(run):
         assert status == 200 and info["run"] == "live"
     finally:
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=60) == 0  # generous: CI machines are busy

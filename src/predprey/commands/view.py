@@ -30,10 +30,10 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"predprey view: error: cannot listen on {args.host}:{args.port}: {e}")
         return 2
-    print(f"predprey view: serving {args.run} at {server.url}  (Ctrl-C to stop)", flush=True)
-    if args.open:
-        webbrowser.open(server.url)
-    try:
+    try:  # from here on Ctrl-C (even one arriving right away) closes the server cleanly
+        print(f"predprey view: serving {args.run} at {server.url}  (Ctrl-C to stop)", flush=True)
+        if args.open:
+            webbrowser.open(server.url)
         while server.thread.is_alive():
             time.sleep(0.5)
     except KeyboardInterrupt:
