@@ -124,3 +124,32 @@ def test_actor_set_act_builds_no_graph_and_clips():
     assert all(np.array_equal(other.act(obs)[k], actors.act(obs)[k]) for k in obs)
     with pytest.raises(ValueError, match="shape"):
         ActorSet.build(teams, AlgoConfig(hidden=(9,))).load_actor_state(actors.actor_state())
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_numpy_acting_equals_the_torch_actor_and_follows_weight_updates(share):
+    import copy
+
+    teams = (TeamSpec("predator", 3, 16), TeamSpec("prey", 2, 14))
+    actors = ActorSet.build(teams, AlgoConfig(hidden=(64, 64), share_params=share), seed=1)
+    rng = np.random.default_rng(0)
+    obs = {t.name: rng.normal(size=(32, t.n_agents, t.obs_dim)).astype(np.float32) for t in teams}
+
+    def torch_act(a):
+        with torch.no_grad():
+            return {
+                k: v.numpy() for k, v in a({k: torch.from_numpy(o) for k, o in obs.items()}).items()
+            }
+
+    for k, v in torch_act(actors).items():
+        np.testing.assert_allclose(actors.act(obs)[k], v, atol=1e-6)
+    # in-place updates (optimizer steps, load_state_dict) show up in the next act();
+    # a deep copy acts with its own parameters
+    twin = copy.deepcopy(actors)
+    with torch.no_grad():
+        for p in actors.parameters():
+            p.add_(0.3)
+    for k, v in torch_act(actors).items():
+        np.testing.assert_allclose(actors.act(obs)[k], v, atol=1e-6)
+        np.testing.assert_allclose(twin.act(obs)[k], torch_act(twin)[k], atol=1e-6)
+        assert not np.allclose(actors.act(obs)[k], twin.act(obs)[k])

@@ -62,10 +62,7 @@ def run_episodes(
             break
         act = {}
         if learned:
-            import torch
-
-            with torch.inference_mode():
-                act = actors.act({t: obs[t] for t in env.teams})
+            act = actors.act({t: obs[t] for t in env.teams})
         act = {t: act[t] if t in learned else scripted.act(who[t], env, t, rng) for t in env.teams}
         res = env.step(act)
         for t in env.teams:

@@ -50,7 +50,6 @@ class Policy:
     ) -> dict[str, np.ndarray]:
         """Forces for every team in `obs`; with `deterministic=False`, adds the training
         exploration noise (`algo.exploration_noise`) drawn from `rng`."""
-        import torch
 
         batched, single = {}, set()
         for team, o in obs.items():
@@ -71,8 +70,7 @@ class Policy:
         if noise > 0 and rng is None:
             rng = np.random.default_rng()
         actors = self._actors_for(tuple(batched))
-        with torch.inference_mode():
-            out = actors.act(batched, noise, rng)  # team -> [E, n, 2]
+        out = actors.act(batched, noise, rng)  # team -> [E, n, 2]
         return {team: out[team][0] if team in single else out[team] for team in batched}
 
 

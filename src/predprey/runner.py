@@ -103,8 +103,7 @@ class Runner:
                 t.name: rng.uniform(-1.0, 1.0, (E, t.n_agents, t.act_dim)).astype(np.float32)
                 for t in self.teams
             }
-        with torch.inference_mode():
-            act = self.actors.act(self.obs, noise_std, rng)  # Gaussian noise, clipped
+        act = self.actors.act(self.obs, noise_std, rng)  # Gaussian noise, clipped
         if self.scripted_envs:  # opponent mixing (train.scripted_*)
             from predprey.env import scripted
 
