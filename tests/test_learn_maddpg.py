@@ -16,13 +16,7 @@ TINY = (TeamSpec("predator", 2, 3), TeamSpec("prey", 1, 4))
 MATD3 = dict(twin_critics=True, policy_delay=2, target_noise=0.2)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: one thread is faster and robust to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_batch(teams, batch, seed=0, terminated_frac=0.3):

@@ -16,12 +16,7 @@ from predprey.learn.spec import TeamSpec
 TEAMS = (TeamSpec("predator", 3, 5), TeamSpec("prey", 1, 4))
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_batch(batch, seed):

@@ -7,7 +7,6 @@ import signal
 
 import numpy as np
 import pytest
-import torch
 
 from predprey import checkpoint
 from predprey.config import config_from_dict, dump_config
@@ -39,13 +38,7 @@ def post_rows(url: str, runner: Runner, vector_steps: int) -> None:
         c.post_transitions(RecordLayout(runner.teams).to_record(trans))
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """As `train` does with train.torch_threads=1 (many threads crawl on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -44,6 +44,26 @@ def loop_state(loop: Any, teams) -> dict[str, Any]:
     }
 
 
+def restore_loop_state(loop: Any, payload: dict[str, Any]) -> float:
+    """Set `loop`'s episode count and log/eval schedule from a `loop_state` payload; returns
+    the run's wall clock so far (the loop's time offset)."""
+    loop.episodes, loop.eval_index = int(payload["episodes"]), int(payload["eval_index"])
+    loop.next_log, loop.next_eval = int(payload["next_log"]), int(payload["next_eval"])
+    loop.last_eval = dict(payload["last_eval"])
+    loop.last_eval_steps = int(payload["last_eval_steps"])
+    return float(payload["time"])
+
+
+def learner_state(learner: Any) -> dict[str, Any]:
+    """The learner's part of a checkpoint, the same in every training loop: its full state,
+    the actor weights alone (what `predprey.policy.load` reads) and the update count."""
+    return {
+        "learner": learner.state_dict(),
+        "actors": learner.actor_state(),
+        "updates": learner.version,
+    }
+
+
 def latest_path(run: RunDir) -> Path:
     return run.checkpoint_dir / LATEST
 

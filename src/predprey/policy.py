@@ -50,7 +50,6 @@ class Policy:
     ) -> dict[str, np.ndarray]:
         """Forces for every team in `obs`; with `deterministic=False`, adds the training
         exploration noise (`algo.exploration_noise`) drawn from `rng`."""
-
         batched, single = {}, set()
         for team, o in obs.items():
             if team not in self.teams:

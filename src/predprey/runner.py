@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from predprey.config import Config
+from predprey.env import scripted
 from predprey.learn.spec import team_specs, transition_spec
 from predprey.recorder import Episode, Recorder
 
@@ -105,8 +106,6 @@ class Runner:
             }
         act = self.actors.act(self.obs, noise_std, rng)  # Gaussian noise, clipped
         if self.scripted_envs:  # opponent mixing (train.scripted_*)
-            from predprey.env import scripted
-
             tr, k = self.config.train, self.scripted_envs
             forces = scripted.act(tr.scripted_policy, self.env, tr.scripted_team, rng)
             act[tr.scripted_team][E - k :] = forces[E - k :]  # [k, n_team, 2]

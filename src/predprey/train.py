@@ -194,7 +194,7 @@ class Trainer:
         self.eval_index += 1
         self.last_eval_steps = self.env_steps
         self._keep_best()
-        self._write(self.log.row(self.env_steps, self.learner.version, self.last_eval))
+        self.log.write(self.log.row(self.env_steps, self.learner.version, self.last_eval))
         self.next_eval = (self.env_steps // tr.eval_every + 1) * tr.eval_every
 
     def _keep_best(self) -> None:
@@ -211,9 +211,6 @@ class Trainer:
         if state is not None and self.checkpoints:
             checkpoint.save_best(self.run_dir, self.best)
 
-    def _write(self, row: dict[str, Any]) -> None:
-        self.log.write(row)
-
     def _finish(self) -> None:
         if self.env_steps > 0 and self.log.window_has_data:
             self._log()
@@ -228,8 +225,8 @@ class Trainer:
     def save_checkpoint(self) -> None:
         payload = {
             **checkpoint.loop_state(self, self.teams),
+            **checkpoint.learner_state(self.learner),
             "env_steps": self.env_steps,
-            "updates": self.learner.version,
             "credit": self.credit,
             "best_scores": {
                 t: {k: v for k, v in b.items() if k != "actor"} for t, b in self.best.items()
@@ -238,8 +235,6 @@ class Trainer:
                 "collect": self.rng_collect.bit_generator.state,
                 "sample": self.rng_sample.bit_generator.state,
             },
-            "learner": self.learner.state_dict(),
-            "actors": self.learner.actor_state(),
             "runner": self.runner.state_dict(),
         }
         checkpoint.save(self.run_dir, payload, self.buffer)
@@ -256,12 +251,8 @@ class Trainer:
         self.buffer = checkpoint.load_buffer(run, payload, self.config.buffer.capacity)
         self.rng_collect.bit_generator.state = payload["rng"]["collect"]
         self.rng_sample.bit_generator.state = payload["rng"]["sample"]
-        self.env_steps, self.episodes = int(payload["env_steps"]), int(payload["episodes"])
-        self.credit, self.eval_index = int(payload["credit"]), int(payload["eval_index"])
-        self.next_log, self.next_eval = int(payload["next_log"]), int(payload["next_eval"])
-        self.log.time_offset = float(payload["time"])
-        self.last_eval = dict(payload["last_eval"])
-        self.last_eval_steps = int(payload["last_eval_steps"])
+        self.env_steps, self.credit = int(payload["env_steps"]), int(payload["credit"])
+        self.log.time_offset = checkpoint.restore_loop_state(self, payload)
         if payload.get("best_scores"):  # snapshots after this checkpoint are redone
             saved = checkpoint.load_best(run)
             self.best = {

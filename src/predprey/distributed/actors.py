@@ -193,8 +193,6 @@ class LearnerActor(ActorBase):
 
     def checkpoint_state(self) -> dict:
         """The learner's part of a checkpoint payload (same keys as the single-process one)."""
-        return {
-            "learner": self.learner.state_dict(),
-            "actors": self.learner.actor_state(),
-            "updates": self.learner.version,
-        }
+        from predprey.checkpoint import learner_state
+
+        return learner_state(self.learner)

@@ -104,11 +104,7 @@ class DistributedTrainer:
         self.lost_rows = 0  # acknowledged rows a restarted buffer did not hold (must stay 0)
         time_offset = 0.0
         if payload is not None:
-            self.episodes, self.eval_index = int(payload["episodes"]), int(payload["eval_index"])
-            self.next_log, self.next_eval = int(payload["next_log"]), int(payload["next_eval"])
-            self.last_eval = dict(payload["last_eval"])
-            self.last_eval_steps = int(payload["last_eval_steps"])
-            time_offset = float(payload["time"])
+            time_offset = checkpoint.restore_loop_state(self, payload)
             truncate_metrics(run, self.env_steps)
             # Rows logged while the buffer wrote the checkpoint may hold fewer env steps than
             # it and a later time: the clock goes on from the latest row kept.

@@ -196,10 +196,8 @@ class RemoteTrainer:
     def save_checkpoint(self) -> None:
         payload = {
             **checkpoint.loop_state(self, self.teams),
+            **checkpoint.learner_state(self.learner),
             "env_steps": self.env_steps,
-            "updates": self.learner.version,
-            "learner": self.learner.state_dict(),
-            "actors": self.learner.actor_state(),
             "remote": {"url": self.url, "published": self.published},
         }
         checkpoint.save(self.run_dir, payload)
@@ -219,12 +217,8 @@ class RemoteTrainer:
             raise RunDirError(f"incompatible checkpoint in {run.path}: {e}") from None
         self.published = int(payload["remote"]["published"])
         self.env_steps = int(payload["env_steps"])
-        self.eval_index = int(payload["eval_index"])
-        self.next_log, self.next_eval = int(payload["next_log"]), int(payload["next_eval"])
-        self.last_eval = dict(payload["last_eval"])
-        self.last_eval_steps = int(payload["last_eval_steps"])
         truncate_metrics(run, self.env_steps)
-        return float(payload["time"])
+        return checkpoint.restore_loop_state(self, payload)
 
 
 def check_no_policies(stats: dict[str, Any], url: str) -> None:
