@@ -87,16 +87,16 @@ def test_stacked_critic_heads_shared_input(share, twin):
     for c in crits:
         assert c.mlp.n_models == n_twin * (1 if share else c.n_agents)
     layers = stack_heads([h for k in range(n_twin) for c in crits for h in c.heads(k)])
+    per_twin = 2 if share else 4  # one head per model: a shared team critic runs once
     x = torch.randn(20, 9)  # the joint input [D, rows], shared by every head
-    q = mlp_t(layers, x)  # [n_twin * 4, 1, 9]
-    assert q.shape == (n_twin * 4, 1, 9)
+    q = mlp_t(layers, x)  # [n_twin * per_twin, 1, 9]
+    assert q.shape == (n_twin * per_twin, 1, 9)
     # the shared-input matmul equals giving every head its own copy of the input
-    torch.testing.assert_close(q, mlp_t(layers, x.expand(n_twin * 4, 20, 9)))
+    torch.testing.assert_close(q, mlp_t(layers, x.expand(n_twin * per_twin, 20, 9)))
     head = 0
     for k in range(n_twin):
         for c in crits:
-            for i in range(c.n_agents):
-                model = k * c.per_twin + (0 if share else i)
+            for model in range(k * c.per_twin, (k + 1) * c.per_twin):
                 ref = per_model(c.mlp, model, x.T, False)[:, 0]
                 torch.testing.assert_close(q[head, 0], ref)
                 head += 1

@@ -63,6 +63,16 @@ class Learner:
         self.critics = nn.ModuleDict(
             {t.name: Critic(t, self.joint_dim, algo, self.generator) for t in self.trained}
         )
+        # critic_of[a]: the critic model (within a twin) giving trained agent a's Q-value. A
+        # shared team critic reads the same joint input for all its agents, so the critic
+        # step runs it once (M models) and only the targets y stay per agent.
+        critic_of, first_model = [], 0
+        for t in self.trained:
+            per_twin = self.critics[t.name].per_twin
+            critic_of += [first_model + (i if per_twin > 1 else 0) for i in range(t.n_agents)]
+            first_model += per_twin
+        self.n_critic_models = first_model  # M
+        self.critic_of = torch.tensor(critic_of)  # [A]
         self.actor_targets = copy.deepcopy(self.actors)
         self.critic_targets = copy.deepcopy(self.critics)
         for p in (*self.actor_targets.parameters(), *self.critic_targets.parameters()):
@@ -97,12 +107,14 @@ class Learner:
         """One MADDPG/MATD3 step on a batch of transitions (fields of `transition_spec`).
 
         Shapes: B rows, N agents of all teams, A agents of the trained teams, T twin critics,
-        P the widest observation, D the joint critic input. The networks of all agents run
-        together, feature-major (`networks.mlp_t`): observations [N, P, B] give actions
-        [N, 2, B]; the joint input [D, B] gives Q [T * A, 1, B], heads ordered [twin, agent]."""
+        M critic models per twin (A, or one per team with shared parameters), P the widest
+        observation, D the joint critic input. The networks run together, feature-major
+        (`networks.mlp_t`): observations [N, P, B] give actions [N, 2, B]; the joint input
+        [D, B] gives Q [T * M, 1, B], heads ordered [twin, model]."""
         algo, teams, trained = self.algo, self.teams, self.trained
         f = {k: torch.as_tensor(batch[k]) for k in batch if k != "version"}
         B, N, A, T = f["terminated"].shape[0], self.n_total, self.n_trained, self.n_twin
+        M, critic_of = self.n_critic_models, self.critic_of
         not_done = 1.0 - f["terminated"]  # [B]; truncation still bootstraps
         rew = torch.cat([f[f"rew/{t.name}"] for t in trained], 1).T  # [A, B]
 
@@ -125,14 +137,15 @@ class Learner:
                 next_act = (next_act + noise).clamp(-1.0, 1.0)  # [N, 2, B]
             next_obs_flat = torch.cat([f[f"next_obs/{t.name}"].reshape(B, -1) for t in teams], 1)
             x_next = torch.cat([next_obs_flat.T, next_act.reshape(N * 2, B)])  # [D, B]
-            q_next = mlp_t(self._critic_layers(self.critic_targets, range(T)), x_next)
-            q_next = q_next.view(T, A, B).min(0).values  # [A, B]
-            y = rew + algo.gamma * not_done * q_next  # [A, B]
+            critic_targets = self._critic_layers(self.critic_targets, range(T))
+            q_next = mlp_t(critic_targets, x_next).view(T, M, B).min(0).values  # [M, B]
+            y = rew + algo.gamma * not_done * q_next[critic_of]  # [A, B]
 
-        q = mlp_t(self._critic_layers(self.critics, range(T)), x.T).view(T, A, B)
-        per_head = (q - y).pow(2).mean(2)  # [T, A]: each critic's MSE
+        q = mlp_t(self._critic_layers(self.critics, range(T)), x.T)
+        q = q.view(T, M, B)[:, critic_of]  # [T, A, B]
+        per_head = (q - y).pow(2).mean(2)  # [T, A]: each agent's critic MSE, per twin
         self.critic_opt.zero_grad(set_to_none=True)
-        per_head.sum().backward()  # sum: each head gets its own gradient
+        per_head.sum().backward()  # a model gets the sum of its agents' gradients
         for group in self.critic_groups:
             clip_grad_norm_per_model(group, algo.grad_clip)
         adam_step(self.critic_opt)
@@ -147,10 +160,12 @@ class Learner:
             act_t = act_all.permute(1, 2, 0)  # [N, 2, B]
             acts = torch.where(self.own, mu.unsqueeze(1), act_t).reshape(A, N * 2, B)
             with torch.no_grad():  # critic weights are constants: no critic gradients
-                critic = self._critic_layers(self.critics, [0])  # first twin: [A] heads
-                (w1, b1), d_obs = critic[0], obs_flat.shape[1]
-                h_obs = linear_t(w1[:, :d_obs], b1, obs_flat.T)  # [A, h, B]: layer 1, obs rows
-            h = torch.relu(torch.baddbmm(h_obs, w1[:, d_obs:].transpose(1, 2), acts))  # [A, h, B]
+                models = self._critic_layers(self.critics, [0])  # first twin
+                critic = [(w[critic_of], b[critic_of]) for w, b in models]  # [A] heads
+                (w1, b1), d_obs = models[0], obs_flat.shape[1]
+                h_obs = linear_t(w1[:, :d_obs], b1, obs_flat.T)[critic_of]  # [A, h, B]: obs rows
+                w1_act = critic[0][0][:, d_obs:]  # [A, 2N, h]: layer 1, action rows
+            h = torch.relu(torch.baddbmm(h_obs, w1_act.transpose(1, 2), acts))  # [A, h, B]
             actor_loss = -mlp_t(critic, h, start=1).view(A, B).mean(1)  # [A]: each policy loss
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.sum().backward()
@@ -179,7 +194,7 @@ class Learner:
         return stack_heads(heads, in_dim=self.obs_pad)
 
     def _critic_layers(self, critics: nn.ModuleDict, twins) -> Layers:
-        """The critics of the trained agents for `twins`, heads ordered [twin, agent]."""
+        """The critic models of the trained teams for `twins`, heads ordered [twin, model]."""
         return stack_heads(
             [h for k in twins for t in self.trained for h in critics[t.name].heads(k)]
         )

@@ -155,7 +155,8 @@ class Critic(nn.Module):
     """A team's centralised critics Q_i(o_1..o_N, a_1..a_N), one per agent (x2 if twin).
 
     Models are ordered [twin, agent]; with shared parameters one model per twin serves all
-    agents (it then sees the same joint input for every agent, i.e. it is a team critic)."""
+    agents (it sees the same joint input for every agent: a team critic, with each agent's
+    own reward in its target)."""
 
     def __init__(
         self, team: TeamSpec, joint_dim: int, algo: AlgoConfig, generator: torch.Generator
@@ -168,11 +169,12 @@ class Critic(nn.Module):
         self.mlp = BatchedMLP(self.n_twin * self.per_twin, sizes, generator, tanh_out=False)
 
     def heads(self, twin: int) -> list[Head]:
-        """Twin `twin`'s critic of every agent, one head per agent."""
+        """Twin `twin`'s models, one head each: a shared team critic reads the same joint input
+        for every agent of the team, so it runs once (the learner maps agents to models)."""
         if self.n_twin == 1:
-            return [Head(self.mlp, None, self.n_agents)]  # the whole tensor: no slicing op
+            return [Head(self.mlp, None, self.per_twin)]  # the whole tensor: no slicing op
         models = slice(twin * self.per_twin, (twin + 1) * self.per_twin)
-        return [Head(self.mlp, models, self.n_agents)]
+        return [Head(self.mlp, models, self.per_twin)]
 
 
 class ActorSet(nn.Module):
