@@ -48,6 +48,7 @@ def init_ray(address: str = "", num_cpus: int | None = None) -> RayInfo:
             ray.init(
                 address="local",  # a private instance, even if `ray start` runs on this machine
                 num_cpus=num_cpus,
+                object_store_memory=local_object_store_bytes(num_cpus),
                 include_dashboard=False,
                 _node_ip_address=LOOPBACK,
                 **common,
@@ -62,3 +63,11 @@ def local_cpus(runners: int) -> int:
     """Logical CPUs for a local instance: one per runner and one for the learner (Ray
     schedules by these numbers; the OS shares the real cores)."""
     return max(os.cpu_count() or 1, runners + 1)
+
+
+def local_object_store_bytes(num_cpus: int | None) -> int:
+    """Object store size of a local instance: what is in flight (a few 1.8 MB transition
+    chunks per runner, weights, learner batches) with room to spare. Ray keeps freed objects
+    until the store is full, so its default (30% of RAM) hands out fresh pages for every put,
+    and each fresh page costs the putting runner a page fault (~2.7 v 1.9 ms per chunk)."""
+    return (256 + 32 * (num_cpus or os.cpu_count() or 1)) * 2**20
