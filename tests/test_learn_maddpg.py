@@ -335,3 +335,25 @@ def test_one_agent_bandit_actor_learns_the_rewarded_action():
         learner.update(batch)
     err = np.abs(learner.act(obs)["solo"] - goal)
     assert start > 0.3 and err.mean() < 0.08 and err.max() < 0.25, (start, err.mean(), err.max())
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_a_shared_team_critic_runs_once_per_update(share, monkeypatch):
+    """With shared parameters every agent of a team gives the team critic the same joint
+    input, so the critic step evaluates one head per team (agents keep their own targets);
+    per-agent critics evaluate one head per agent."""
+    import predprey.learn.maddpg as m
+
+    learner = Learner(TINY, AlgoConfig(hidden=(8,), share_params=share), seed=0)
+    heads = []
+    real = m.mlp_t
+
+    def counting(layers, h, *a, **kw):
+        heads.append((layers[0][0].shape[0], h.dim()))
+        return real(layers, h, *a, **kw)
+
+    monkeypatch.setattr(m, "mlp_t", counting)
+    learner.update(random_batch(TINY, 16))
+    joint_input_heads = [n for n, dim in heads if dim == 2]  # critic calls on [D, B]
+    assert joint_input_heads == ([2, 2] if share else [3, 3])  # target critic, critic
+    assert learner.critic_of.tolist() == ([0, 0, 1] if share else [0, 1, 2])
