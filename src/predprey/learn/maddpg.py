@@ -160,13 +160,13 @@ class Learner:
             act_t = act_all.permute(1, 2, 0)  # [N, 2, B]
             acts = torch.where(self.own, mu.unsqueeze(1), act_t).reshape(A, N * 2, B)
             with torch.no_grad():  # critic weights are constants: no critic gradients
-                models = self._critic_layers(self.critics, [0])  # first twin
-                critic = [(w[critic_of], b[critic_of]) for w, b in models]  # [A] heads
-                (w1, b1), d_obs = models[0], obs_flat.shape[1]
+                (w1, b1), *rest = self._critic_layers(self.critics, [0])  # first twin, [M]
+                d_obs = obs_flat.shape[1]
                 h_obs = linear_t(w1[:, :d_obs], b1, obs_flat.T)[critic_of]  # [A, h, B]: obs rows
-                w1_act = critic[0][0][:, d_obs:]  # [A, 2N, h]: layer 1, action rows
+                w1_act = w1[critic_of, d_obs:]  # [A, 2N, h]: layer 1, action rows
+                rest = [(w[critic_of], b[critic_of]) for w, b in rest]  # layers 2.., [A] heads
             h = torch.relu(torch.baddbmm(h_obs, w1_act.transpose(1, 2), acts))  # [A, h, B]
-            actor_loss = -mlp_t(critic, h, start=1).view(A, B).mean(1)  # [A]: each policy loss
+            actor_loss = -mlp_t(rest, h).view(A, B).mean(1)  # [A]: each policy loss
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.sum().backward()
             for group in self.actor_groups:

@@ -120,10 +120,10 @@ def linear_t(w: torch.Tensor, b: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return torch.baddbmm(b.transpose(1, 2), w.transpose(1, 2), h)  # [H, out, rows]
 
 
-def mlp_t(layers: Layers, h: torch.Tensor, start: int = 0, tanh_out: bool = False) -> torch.Tensor:
-    """Layers `start..` of every head: h [H, in, rows] (or [in, rows]) -> [H, out, rows]."""
+def mlp_t(layers: Layers, h: torch.Tensor, tanh_out: bool = False) -> torch.Tensor:
+    """Every head's layers: h [H, in, rows] (or [in, rows]) -> [H, out, rows]."""
     last = len(layers) - 1
-    for k in range(start, last + 1):
+    for k in range(last + 1):
         h = linear_t(*layers[k], h)
         if k < last:
             h = torch.relu(h)
