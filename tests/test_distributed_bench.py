@@ -12,7 +12,7 @@ from distributed_harness import tiny_config
 ray = pytest.importorskip("ray")
 
 from predprey.bench.train import scaling  # noqa: E402
-from predprey.distributed.cluster import init_ray  # noqa: E402
+from predprey.distributed.cluster import init_ray, local_object_store_bytes  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +20,14 @@ def local_ray():
     info = init_ray("", num_cpus=3)
     yield info
     ray.shutdown()
+
+
+def test_local_instance_has_a_small_object_store(local_ray):
+    """Not Ray's default (30% of RAM): a store sized to what is in flight gets reused, so
+    puts land on pages the putting process has mapped already."""
+    store = ray.cluster_resources()["object_store_memory"]
+    assert store == pytest.approx(local_object_store_bytes(3), rel=0.01)
+    assert store < 1 << 30
 
 
 def test_scaling_lines(local_ray):
