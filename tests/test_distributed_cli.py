@@ -46,7 +46,8 @@ def checkpoint_steps(run: RunDir) -> int:
 
 def test_killed_driver_run_resumes(tmp_path):
     config_path = tmp_path / "tiny.yaml"
-    dump_config(tiny_config(TOTAL, train={"checkpoint_every": 0.5}), config_path)
+    config = tiny_config(TOTAL, train={"checkpoint_every": 0.5, "eval_every": 1000})
+    dump_config(config, config_path)
     run = RunDir(tmp_path / "run")
     cmd = predprey("--config", str(config_path), "--out", str(run.path), "--runners", "2")
     proc = subprocess.Popen(
@@ -74,6 +75,26 @@ def test_killed_driver_run_resumes(tmp_path):
     assert steps == sorted(steps) and steps[-1] >= TOTAL  # one history, no rewound rows
     times = [r["time"] for r in run.read_metrics()]
     assert times == sorted(times)  # the clock continues across the crash
+    assert_best_snapshots_match_the_evals(run)
+
+
+def assert_best_snapshots_match_the_evals(run: RunDir) -> None:
+    """best.pt holds each team's best-scoring evaluation in the run's metrics (the first of
+    ties), across the crash, and `--policy best` loads those weights."""
+    import torch
+
+    from predprey.policy import load
+
+    evals = [r for r in run.read_metrics() if "eval/pred_touches_v_evader" in r]
+    assert len(evals) >= 5
+    best = checkpoint.load_best(run)
+    top_pred = max(evals, key=lambda r: r["eval/pred_touches_v_evader"])
+    low_prey = min(evals, key=lambda r: r["eval/prey_touches_v_chaser"])
+    assert best["predator"]["env_steps"] == top_pred["env_steps"]
+    assert best["prey"]["env_steps"] == low_prey["env_steps"]
+    chosen = load(run.path, "best").actors.actor_state()
+    for team in ("predator", "prey"):
+        assert all(torch.equal(chosen[team][k], v) for k, v in best[team]["actor"].items())
 
 
 def test_address_without_runners_is_a_clear_error(tmp_path):

@@ -30,7 +30,8 @@ BEST = "best.pt"
 
 def loop_state(loop: Any, teams) -> dict[str, Any]:
     """The checkpoint keys every training loop (single-process, Ray, HTTP) shares: teams,
-    config, episode count, wall clock and the log/eval schedule of `loop`."""
+    config, episode count, wall clock, the log/eval schedule and best-snapshot scores of
+    `loop`."""
     return {
         "teams": [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in teams],
         "config": loop.config.to_dict(),
@@ -41,16 +42,18 @@ def loop_state(loop: Any, teams) -> dict[str, Any]:
         "eval_index": loop.eval_index,
         "last_eval": dict(loop.last_eval),
         "last_eval_steps": loop.last_eval_steps,
+        "best": loop.best.state(),
     }
 
 
 def restore_loop_state(loop: Any, payload: dict[str, Any]) -> float:
-    """Set `loop`'s episode count and log/eval schedule from a `loop_state` payload; returns
-    the run's wall clock so far (the loop's time offset)."""
+    """Set `loop`'s episode count, log/eval schedule and best snapshots from a `loop_state`
+    payload; returns the run's wall clock so far (the loop's time offset)."""
     loop.episodes, loop.eval_index = int(payload["episodes"]), int(payload["eval_index"])
     loop.next_log, loop.next_eval = int(payload["next_log"]), int(payload["next_eval"])
     loop.last_eval = dict(payload["last_eval"])
     loop.last_eval_steps = int(payload["last_eval_steps"])
+    loop.best.restore(payload.get("best") or payload.get("best_scores") or {})
     return float(payload["time"])
 
 

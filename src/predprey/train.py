@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from predprey import checkpoint
+from predprey.best import BestPolicies, scheduled_evaluation
 from predprey.config import Config
-from predprey.evaluate import check_choices, team_scores, training_evals
+from predprey.evaluate import check_choices
 from predprey.learn.buffer import ReplayBuffer
 from predprey.learn.spec import team_specs, transition_spec
 from predprey.recorder import write_episodes
@@ -99,7 +100,7 @@ class Trainer:
         self.next_log, self.next_eval = tr.log_every, tr.eval_every
         self.last_eval: dict[str, float] = {}
         self.last_eval_steps = 0
-        self.best: dict[str, dict[str, Any]] = {}  # team -> best-scoring actor snapshot
+        self.best = BestPolicies(run, save=checkpoints)
         if resume:
             self._restore()
         self.profile = Profile()
@@ -188,28 +189,7 @@ class Trainer:
         self.next_log = (self.env_steps // every + 1) * every
 
     def _evaluate(self) -> None:
-        tr = self.config.train
-        seed = tr.seed * 1_000_003 + self.eval_index  # eval streams never touch training RNGs
-        self.last_eval = training_evals(self.config, self.learner, tr.eval_episodes, seed)
-        self.eval_index += 1
-        self.last_eval_steps = self.env_steps
-        self._keep_best()
-        self.log.write(self.log.row(self.env_steps, self.learner.version, self.last_eval))
-        self.next_eval = (self.env_steps // tr.eval_every + 1) * tr.eval_every
-
-    def _keep_best(self) -> None:
-        """Snapshot each team's actor when its evaluation score beats its best so far."""
-        state = None
-        for team, (metric, score) in team_scores(self.last_eval).items():
-            if team in self.best and score <= self.best[team]["score"]:
-                continue
-            state = state or self.learner.actor_state()
-            self.best[team] = {
-                "actor": state[team], "env_steps": self.env_steps, "metric": metric,
-                "score": score, "value": self.last_eval[metric],
-            }  # fmt: skip
-        if state is not None and self.checkpoints:
-            checkpoint.save_best(self.run_dir, self.best)
+        scheduled_evaluation(self, self.learner, self.learner.version)
 
     def _finish(self) -> None:
         if self.env_steps > 0 and self.log.window_has_data:
@@ -228,9 +208,6 @@ class Trainer:
             **checkpoint.learner_state(self.learner),
             "env_steps": self.env_steps,
             "credit": self.credit,
-            "best_scores": {
-                t: {k: v for k, v in b.items() if k != "actor"} for t, b in self.best.items()
-            },
             "rng": {
                 "collect": self.rng_collect.bit_generator.state,
                 "sample": self.rng_sample.bit_generator.state,
@@ -253,11 +230,4 @@ class Trainer:
         self.rng_sample.bit_generator.state = payload["rng"]["sample"]
         self.env_steps, self.credit = int(payload["env_steps"]), int(payload["credit"])
         self.log.time_offset = checkpoint.restore_loop_state(self, payload)
-        if payload.get("best_scores"):  # snapshots after this checkpoint are redone
-            saved = checkpoint.load_best(run)
-            self.best = {
-                t: {**b, "actor": saved[t]["actor"]}
-                for t, b in payload["best_scores"].items()
-                if t in saved
-            }
         truncate_metrics(run, self.env_steps)

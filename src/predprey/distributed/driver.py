@@ -27,6 +27,7 @@ import numpy as np
 import ray
 
 from predprey import checkpoint
+from predprey.best import BestPolicies, scheduled_evaluation
 from predprey.config import Config
 from predprey.distributed.fleet import Fleet
 from predprey.distributed.rate_limit import RateLimiter, samples_per_insert
@@ -102,6 +103,7 @@ class DistributedTrainer:
         self.last_eval: dict[str, float] = {}
         self.acked_rows = 0  # rows acknowledged by the buffer in this session
         self.lost_rows = 0  # acknowledged rows a restarted buffer did not hold (must stay 0)
+        self.best = BestPolicies(run, save=checkpoints)
         time_offset = 0.0
         if payload is not None:
             time_offset = checkpoint.restore_loop_state(self, payload)
@@ -386,16 +388,7 @@ class DistributedTrainer:
         self.next_log = (self.env_steps // every + 1) * every
 
     def _evaluate(self) -> None:
-        from predprey.evaluate import training_evals
-
-        tr = self.config.train
-        seed = tr.seed * 1_000_003 + self.eval_index  # as the single-process trainer
-        actors = self.fleet.latest_actors()
-        self.last_eval = training_evals(self.config, actors, tr.eval_episodes, seed)
-        self.eval_index += 1
-        self.last_eval_steps = self.env_steps
-        self.log.write(self.log.row(self.env_steps, self.updates, self.last_eval))
-        self.next_eval = (self.env_steps // tr.eval_every + 1) * tr.eval_every
+        scheduled_evaluation(self, self.fleet.latest_actors(), self.updates)
 
     def save_checkpoint(self) -> None:
         """Checkpoint through the buffer actor (it writes the buffer, the payload and the

@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 
 from predprey import checkpoint
+from predprey.best import BestPolicies, scheduled_evaluation
 from predprey.config import Config
 from predprey.distributed.rate_limit import RateLimiter, samples_per_insert
-from predprey.evaluate import check_choices, training_evals
+from predprey.evaluate import check_choices
 from predprey.learn.spec import team_specs
 from predprey.rundir import RunDir, RunDirError
 from predprey.service.client import BufferClient, BufferServiceError
@@ -77,6 +78,7 @@ class RemoteTrainer:
         self.next_log, self.next_eval = tr.log_every, tr.eval_every
         self.last_eval: dict[str, float] = {}
         self.fetch_seconds, self.fetched_batches = 0.0, 0
+        self.best = BestPolicies(run, save=checkpoints)
         time_offset = 0.0
         if resume:
             time_offset = self._restore()
@@ -174,13 +176,7 @@ class RemoteTrainer:
         self.next_log = (self.env_steps // every + 1) * every
 
     def _evaluate(self) -> None:
-        tr = self.config.train
-        seed = tr.seed * 1_000_003 + self.eval_index  # as the single-process trainer
-        self.last_eval = training_evals(self.config, self.learner, tr.eval_episodes, seed)
-        self.eval_index += 1
-        self.last_eval_steps = self.env_steps
-        self.log.write(self.log.row(self.env_steps, self.learner.version, self.last_eval))
-        self.next_eval = (self.env_steps // tr.eval_every + 1) * tr.eval_every
+        scheduled_evaluation(self, self.learner, self.learner.version)
 
     def _finish(self) -> None:
         if self.learner.version > self.published:
