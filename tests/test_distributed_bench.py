@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import pytest
 
 from distributed_harness import tiny_config
@@ -54,3 +55,17 @@ def test_scaling_lines(local_ray):
     assert costs["transitions_rows"] == 10 * 8  # steps per call x envs per runner
     assert costs["transitions_bytes"] > 0 and costs["weights_bytes"] > 0
     assert costs["transitions_push_ms"] > 0 and costs["weights_pull_ms"] > 0
+
+
+def test_a_runner_actors_actions_do_not_replay_its_envs_random_stream(local_ray):
+    """Regression: the runner actor seeded its env and its action generator with the same
+    seed, so env 0's first warm-up actions were its predators' starting positions."""
+    from predprey.distributed.actors import RunnerActor
+
+    cfg = tiny_config(env={"scenario": "tag", "preset": "mpe"})  # positions: obs[..., 2:4]
+    runner = RunnerActor.remote(cfg, 5, False, 1)
+    transitions, _ = runner.collect.remote(1, 0.1, True, 0)
+    t = ray.get(transitions, timeout=120)
+    positions = t["obs/predator"][0, :, 2:4]  # env 0's predators' starting positions [3, 2]
+    assert not np.allclose(t["act/predator"][0], positions, atol=1e-3)
+    ray.kill(runner)

@@ -1,22 +1,31 @@
 """Slow: distributed training (2 Ray runners) learns as well as the single-process loop on
-`configs/tag.yaml` for the same number of env steps.
+`configs/tag.yaml` for the same number of env steps. OPEN: this fails today (issue 6).
 
-Both train STEPS env steps from the same config and seed (one torch thread each); their
-final policies then play the same EPISODES episodes: learned predators v the scripted
-evader, scripted chasers v learned prey. The rate limiter keeps the single-process
-update-to-data ratio, so both runs make the same number of updates (within 2 per cent).
-Both must have learned (predators chase, prey flee, against the untrained actors), and
-the distributed run's progress must be about as large as the single-process run's.
+For each seed in SEEDS both loops train STEPS env steps (one torch thread each): the
+tag.yaml world, networks and hyperparameters, with the predators learning against
+scripted random prey in every env (`algo.teams=[predator]`, `train.scripted_fraction=1`),
+so self-play's swings are out of the comparison. Their final policies play EPISODES
+episodes against random prey. The rate limiter keeps the single-process update-to-data
+ratio, so both loops make the same number of updates (within 2 per cent). Each loop must
+have learned to chase in one seed at least, and the distributed runs' mean must be within
+a factor RATIO of the single-process runs'.
 
-Progress is measured for both teams together, log(pred / pred_untrained) +
-log(prey_untrained / prey) in touches, because self-play swings between the teams: of two
-runs of equal progress, one can have the sharper predators and the other the sharper prey
-(at 750k steps: single 2.60 / 0.645, Ray 1.45 / 0.482 touches; progress 6.41 v 6.12). At
-300k steps the Ray run alone gave 0.278 / 2.46 and 0.165 / 5.00, too early to compare.
+Measured (touches per episode, learned predators; untrained 0.39 v random prey, scripted
+chasers 6.69): v random prey at 400k steps, single 0.35 / 1.63 (seed 0 / 1), Ray 0.43 /
+0.34 (this test, failed: no Ray seed took off); at 300k, seed 0, single 0.35 v Ray 1.52.
+Self-play at 750k, v the evader: single 2.75 / 1.60 (seed 0 / 1; 1.29 with 64 envs), Ray
+1.45, 1.40, 0.17 (seed 0, three runs, the first with an earlier version; Ray runs are
+not deterministic). Predators v a
+scripted evader (prey not trained) after 400k: single 0.41 / 0.22, Ray 0.17 (K=2) and
+0.17 (K=1). When predators take off varies between runs of either loop from ~250k to past
+750k env steps; Ray took off in 3 of 8 runs, single process in 4 of 7. Whether that
+gap is the loop or chance needs more seeds and longer runs than this test has.
 Prints the numbers (run with -s to see them).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -32,9 +41,10 @@ from train_helpers import ROOT
 
 pytest.importorskip("ray")
 
-STEPS = 750_000  # past the first self-play swings (evals at 250k-500k still jump by 2-4x)
+STEPS = 400_000
+SEEDS = (0, 1)
 EPISODES = 400
-TOLERANCE = np.log(1.5)  # distributed progress may fall short by a factor 1.5 at most
+RATIO = 3.0  # the distributed runs' mean touches may fall short by this factor at most
 
 
 @pytest.mark.slow
@@ -44,47 +54,40 @@ def test_two_runners_learn_as_well_as_one_process(tmp_path):
     from predprey.policy import load
 
     torch.set_num_threads(1)
-    cfg = load_config(
+    base = load_config(
         ROOT / "configs" / "tag.yaml",
-        [f"train.total_env_steps={STEPS}", "train.eval_every=100000000",
-         "train.torch_threads=1", "train.record_envs=[]"],
+        [f"train.total_env_steps={STEPS}", "train.eval_every=100000", "train.eval_prey=random",
+         "train.torch_threads=1", "train.record_envs=[]", "algo.teams=[predator]",
+         "train.scripted_team=prey", "train.scripted_policy=random",
+         "train.scripted_fraction=1.0"],
     )  # fmt: skip
-    single_run = new_run(tmp_path / "single", cfg)
-    single = Trainer(cfg, single_run, evals=False).run()
-    dist_run = new_run(tmp_path / "dist", cfg)
-    dist = train_distributed(cfg, dist_run, runners=2, evals=False)
-    assert dist["restarts"] == {"runner": 0, "buffer": 0, "learner": 0}
+    env = make_eval_env(base, EPISODES, seed=123)
 
-    env = make_eval_env(cfg, EPISODES, seed=123)
-
-    def touches(actors, predators: str, prey: str) -> float:
-        who = {"predator": predators, "prey": prey}
+    def touches(actors, predators: str) -> float:
         rng = np.random.default_rng(0)
+        who = {"predator": predators, "prey": "random"}
         return run_episodes(env, who, actors, EPISODES, rng, seed=123).touches_mean
 
-    untrained = ActorSet.build(team_specs(env), cfg.algo, seed=1)
-    results = {}
-    for name, actors in [("untrained", untrained), ("single", load(single_run.path).actors),
-                         ("ray2", load(dist_run.path).actors)]:  # fmt: skip
-        results[name] = (touches(actors, "learned", "evader"), touches(actors, "chaser", "learned"))
-    print(
-        f"\nenv steps single {single['env_steps']} ray2 {dist['env_steps']}; updates single "
-        f"{single['updates']} ray2 {dist['updates']}; wall single {single['time']:.0f}s ray2 "
-        f"{dist['time']:.0f}s\n(learned predators v evader, chasers v learned prey) touches: "
-        + ", ".join(f"{k} {p:.3f} {q:.3f}" for k, (p, q) in results.items())
-    )
-    assert dist["env_steps"] >= STEPS and single["env_steps"] >= STEPS
-    assert abs(dist["updates"] / single["updates"] - 1) < 0.02
-    (pred_u, prey_u), (pred_s, prey_s), (pred_d, prey_d) = results.values()
-    assert pred_s > 1.5 * pred_u and pred_d > 1.5 * pred_u  # both learned to chase
-    assert prey_s < prey_u and prey_d < prey_u  # and to flee
-
-    def progress(pred: float, prey: float) -> float:
-        floor = 0.01  # touches per episode; keeps the logs finite
-        return np.log(max(pred, floor) / max(pred_u, floor)) + np.log(
-            max(prey_u, floor) / max(prey, floor)
+    fresh = ActorSet.build(team_specs(env), base.algo, seed=1)
+    untrained, chasers = touches(fresh, "learned"), touches(fresh, "chaser")
+    learned: dict[str, list[float]] = {"single": [], "ray2": []}
+    for seed in SEEDS:
+        cfg = base.replace(train=dataclasses.replace(base.train, seed=seed))
+        single_run = new_run(tmp_path / f"single{seed}", cfg)
+        single = Trainer(cfg, single_run).run()
+        dist_run = new_run(tmp_path / f"dist{seed}", cfg)
+        dist = train_distributed(cfg, dist_run, runners=2)
+        assert dist["restarts"] == {"runner": 0, "buffer": 0, "learner": 0}
+        assert dist["env_steps"] >= STEPS and single["env_steps"] >= STEPS
+        assert abs(dist["updates"] / single["updates"] - 1) < 0.02
+        learned["single"].append(touches(load(single_run.path).actors, "learned"))
+        learned["ray2"].append(touches(load(dist_run.path).actors, "learned"))
+        print(
+            f"\nseed {seed}: updates single {single['updates']} ray2 {dist['updates']}; wall "
+            f"single {single['time']:.0f}s ray2 {dist['time']:.0f}s; touches v random prey: "
+            f"single {learned['single'][-1]:.3f} ray2 {learned['ray2'][-1]:.3f}"
         )
-
-    progress_s, progress_d = progress(pred_s, prey_s), progress(pred_d, prey_d)
-    print(f"progress (log touch ratios v untrained): single {progress_s:.2f} ray2 {progress_d:.2f}")
-    assert progress_d >= progress_s - TOLERANCE
+    print(f"untrained {untrained:.3f}, scripted chasers {chasers:.3f}")
+    for runs in learned.values():
+        assert max(runs) > 2 * untrained  # each loop learned to chase (in one seed at least)
+    assert np.mean(learned["ray2"]) >= np.mean(learned["single"]) / RATIO

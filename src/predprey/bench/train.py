@@ -108,14 +108,13 @@ def train_single(cfg, seconds: float) -> dict[str, Any]:
 def sample_single(cfg, seconds: float) -> dict[str, Any]:
     """The single-process loop without its learner: act with the actors plus noise, step
     all envs, add the vector step to the replay buffer."""
-    import numpy as np
 
     from predprey.learn.buffer import ReplayBuffer
-    from predprey.runner import Runner
+    from predprey.runner import Runner, seed_streams
 
-    runner = Runner(cfg, seed=cfg.train.seed)
+    env_seed, rng = seed_streams(cfg.train.seed)
+    runner = Runner(cfg, env_seed)
     buffer = ReplayBuffer(cfg.buffer.capacity, runner.spec)
-    rng = np.random.default_rng(cfg.train.seed)
     noise = cfg.algo.exploration_noise
     buffer.add(runner.collect(25, noise, rng).transitions)  # compile and allocate first
     steps, t0, cpu0 = 0, time.perf_counter(), time.process_time()

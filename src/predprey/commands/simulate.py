@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from predprey.config import ConfigError
     from predprey.recorder import write_episodes
     from predprey.rundir import RunDir
-    from predprey.runner import Runner
+    from predprey.runner import Runner, seed_streams
 
     num_envs = args.env_index + 1 if args.num_envs is None else args.num_envs
     if args.episodes < 1:
@@ -44,11 +44,11 @@ def run(args: argparse.Namespace) -> int:
     policy = policy_mod.load(run_dir.path, args.policy)
     cfg = policy.config
     cfg = cfg.replace(env=dataclasses.replace(cfg.env, num_envs=num_envs))
-    runner = Runner(cfg, args.seed, policy.actors, (args.env_index,), record_every=1)
+    env_seed, rng = seed_streams(args.seed)  # rng: scripted policies' randomness
+    runner = Runner(cfg, env_seed, policy.actors, (args.env_index,), record_every=1)
     runner.version = policy.version
     earlier = [r.episode for r in run_dir.episodes("simulate") if r.env_index == args.env_index]
     runner.recorder.episode[args.env_index] = max(earlier, default=-1) + 1
-    rng = np.random.default_rng(args.seed)
     recorded, touches, returns = [], [], {t.name: [] for t in runner.teams}
     max_steps = args.episodes * runner.env.episode_length
     for step in range(max_steps):

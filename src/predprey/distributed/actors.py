@@ -72,13 +72,13 @@ class RunnerActor(ActorBase):
     """One `predprey.runner.Runner`: its own batch of environments and a copy of the actors."""
 
     def __init__(self, config: Config, seed: int, record: bool, torch_threads: int):
-        from predprey.runner import Runner
+        from predprey.runner import Runner, seed_streams
 
         _threads(torch_threads)
         tr = config.train
         envs = tr.record_envs if record else ()
-        self.runner = Runner(config, seed, record_envs=envs, record_every=tr.record_every)
-        self.rng = np.random.default_rng(seed)
+        env_seed, self.rng = seed_streams(seed)
+        self.runner = Runner(config, env_seed, record_envs=envs, record_every=tr.record_every)
 
     @ray.method(num_returns=2)
     def collect(

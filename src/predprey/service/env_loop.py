@@ -28,7 +28,7 @@ import numpy as np
 
 from predprey.config import Config
 from predprey.distributed.rate_limit import RateLimiter, samples_per_insert
-from predprey.runner import Runner
+from predprey.runner import Runner, seed_streams
 from predprey.service.client import BufferClient
 from predprey.service.layout import RecordLayout, server_widths
 
@@ -63,11 +63,10 @@ class EnvFeeder:
     ):
         if steps_per_post < 1:
             raise ValueError(f"steps per post must be >= 1, got {steps_per_post}")
-        env_seed, act_seed = np.random.SeedSequence(seed).spawn(2)
+        env_seed, self.rng = seed_streams(seed)  # the rng: warm-up actions and noise
         self.config, self.client, self.steps_per_post = config, client, int(steps_per_post)
-        self.runner = Runner(config, int(env_seed.generate_state(1)[0]))
+        self.runner = Runner(config, env_seed)
         self.layout = RecordLayout(self.runner.teams)
-        self.rng = np.random.default_rng(act_seed)  # warm-up actions and exploration noise
         self.versions: dict[str, int] = {}  # team -> version of the weights loaded
         self.first_version = self.loads = 0
         self.env_steps = self.episodes = 0
