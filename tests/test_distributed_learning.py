@@ -15,11 +15,11 @@ chasers 6.69): v random prey at 400k steps, single 0.35 / 1.63 (seed 0 / 1), Ray
 0.34 (this test, failed: no Ray seed took off); at 300k, seed 0, single 0.35 v Ray 1.52.
 Self-play at 750k, v the evader: single 2.75 / 1.60 (seed 0 / 1; 1.29 with 64 envs), Ray
 1.45, 1.40, 0.17 (seed 0, three runs, the first with an earlier version; Ray runs are
-not deterministic). Predators v a
-scripted evader (prey not trained) after 400k: single 0.41 / 0.22, Ray 0.17 (K=2) and
-0.17 (K=1). When predators take off varies between runs of either loop from ~250k to past
-750k env steps; Ray took off in 3 of 8 runs, single process in 4 of 7. Whether that
-gap is the loop or chance needs more seeds and longer runs than this test has.
+not deterministic). Predators v a scripted evader (prey not trained) after 400k: single
+0.41 / 0.22, Ray 0.17 (K=2) and 0.17 (K=1). When predators take off varies between runs
+of either loop from ~250k to past 750k env steps; Ray took off in 3 of 8 runs, single
+process in 4 of 7. Whether that gap is the loop or chance needs more seeds and longer runs
+than this test has.
 Prints the numbers (run with -s to see them).
 """
 

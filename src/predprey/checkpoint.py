@@ -30,8 +30,8 @@ BEST = "best.pt"
 
 def loop_state(loop: Any, teams) -> dict[str, Any]:
     """The checkpoint keys every training loop (single-process, Ray, HTTP) shares: teams,
-    config, episode count, wall clock, the log/eval schedule and best-snapshot scores of
-    `loop`."""
+    config, episode count, wall clock, the log/eval schedule and the best-policy snapshots
+    (weights included) of `loop`."""
     return {
         "teams": [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in teams],
         "config": loop.config.to_dict(),
