@@ -43,6 +43,7 @@ def test_tag_config_is_the_issue_baseline():
     )  # fmt: skip
     assert cfg.buffer.warmup == 25_600 and not a.twin_critics
     assert a.share_params  # one network per team: learns faster than per-agent (README)
+    assert a.actor_reg == 1e-3  # openai/maddpg's penalty: predators take off reliably (README)
     matd3 = load_config(CONFIGS[0].with_name("tag_matd3.yaml")).algo
     assert matd3.twin_critics and matd3.policy_delay == 2 and matd3.target_noise > 0
 
@@ -72,6 +73,8 @@ def test_bad_types_and_values_are_errors(tmp_path):
         load_config(_write(tmp_path, {"algo": {"twin_critics": "yes please"}}))
     with pytest.raises(ConfigError, match="gamma"):
         load_config(_write(tmp_path, {"algo": {"gamma": 1.5}}))
+    with pytest.raises(ConfigError, match=r"algo\.actor_reg must be >= 0"):
+        load_config(_write(tmp_path, {"algo": {"actor_reg": -1e-3}}))
     with pytest.raises(ConfigError, match="num_predators"):
         load_config(_write(tmp_path, {"env": {"num_predators": 0}}))
     with pytest.raises(ConfigError, match="not found"):
@@ -91,6 +94,18 @@ def test_set_overrides_are_parsed_and_type_checked():
         load_config(None, ["batch_size=5"])
     with pytest.raises(ConfigError, match=r"algo\.batch_sise.*batch_size"):
         load_config(None, ["algo.batch_sise=5"])
+
+
+def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
+    # PyYAML reads `1e-4` and `2e5` as strings (YAML 1.1 wants a dot); they mean numbers.
+    cfg = load_config(None, ["algo.actor_reg=1e-4", "train.total_env_steps=2e5"])
+    assert cfg.algo.actor_reg == 1e-4 and cfg.train.total_env_steps == 200_000
+    path = tmp_path / "c.yaml"
+    path.write_text("algo:\n  actor_lr: 5E-4\n")
+    assert load_config(path).algo.actor_lr == 5e-4
+    for bad in ["algo.actor_reg=1e400", "algo.actor_reg=one", "train.total_env_steps=1.5e0"]:
+        with pytest.raises(ConfigError, match=bad.split("=")[0].replace(".", r"\.")):
+            load_config(None, [bad])
 
 
 def test_cli_prints_config_errors_without_traceback(tmp_path, capsys):

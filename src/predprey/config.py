@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -53,6 +54,7 @@ class AlgoConfig:
     batch_size: int = 1024
     grad_clip: float = 0.5
     exploration_noise: float = 0.1
+    actor_reg: float = 1e-3  # weight of mean(pre-tanh action^2) in the actor loss
     share_params: bool = False  # one actor/critic per team instead of per agent
     twin_critics: bool = False  # MATD3: clipped double-Q
     policy_delay: int = 1  # MATD3: actor + target update every d critic updates
@@ -171,6 +173,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp in (int, float) and isinstance(value, str):
+        value = _yaml_exponent(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
@@ -184,6 +188,16 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
     return value
+
+
+def _yaml_exponent(text: str) -> Any:
+    """PyYAML (YAML 1.1) reads a number with an exponent but no dot, such as `1e-4` or
+    `1e6`, as a string; a user writing one means the number."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if "e" in text.lower() and math.isfinite(number) else text
 
 
 def build_dataclass(cls: type, data: Mapping[str, Any], where: str) -> Any:
@@ -250,6 +264,7 @@ def validate(cfg: Config) -> None:
         (0 < a.gamma <= 1, "algo.gamma must be in (0, 1]"),
         (0 < a.tau <= 1, "algo.tau must be in (0, 1]"),
         (a.policy_delay >= 1, "algo.policy_delay must be >= 1"),
+        (a.actor_reg >= 0, "algo.actor_reg must be >= 0"),
         (a.env_steps_per_update >= 1, "algo.env_steps_per_update must be >= 1"),
         (len(a.hidden) >= 1 and min(a.hidden) >= 1, "algo.hidden must list positive sizes"),
         (b.capacity >= a.batch_size, "buffer.capacity must be >= algo.batch_size"),
