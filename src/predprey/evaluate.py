@@ -38,18 +38,19 @@ def make_eval_env(config, episodes: int, seed: int):
     return config.env.make(num_envs=max(1, min(int(episodes), MAX_EVAL_ENVS)), seed=seed)
 
 
-def run_episodes(
-    env, who: Mapping[str, str], actors: Any, episodes: int, rng: np.random.Generator, seed: int
-) -> EvalResult:
-    """Play `episodes` episodes; `who[team]` is "learned" (use `actors`) or a scripted name."""
+def run_episodes(env, who: Mapping[str, str], actors: Any, episodes: int, seed: int) -> EvalResult:
+    """Play `episodes` episodes; `who[team]` is "learned" (use `actors`) or a scripted name.
+    `seed` gives the initial positions and, independently, the scripted policies' noise."""
     from predprey.env import scripted
+    from predprey.runner import seed_streams
 
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     E = env.num_envs
     quota = np.full(E, episodes // E) + (np.arange(E) < episodes % E)  # [E]
     learned = [t for t in env.teams if who[t] == "learned"]
-    obs = env.reset(seed=seed)
+    env_seed, rng = seed_streams(seed)
+    obs = env.reset(seed=env_seed)
     ep_return = {t: np.zeros(E) for t in env.teams}
     ep_touches = np.zeros(E, np.int64)
     ep_length = np.zeros(E, np.int64)
@@ -112,23 +113,18 @@ def training_evals(config, actors, episodes: int, seed: int) -> dict[str, float]
     scripted `train.eval_prey` and learned prey v scripted `train.eval_predators`;
     for other scenarios the learned teams' returns."""
     env = make_eval_env(config, episodes, seed)
-    rng = np.random.default_rng(seed)
     trained = set(config.algo.teams or env.teams)
     out: dict[str, float] = {}
     if set(env.teams) == {"predator", "prey"}:
         prey, preds = config.train.eval_prey, config.train.eval_predators
         if "predator" in trained:
-            r = run_episodes(
-                env, {"predator": "learned", "prey": prey}, actors, episodes, rng, seed
-            )
+            r = run_episodes(env, {"predator": "learned", "prey": prey}, actors, episodes, seed)
             out[f"eval/pred_touches_v_{prey}"] = r.touches_mean
         if "prey" in trained:
-            r = run_episodes(
-                env, {"predator": preds, "prey": "learned"}, actors, episodes, rng, seed
-            )
+            r = run_episodes(env, {"predator": preds, "prey": "learned"}, actors, episodes, seed)
             out[f"eval/prey_touches_v_{preds}"] = r.touches_mean
     else:
-        r = run_episodes(env, {t: "learned" for t in env.teams}, actors, episodes, rng, seed)
+        r = run_episodes(env, {t: "learned" for t in env.teams}, actors, episodes, seed)
         out.update({f"eval/return/{t}": v for t, v in r.returns.items()})
     return out
 

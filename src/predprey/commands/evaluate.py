@@ -26,7 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
 
     from predprey import policy as policy_mod
     from predprey.config import ConfigError
@@ -43,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"scenario '{env.scenario.name}' has no predator/prey teams")
         who = {t: "learned" for t in env.teams}
     check_choices(env.teams, who)
-    rng = np.random.default_rng(args.seed)
-    result = run_episodes(env, who, policy.actors, args.episodes, rng, args.seed)
+    result = run_episodes(env, who, policy.actors, args.episodes, args.seed)
     line = {"run": args.run, **who, "policy": args.policy, "seed": args.seed}
     line["updates"] = policy.version
     print(json.dumps({**line, **result.to_dict()}))

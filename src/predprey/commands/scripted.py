@@ -54,9 +54,7 @@ def run(args: argparse.Namespace) -> int:
                 )
         env.step({t: np.zeros((env.num_envs, n, 2)) for t, n in env.team_sizes.items()})  # JIT
         start = time.perf_counter()
-        res = run_episodes(
-            env, who, None, args.episodes, np.random.default_rng(args.seed), args.seed
-        )
+        res = run_episodes(env, who, None, args.episodes, args.seed)
         elapsed = time.perf_counter() - start
     except ValueError as e:  # bad scenario parameter or policy: a config problem
         raise ConfigError(str(e)) from None
