@@ -179,3 +179,21 @@ def test_samples_per_insert_defaults_to_the_update_to_data_ratio():
     assert samples_per_insert(cfg) == pytest.approx(10.24)
     cfg = config_from_dict({"distributed": {"samples_per_insert": 3.0}})
     assert samples_per_insert(cfg) == 3.0
+
+
+def test_weights_from_the_object_store_load_without_a_warning():
+    """Regression: arrays that Ray hands back are read-only, and torch.from_numpy warned
+    about it on every weight load (printed in the driver's output at each evaluation)."""
+    import warnings
+
+    import torch
+
+    pytest.importorskip("ray")
+    from predprey.distributed.actors import weights_to_numpy, weights_to_torch
+
+    state = weights_to_numpy({"predator": {"w": torch.arange(6.0).reshape(2, 3)}})
+    state["predator"]["w"].flags.writeable = False  # as ray.get returns it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = weights_to_torch(state)
+    assert torch.equal(back["predator"]["w"], torch.arange(6.0).reshape(2, 3))

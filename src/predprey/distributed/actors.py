@@ -48,9 +48,11 @@ def weights_to_numpy(state: Mapping) -> dict[str, dict[str, np.ndarray]]:
 
 
 def weights_to_torch(state: Mapping) -> dict:
+    """Torch copies of `weights_to_numpy`'s arrays: those from the object store are read-only,
+    which torch.from_numpy warns about (a few KB per team, so copying costs nothing)."""
     import torch
 
-    return {team: {k: torch.from_numpy(v) for k, v in sd.items()} for team, sd in state.items()}
+    return {team: {k: torch.tensor(v) for k, v in sd.items()} for team, sd in state.items()}
 
 
 def _threads(n: int) -> None:
