@@ -112,11 +112,12 @@ class Reference:
         for t in r.trained:
             for i in range(t.n_agents):
                 j = next(k for k, a in enumerate(agents) if a == (t, i))
-                mu = net(r.actors.actors[t.name].mlp, model[t.name, i], obs[j], True)
+                pre = net(r.actors.actors[t.name].mlp, model[t.name, i], obs[j], False)
+                mu = torch.tanh(pre)
                 acts = act[:j] + [mu] + act[j + 1 :]
                 crit = r.critics[t.name].mlp  # the updated critic, first twin
                 q = net(crit, model[t.name, i], torch.cat(obs + acts, 1), False)
-                actor_loss = actor_loss - q.mean()
+                actor_loss = actor_loss - q.mean() + algo.actor_reg * (pre**2).mean()
         self.actor_opt.zero_grad()
         actor_loss.backward()
         for t in r.trained:
@@ -137,6 +138,8 @@ class Reference:
         {"share_params": True, "twin_critics": True},
         {"teams": ("predator",)},
         {"teams": ("prey",), "twin_critics": True},
+        {"actor_reg": 0.0},  # the paper's loss alone
+        {"actor_reg": 0.5, "share_params": True},  # a penalty large enough to steer the step
     ],
 )
 def test_update_matches_per_agent_reference(flags):

@@ -155,7 +155,8 @@ class Learner:
         # the updated first-twin critics held fixed; other agents' actions from the batch.
         if (self.version + 1) % algo.policy_delay == 0:
             obs = self._agent_major(f, "obs", trained)  # [A, P, B]
-            mu = mlp_t(self._actor_layers(self.actors, trained), obs, tanh_out=True)  # [A, 2, B]
+            pre = mlp_t(self._actor_layers(self.actors, trained), obs)  # [A, 2, B], pre-tanh
+            mu = torch.tanh(pre)  # [A, 2, B]
             # Agent i's joint action: the batch's, with agent i's own slot set to mu_i.
             act_t = act_all.permute(1, 2, 0)  # [N, 2, B]
             acts = torch.where(self.own, mu.unsqueeze(1), act_t).reshape(A, N * 2, B)
@@ -167,6 +168,8 @@ class Learner:
                 rest = [(w[critic_of], b[critic_of]) for w, b in rest]  # layers 2.., [A] heads
             h = torch.relu(torch.baddbmm(h_obs, w1_act.transpose(1, 2), acts))  # [A, h, B]
             actor_loss = -mlp_t(rest, h).view(A, B).mean(1)  # [A]: each policy loss
+            if algo.actor_reg > 0:  # keeps tanh off its flat ends (openai/maddpg: 1e-3)
+                actor_loss = actor_loss + algo.actor_reg * pre.pow(2).mean((1, 2))
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.sum().backward()
             for group in self.actor_groups:

@@ -28,7 +28,7 @@ class Panel:
 
 PANELS = (
     Panel("Critic loss", "mean squared TD error", r"^loss/critic/"),
-    Panel("Actor loss", "-Q(o, a=π(o)), mean", r"^loss/actor/"),
+    Panel("Actor loss", "-Q(o, a=π(o)) + actor_reg·pre², mean", r"^loss/actor/"),
     Panel("Episode return", "return per agent", r"^(eval/)?return/"),
     Panel("Q value", "mean Q(o, a) of replayed batches", r"^q/"),
     Panel(
