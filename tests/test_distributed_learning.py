@@ -1,25 +1,19 @@
 """Slow: distributed training (2 Ray runners) learns as well as the single-process loop on
-`configs/tag.yaml` for the same number of env steps. OPEN: this fails today (issue 6).
+`configs/tag.yaml` for the same number of env steps.
 
 For each seed in SEEDS both loops train STEPS env steps (one torch thread each): the
 tag.yaml world, networks and hyperparameters, with the predators learning against
 scripted random prey in every env (`algo.teams=[predator]`, `train.scripted_fraction=1`),
 so self-play's swings are out of the comparison. Their final policies play EPISODES
 episodes against random prey. The rate limiter keeps the single-process update-to-data
-ratio, so both loops make the same number of updates (within 2 per cent). Each loop must
-have learned to chase in one seed at least, and the distributed runs' mean must be within
-a factor RATIO of the single-process runs'.
+ratio, so both loops make the same number of updates (within 2 per cent). Every run must
+chase at least FLOOR x as well as the scripted chasers, and the distributed runs' mean
+must be at least CLOSE x the single-process runs'.
 
-Measured (touches per episode, learned predators; untrained 0.39 v random prey, scripted
-chasers 6.69): v random prey at 400k steps, single 0.35 / 1.63 (seed 0 / 1), Ray 0.43 /
-0.34 (this test, failed: no Ray seed took off); at 300k, seed 0, single 0.35 v Ray 1.52.
-Self-play at 750k, v the evader: single 2.75 / 1.60 (seed 0 / 1; 1.29 with 64 envs), Ray
-1.45, 1.40, 0.17 (seed 0, three runs, the first with an earlier version; Ray runs are
-not deterministic). Predators v a scripted evader (prey not trained) after 400k: single
-0.41 / 0.22, Ray 0.17 (K=2) and 0.17 (K=1). When predators take off varies between runs
-of either loop from ~250k to past 750k env steps; Ray took off in 3 of 8 runs, single
-process in 4 of 7. Whether that gap is the loop or chance needs more seeds and longer runs
-than this test has.
+Measured (touches per episode v random prey, 400 episodes): single process 8.34 / 8.29
+(seed 0 / 1), two Ray runners 8.35 / 8.57; untrained 0.30, scripted chasers 6.65. Before
+`algo.actor_reg` (tanh saturated, |a| ~ 1) the predators took off at random times between
+~250k and past 750k env steps in either loop, and two seeds could not tell the loops apart.
 Prints the numbers (run with -s to see them).
 """
 
@@ -41,14 +35,15 @@ from train_helpers import ROOT
 
 pytest.importorskip("ray")
 
-STEPS = 400_000
+STEPS = 300_000
 SEEDS = (0, 1)
 EPISODES = 400
-RATIO = 3.0  # the distributed runs' mean touches may fall short by this factor at most
+FLOOR = 0.6  # every run's touches >= FLOOR x the scripted chasers'
+CLOSE = 0.85  # distributed mean >= CLOSE x single-process mean
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2400)
+@pytest.mark.timeout(1800)
 def test_two_runners_learn_as_well_as_one_process(tmp_path):
     from predprey.distributed import train_distributed
     from predprey.policy import load
@@ -64,9 +59,8 @@ def test_two_runners_learn_as_well_as_one_process(tmp_path):
     env = make_eval_env(base, EPISODES, seed=123)
 
     def touches(actors, predators: str) -> float:
-        rng = np.random.default_rng(0)
         who = {"predator": predators, "prey": "random"}
-        return run_episodes(env, who, actors, EPISODES, rng, seed=123).touches_mean
+        return run_episodes(env, who, actors, EPISODES, seed=123).touches_mean
 
     fresh = ActorSet.build(team_specs(env), base.algo, seed=1)
     untrained, chasers = touches(fresh, "learned"), touches(fresh, "chaser")
@@ -88,6 +82,7 @@ def test_two_runners_learn_as_well_as_one_process(tmp_path):
             f"single {learned['single'][-1]:.3f} ray2 {learned['ray2'][-1]:.3f}"
         )
     print(f"untrained {untrained:.3f}, scripted chasers {chasers:.3f}")
+    assert untrained < 0.2 * chasers  # the bar is not met by chance
     for runs in learned.values():
-        assert max(runs) > 2 * untrained  # each loop learned to chase (in one seed at least)
-    assert np.mean(learned["ray2"]) >= np.mean(learned["single"]) / RATIO
+        assert min(runs) >= FLOOR * chasers  # every run learned to chase
+    assert np.mean(learned["ray2"]) >= CLOSE * np.mean(learned["single"])

@@ -54,7 +54,7 @@ class AlgoConfig:
     batch_size: int = 1024
     grad_clip: float = 0.5
     exploration_noise: float = 0.1
-    actor_reg: float = 1e-3  # weight of mean(pre-tanh action^2) in the actor loss
+    actor_reg: float = 1e-4  # weight of mean(pre-tanh action^2) in the actor loss
     share_params: bool = False  # one actor/critic per team instead of per agent
     twin_critics: bool = False  # MATD3: clipped double-Q
     policy_delay: int = 1  # MATD3: actor + target update every d critic updates
