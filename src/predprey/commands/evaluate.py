@@ -26,7 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     from predprey import policy as policy_mod
     from predprey.config import ConfigError
     from predprey.evaluate import check_choices, make_eval_env, run_episodes
