@@ -9,7 +9,7 @@ import pytest
 from predprey import checkpoint
 from predprey.config import config_from_dict
 from predprey.distributed.durable import WAL_NAME, DurableBuffer
-from predprey.distributed.rate_limit import RateLimiter, samples_per_insert
+from predprey.learn.rate_limiter import RateLimiter, samples_per_insert
 from predprey.distributed.wal import WriteAheadLog
 from predprey.rundir import RunDir, RunDirError
 

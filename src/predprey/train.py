@@ -1,225 +1,136 @@
-"""The single-process training loop.
+"""Single-process training: `Trainer` = the training loop (predprey.loop) with `OffPolicy`
+over a `LocalSource`, plain Python calls with no Ray or HTTP imported.
 
-One iteration: act (uniform random during buffer warm-up, then the actors plus Gaussian
-noise) -> step all envs -> add the whole vector step to the replay buffer -> run as many
-learner updates as the update-to-data credit allows (`algo.env_steps_per_update` env steps
-per update; credit carries over, so 32 envs and 100 steps/update give 8 updates per 25
-vector steps) -> log, evaluate and checkpoint on their schedules.
+One step: act (uniform random during buffer warm-up, then the actors plus Gaussian noise)
+-> step all envs -> add the whole vector step to the replay buffer -> run as many learner
+updates as the update-to-data credit allows (`algo.env_steps_per_update` env steps per
+update; credit carries over, so 32 envs and 100 steps/update give 8 updates per 25 vector
+steps) -> the loop logs, evaluates and checkpoints on its schedules.
 
-Everything the loop depends on is restored by `Trainer(..., resume=True)`: weights,
-optimizers, replay buffer, RNG states, env state, counters and the wall-clock `time`.
+`Trainer(..., resume=True)` restores everything a step depends on: weights, optimizers,
+replay buffer, RNG states, env state, counters and the wall-clock `time`.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from predprey import checkpoint
-from predprey.best import BestPolicies, scheduled_evaluation
 from predprey.config import Config
-from predprey.evaluate import check_choices
 from predprey.learn.buffer import ReplayBuffer
-from predprey.learn.spec import team_specs, transition_spec
-from predprey.recorder import write_episodes
+from predprey.learn.offpolicy import OffPolicy
+from predprey.learn.rate_limiter import UpdateCredit
+from predprey.learn.spec import transition_spec
+from predprey.loop import TrainLoop, seed_sequences
 from predprey.rundir import RunDir, RunDirError
-from predprey.runner import EpisodeStats, Runner
-from predprey.trainlog import TrainLog, truncate_metrics
+from predprey.runner import Runner
 
 
-@dataclass
-class Profile:
-    """Seconds spent per part of the loop, counted from the first learner update on."""
+class LocalSource:
+    """Runner, replay buffer and learner in this process: a collect call is one vector step
+    of every env, inserted at once; a learn call samples and updates in turn."""
 
-    env: float = 0.0
-    act: float = 0.0
-    buffer: float = 0.0  # adds and samples
-    learn: float = 0.0  # learner.update
-    wall: float = 0.0
-    env_steps: int = 0
-    updates: int = 0
+    counts_episodes, concurrent, external_producers = True, False, False
+    rows_in_flight = updates_in_flight = unpublished = 0
+    max_updates_per_call = 1 << 62
 
-    def to_dict(self) -> dict[str, Any]:
-        w = max(self.wall, 1e-9)
-        parts = {k: getattr(self, k) for k in ("env", "act", "buffer", "learn")}
-        parts["other"] = max(0.0, w - sum(parts.values()))
-        return {
-            "env_steps_per_s": self.env_steps / w,
-            "updates_per_s": self.updates / w,
-            "seconds": self.wall,
-            "env_steps": self.env_steps,
-            "updates": self.updates,
-            "time_split": {k: v / w for k, v in parts.items()},
-            "ms_per_update": 1e3 * self.learn / max(self.updates, 1),
-        }
-
-
-class TrainResult(dict):
-    """Final counters and the steady-state profile (a dict, printed as JSON by callers)."""
-
-
-class Trainer:
-    def __init__(
-        self,
-        config: Config,
-        run: RunDir,
-        *,
-        resume: bool = False,
-        time_budget: float | None = None,
-        progress: bool = False,
-        checkpoints: bool = True,
-        evals: bool = True,
-    ):
+    def __init__(self, config: Config, loop: TrainLoop):
         from predprey.learn.maddpg import Learner
 
-        self.config, self.run_dir = config, run
-        self.time_budget = config.train.time_budget if time_budget is None else time_budget
-        self.progress, self.checkpoints, self.evals = progress, checkpoints, evals
-        tr = config.train
-        seeds = np.random.SeedSequence(tr.seed).spawn(4)
-        env_seed, learner_seed = (int(s.generate_state(1)[0]) for s in seeds[:2])
-        self.rng_collect = np.random.default_rng(seeds[2])  # warm-up actions and noise
-        self.rng_sample = np.random.default_rng(seeds[3])  # replay sampling
-        self.teams = team_specs(config.env.make(num_envs=1, seed=0))
-        if set(config.algo.teams) - {t.name for t in self.teams}:
+        self.config, self.loop = config, loop
+        tr, teams = config.train, loop.teams
+        if set(config.algo.teams) - {t.name for t in teams}:
             raise ValueError(
                 f"algo.teams {list(config.algo.teams)} names a team this scenario lacks"
             )
-        names = [t.name for t in self.teams]
-        if set(names) == {"predator", "prey"}:
-            check_choices(names, {"predator": tr.eval_predators, "prey": tr.eval_prey})
-        self.learner = Learner(self.teams, config.algo, seed=learner_seed)
+        seeds = seed_sequences(config)
+        env_seed, learner_seed = (int(s.generate_state(1)[0]) for s in seeds[:2])
+        self.rng_collect = np.random.default_rng(seeds[2])  # warm-up actions and noise
+        self.rng_sample = np.random.default_rng(seeds[3])  # replay sampling
+        self.learner = Learner(teams, config.algo, seed=learner_seed)
         self.runner = Runner(config, env_seed, self.learner, tr.record_envs, tr.record_every)
-        self.buffer = ReplayBuffer(config.buffer.capacity, transition_spec(self.teams))
-        self.env_steps = self.episodes = self.credit = self.eval_index = 0
-        self.log = TrainLog(run)
-        self.next_log, self.next_eval = tr.log_every, tr.eval_every
-        self.last_eval: dict[str, float] = {}
-        self.last_eval_steps = 0
-        self.best = BestPolicies(run, save=checkpoints)
-        if resume:
-            self._restore()
-        self.profile = Profile()
+        self.buffer = ReplayBuffer(config.buffer.capacity, transition_spec(teams))
+        self.chunk = self.runner.num_envs
+        self.inserted = 0
+        self.seconds = {"buffer": 0.0, "learn": 0.0}  # adds and samples; learner.update
+        if loop.payload is not None:
+            self._restore(loop.payload)
 
-    # -- the loop ------------------------------------------------------------------
-    def run(self) -> TrainResult:
-        from predprey.progress import Progress
+    @property
+    def updates(self) -> int:
+        return self.learner.version
 
-        tr = self.config.train
-        self.log.start(self.env_steps, self.learner.version)
-        start = time.perf_counter()
-        deadline = start + self.time_budget if self.time_budget > 0 else math.inf
-        last_ckpt = start
-        bar = Progress(tr.total_env_steps, self.env_steps, self.time_budget, enabled=self.progress)
-        try:
-            while self.env_steps < tr.total_env_steps and time.perf_counter() < deadline:
-                self._iteration()
-                if self.env_steps >= self.next_log:
-                    self._log()
-                if self.evals and self.env_steps >= self.next_eval:
-                    self._evaluate()
-                now = time.perf_counter()
-                if self.checkpoints and now - last_ckpt >= tr.checkpoint_every:
-                    self.save_checkpoint()
-                    last_ckpt = time.perf_counter()
-                bar.update(self.env_steps, self.learner.version, self.last_eval)
-        finally:
-            bar.close()
-        self._finish()
-        return TrainResult(
-            env_steps=self.env_steps,
-            updates=self.learner.version,
-            episodes=self.episodes,
-            time=self.log.elapsed(),
-            eval=self.last_eval,
-            profile=self.profile.to_dict(),
-        )
+    def idle_runners(self) -> list[Runner]:
+        return [self.runner]
 
-    def _iteration(self) -> None:
-        cfg, p = self.config, self.profile
-        warm = self.env_steps < cfg.buffer.warmup
-        t_start = time.perf_counter()
-        act0, env0 = self.runner.timers.act, self.runner.timers.env
-        self.runner.version = self.learner.version
-        res = self.runner.collect(
-            1, cfg.algo.exploration_noise, self.rng_collect, warm, self.env_steps
-        )
+    def collect(self, runner: Runner, noise: float, warm: bool, env_steps_before: int) -> None:
+        runner.version = self.learner.version
+        res = runner.collect(1, noise, self.rng_collect, warm, env_steps_before)
         t0 = time.perf_counter()
         self.buffer.add(res.transitions)
-        t_buffer = time.perf_counter() - t0
-        self.env_steps += res.env_steps
-        self._add_episodes(res.episodes)
-        if res.recorded:
-            write_episodes(self.run_dir, "train", res.recorded)
-        t_learn = 0.0
-        if not warm and len(self.buffer) >= cfg.algo.batch_size:
-            self.credit += res.env_steps
-            while self.credit >= cfg.algo.env_steps_per_update:
-                t0 = time.perf_counter()
-                batch = self.buffer.sample(cfg.algo.batch_size, self.rng_sample)
-                t1 = time.perf_counter()
-                out = self.learner.update(batch)
-                t_learn += time.perf_counter() - t1
-                t_buffer += t1 - t0
-                self.credit -= cfg.algo.env_steps_per_update
-                p.updates += 1
-                self.log.add_losses(out)
-        if p.updates:  # steady state: from the first update on
-            p.env_steps += res.env_steps
-            p.act += self.runner.timers.act - act0
-            p.env += self.runner.timers.env - env0
-            p.buffer += t_buffer
-            p.learn += t_learn
-            p.wall += time.perf_counter() - t_start
+        self.seconds["buffer"] += time.perf_counter() - t0
+        self.inserted += res.env_steps
+        self.loop.add_episodes(res.episodes)
+        self.loop.add_recorded(res.recorded)
 
-    def _add_episodes(self, ep: EpisodeStats) -> None:
-        self.episodes += self.log.add_episodes(ep)
+    def may_learn(self) -> bool:
+        return True
 
-    # -- metrics -------------------------------------------------------------------
-    def _log(self) -> None:
-        row = self.log.window_row(
-            self.env_steps, self.learner.version, self.episodes, len(self.buffer)
-        )
-        self.log.write(row)
-        every = self.config.train.log_every
-        self.next_log = (self.env_steps // every + 1) * every
+    def learn(self, n_updates: int, publish: bool) -> None:
+        """`publish` needs nothing here: the runner acts with the learner's live weights."""
+        B = self.config.algo.batch_size
+        for _ in range(n_updates):
+            t0 = time.perf_counter()
+            batch = self.buffer.sample(B, self.rng_sample)
+            t1 = time.perf_counter()
+            self.loop.add_losses(self.learner.update(batch))
+            self.seconds["buffer"] += t1 - t0
+            self.seconds["learn"] += time.perf_counter() - t1
 
-    def _evaluate(self) -> None:
-        scheduled_evaluation(self, self.learner, self.learner.version)
+    def wait(self) -> None:
+        pass
 
-    def _finish(self) -> None:
-        if self.env_steps > 0 and self.log.window_has_data:
-            self._log()
-        if self.evals and self.env_steps > self.last_eval_steps:
-            self._evaluate()  # the final policy is always evaluated
-        write_episodes(self.run_dir, "train", self.runner.recorder.flush())
-        if self.checkpoints:
-            self.save_checkpoint()
-        self.log.close()
+    # -- what the loop asks ----------------------------------------------------------
+    def timers(self) -> dict[str, float]:
+        return {"env": self.runner.timers.env, "act": self.runner.timers.act, **self.seconds}
 
-    # -- checkpoints ---------------------------------------------------------------
-    def save_checkpoint(self) -> None:
+    def actors(self):
+        return self.learner
+
+    def buffer_size(self) -> int:
+        return len(self.buffer)
+
+    def log_keys(self, seconds: float) -> dict[str, Any]:
+        return {}
+
+    def finish(self) -> None:
+        pass
+
+    def flush_recorded(self) -> list:
+        return self.runner.recorder.flush()
+
+    def result(self) -> dict[str, Any]:
+        return {}
+
+    # -- checkpoints -----------------------------------------------------------------
+    def save_checkpoint(self, payload: dict[str, Any]) -> None:
         payload = {
-            **checkpoint.loop_state(self, self.teams),
+            **payload,
             **checkpoint.learner_state(self.learner),
-            "env_steps": self.env_steps,
-            "credit": self.credit,
+            "env_steps": self.inserted,
             "rng": {
                 "collect": self.rng_collect.bit_generator.state,
                 "sample": self.rng_sample.bit_generator.state,
             },
             "runner": self.runner.state_dict(),
         }
-        checkpoint.save(self.run_dir, payload, self.buffer)
+        checkpoint.save(self.loop.run_dir, payload, self.buffer)
 
-    def _restore(self) -> None:
-        run = self.run_dir
-        payload = checkpoint.load(run)
-        checkpoint.check_teams(payload, self.teams, str(run.path))
+    def _restore(self, payload: dict[str, Any]) -> None:
+        run = self.loop.run_dir
         try:
             self.learner.load_state_dict(payload["learner"])
             self.runner.load_state_dict(payload["runner"])
@@ -228,6 +139,18 @@ class Trainer:
         self.buffer = checkpoint.load_buffer(run, payload, self.config.buffer.capacity)
         self.rng_collect.bit_generator.state = payload["rng"]["collect"]
         self.rng_sample.bit_generator.state = payload["rng"]["sample"]
-        self.env_steps, self.credit = int(payload["env_steps"]), int(payload["credit"])
-        self.log.time_offset = checkpoint.restore_loop_state(self, payload)
-        truncate_metrics(run, self.env_steps)
+        self.inserted = int(payload["env_steps"])
+
+
+class Trainer(TrainLoop):
+    """The training loop in one process."""
+
+    def __init__(self, config: Config, run: RunDir, *, resume: bool = False, **loop_args: Any):
+        super().__init__(config, run, checkpoint.load(run) if resume else None, **loop_args)
+        a, E = config.algo, config.env.num_envs
+        pace = UpdateCredit(a.env_steps_per_update, a.batch_size, config.buffer.warmup, E)
+        self.attach(OffPolicy(config, pace), LocalSource(config, self))
+
+    @property
+    def learner(self):
+        return self.source.learner

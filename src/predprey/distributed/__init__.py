@@ -5,7 +5,7 @@ wrap the same `Runner`, `ReplayBuffer` and `Learner` as the single-process train
   train_distributed(config, "runs/tag", runners=16, address="head:6379")  # a Ray cluster
 
 Modules: `driver` (the loop), `fleet` (actors, placement, restarts), `actors` (Ray
-shells), `durable` (buffer + write-ahead log), `wal`, `rate_limit`, `cluster` (Ray init).
+shells), `durable` (buffer + write-ahead log), `wal`, `cluster` (Ray init).
 """
 
 from __future__ import annotations

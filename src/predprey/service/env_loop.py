@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from predprey.config import Config
-from predprey.distributed.rate_limit import RateLimiter, samples_per_insert
+from predprey.learn.rate_limiter import RateLimiter, samples_per_insert
 from predprey.runner import Runner, seed_streams
 from predprey.service.client import BufferClient
 from predprey.service.layout import RecordLayout, server_widths

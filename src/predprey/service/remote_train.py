@@ -1,4 +1,5 @@
-"""`predprey train --buffer-url URL`: the learner of the HTTP loop.
+"""`predprey train --buffer-url URL`: the training loop (predprey.loop) with `OffPolicy` over
+an `HttpSource`, the learner of the HTTP loop.
 
 `run-env` processes feed the buffer service; this loop only learns. Each round it reads
 `GET /stats` and takes as many batches as the samples-per-insert `RateLimiter` allows
@@ -17,138 +18,96 @@ progress lines), so metrics rows carry losses, evaluations and throughput, no re
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
-import numpy as np
-
 from predprey import checkpoint
-from predprey.best import BestPolicies, scheduled_evaluation
 from predprey.config import Config
-from predprey.distributed.rate_limit import RateLimiter, samples_per_insert
-from predprey.evaluate import check_choices
-from predprey.learn.spec import team_specs
+from predprey.learn.offpolicy import OffPolicy
+from predprey.learn.rate_limiter import RateLimiter, samples_per_insert
+from predprey.loop import TrainLoop, learner_seed
 from predprey.rundir import RunDir, RunDirError
 from predprey.service.client import BufferClient, BufferServiceError
 from predprey.service.layout import RecordLayout, server_widths
-from predprey.trainlog import TrainLog, truncate_metrics
 
 MAX_ROWS_PER_REQUEST = 16384  # serve-buffer's default --max-batch
 MAX_BATCHES_PER_REQUEST = 16  # bounds the time between two /stats polls
 IDLE_SLEEP = 0.05  # seconds between polls while the limiter allows no batch
 
 
-class RemoteTrainer:
-    def __init__(
-        self,
-        config: Config,
-        run: RunDir,
-        client: BufferClient,
-        url: str,
-        *,
-        resume: bool = False,
-        time_budget: float | None = None,
-        progress: bool = False,
-        checkpoints: bool = True,
-        evals: bool = True,
-    ):
+class HttpSource:
+    """The replay buffer behind `url`, fed by external `run-env` processes; the learner runs
+    here. A learn call fetches its batches in one packed request; `wait` polls `/stats`."""
+
+    counts_episodes, concurrent, external_producers = False, False, True
+    rows_in_flight = updates_in_flight = chunk = 0
+
+    def __init__(self, config: Config, loop: TrainLoop, client: BufferClient, url: str):
         from predprey.learn.maddpg import Learner
 
-        self.config, self.run_dir, self.client, self.url = config, run, client, url
-        self.time_budget = config.train.time_budget if time_budget is None else time_budget
-        self.progress, self.checkpoints, self.evals = progress, checkpoints, evals
-        self.episodes = 0  # counted by the env processes, not here
-        tr, a = config.train, config.algo
-        seeds = np.random.SeedSequence(tr.seed).spawn(4)  # as Trainer: same learner init
-        self.teams = team_specs(config.env.make(num_envs=1, seed=0))
-        names = [t.name for t in self.teams]
-        if set(names) == {"predator", "prey"}:
-            check_choices(names, {"predator": tr.eval_predators, "prey": tr.eval_prey})
-        self.learner = Learner(self.teams, a, seed=int(seeds[1].generate_state(1)[0]))
-        self.layout = RecordLayout(self.teams)
-        self.limiter = RateLimiter(
-            samples_per_insert(config), a.batch_size, config.buffer.warmup, 1
-        )
-        stats = client.stats()
-        self.layout.check(server_widths(stats, url), f"the buffer at {url}")
-        self.server_rows = int(stats["rows"])
-        self.env_steps = self.eval_index = self.last_eval_steps = self.published = 0
-        self.skipped_publishes = 0
-        self.next_log, self.next_eval = tr.log_every, tr.eval_every
-        self.last_eval: dict[str, float] = {}
-        self.fetch_seconds, self.fetched_batches = 0.0, 0
-        self.best = BestPolicies(run, save=checkpoints)
-        time_offset = 0.0
-        if resume:
-            time_offset = self._restore()
+        self.config, self.loop, self.client, self.url = config, loop, client, url
+        self.learner = Learner(loop.teams, config.algo, seed=learner_seed(config))
+        self.layout = RecordLayout(loop.teams)
+        self.published = self.skipped_publishes = 0
+        self.seconds = {"fetch": 0.0, "learn": 0.0}
+        self.fetched_seconds, self.fetched_batches = 0.0, 0  # since the last metrics row
+        self.learned = True  # in this step: poll again at once
+        stats = self._poll()
+        if loop.payload is not None:
+            self._restore(loop.payload)
         else:
             check_no_policies(stats, url)
-        self.log = TrainLog(run, time_offset)
 
-    # -- the loop ------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
-        from predprey.progress import Progress
+    @property
+    def updates(self) -> int:
+        return self.learner.version
 
-        tr = self.config.train
-        self.log.start(self.env_steps, self.learner.version)
-        start = time.perf_counter()
-        deadline = start + self.time_budget if self.time_budget > 0 else math.inf
-        last_ckpt = start
-        bar = Progress(tr.total_env_steps, self.env_steps, self.time_budget, self.progress)
-        try:
-            while time.perf_counter() < deadline:
-                if not self._learn():
-                    if self.env_steps >= tr.total_env_steps:
-                        break  # every update owed to the first total_env_steps rows is done
-                    time.sleep(IDLE_SLEEP)
-                if self.env_steps >= self.next_log:
-                    self._log()
-                if self.evals and self.env_steps >= self.next_eval:
-                    self._evaluate()
-                if self.checkpoints and time.perf_counter() - last_ckpt >= tr.checkpoint_every:
-                    self.save_checkpoint()
-                    last_ckpt = time.perf_counter()
-                bar.update(self.env_steps, self.learner.version, self.last_eval)
-        finally:
-            bar.close()
-        self._finish()
-        return {
-            "env_steps": self.env_steps,
-            "updates": self.learner.version,
-            "episodes": self.episodes,
-            "time": self.log.elapsed(),
-            "eval": self.last_eval,
-            "published_version": self.published,
-            "skipped_publishes": self.skipped_publishes,  # 409: the service held a newer one
-        }
+    @property
+    def unpublished(self) -> int:
+        return self.learner.version - self.published
 
-    def _learn(self) -> bool:
-        """Take the batches the limiter allows now; False when there were none."""
+    @property
+    def max_updates_per_call(self) -> int:
         B = self.config.algo.batch_size
+        return min(
+            self.server_rows // B, max(1, MAX_ROWS_PER_REQUEST // B), MAX_BATCHES_PER_REQUEST
+        )
+
+    def _poll(self) -> dict[str, Any]:
         stats = self.client.stats()
         self.layout.check(server_widths(stats, self.url), f"the buffer at {self.url}")
         self.server_rows = int(stats["rows"])
-        self.env_steps = int(stats["total_recorded"])  # rows the env processes posted
-        inserted = min(self.env_steps, self.config.train.total_env_steps)
-        n = min(
-            self.limiter.batches_allowed(inserted, self.learner.version * B),
-            self.server_rows // B,
-            max(1, MAX_ROWS_PER_REQUEST // B),
-            MAX_BATCHES_PER_REQUEST,
-        )
-        if n < 1:
-            return False
+        self.inserted = int(stats["total_recorded"])  # rows the env processes posted
+        return stats
+
+    # -- what OffPolicy asks ---------------------------------------------------------
+    def idle_runners(self) -> list:
+        return []  # the runners are the external run-env processes
+
+    def may_learn(self) -> bool:
+        return not self.learned  # one fetch per step, then /stats again
+
+    def learn(self, n_updates: int, publish: bool) -> None:
+        B = self.config.algo.batch_size
         t0 = time.perf_counter()
-        rows = self.layout.from_record(self.client.sample(n * B))  # [n * B, ...]
-        self.fetch_seconds += time.perf_counter() - t0
-        self.fetched_batches += n
-        for i in range(n):
+        rows = self.layout.from_record(self.client.sample(n_updates * B))  # [n * B, ...]
+        t1 = time.perf_counter()
+        for i in range(n_updates):
             batch = {k: v[i * B : (i + 1) * B] for k, v in rows.items()}
-            self.log.add_losses(self.learner.update(batch))
-        if self.learner.version - self.published >= self.config.distributed.weight_sync_every:
+            self.loop.add_losses(self.learner.update(batch))
+        self.seconds["fetch"] += t1 - t0
+        self.seconds["learn"] += time.perf_counter() - t1
+        self.fetched_seconds += t1 - t0
+        self.fetched_batches += n_updates
+        self.learned = True
+        if publish:
             self.publish()
-        return True
+
+    def wait(self) -> None:
+        if not self.learned:
+            time.sleep(IDLE_SLEEP)
+        self._poll()
+        self.learned = False
 
     def publish(self) -> None:
         """PUT every team's actor weights under the learner's version. A 409 (the service
@@ -163,46 +122,48 @@ class RemoteTrainer:
                 self.skipped_publishes += 1
         self.published = version
 
-    # -- metrics, evaluation, checkpoints -------------------------------------------
-    def _log(self) -> None:
-        row = self.log.window_row(self.env_steps, self.learner.version, 0, self.server_rows)
-        del row["episodes"]  # unknown here: the env processes count them
-        row["remote/published_version"] = self.published
+    # -- what the loop asks ----------------------------------------------------------
+    def timers(self) -> dict[str, float]:
+        return dict(self.seconds)
+
+    def actors(self):
+        return self.learner
+
+    def buffer_size(self) -> int:
+        return self.server_rows
+
+    def log_keys(self, seconds: float) -> dict[str, Any]:
+        row: dict[str, Any] = {"remote/published_version": self.published}
         if self.fetched_batches:
-            row["remote/fetch_ms_per_batch"] = 1e3 * self.fetch_seconds / self.fetched_batches
-        self.fetch_seconds, self.fetched_batches = 0.0, 0
-        self.log.write(row)
-        every = self.config.train.log_every
-        self.next_log = (self.env_steps // every + 1) * every
+            row["remote/fetch_ms_per_batch"] = 1e3 * self.fetched_seconds / self.fetched_batches
+        self.fetched_seconds, self.fetched_batches = 0.0, 0
+        return row
 
-    def _evaluate(self) -> None:
-        scheduled_evaluation(self, self.learner, self.learner.version)
-
-    def _finish(self) -> None:
+    def finish(self) -> None:
         if self.learner.version > self.published:
             self.publish()
-        if self.env_steps > 0 and self.log.window_has_data:
-            self._log()
-        if self.evals and self.env_steps > self.last_eval_steps:
-            self._evaluate()
-        if self.checkpoints:
-            self.save_checkpoint()
-        self.log.close()
 
-    def save_checkpoint(self) -> None:
+    def flush_recorded(self) -> list:
+        return []  # the env processes record
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "published_version": self.published,
+            "skipped_publishes": self.skipped_publishes,  # 409: the service held a newer one
+        }
+
+    # -- checkpoints: the learner only (the service keeps the rows durably) ----------
+    def save_checkpoint(self, payload: dict[str, Any]) -> None:
         payload = {
-            **checkpoint.loop_state(self, self.teams),
+            **payload,
             **checkpoint.learner_state(self.learner),
-            "env_steps": self.env_steps,
+            "env_steps": self.inserted,
             "remote": {"url": self.url, "published": self.published},
         }
-        checkpoint.save(self.run_dir, payload)
+        checkpoint.save(self.loop.run_dir, payload)
 
-    def _restore(self) -> float:
-        """Continue from the latest checkpoint; returns the run's elapsed time so far."""
-        run = self.run_dir
-        payload = checkpoint.load(run)
-        checkpoint.check_teams(payload, self.teams, str(run.path))
+    def _restore(self, payload: dict[str, Any]) -> None:
+        run = self.loop.run_dir
         if "remote" not in payload:
             raise RunDirError(
                 f"{run.path} was not trained with --buffer-url; resume it without --buffer-url"
@@ -212,9 +173,30 @@ class RemoteTrainer:
         except (KeyError, RuntimeError, ValueError) as e:
             raise RunDirError(f"incompatible checkpoint in {run.path}: {e}") from None
         self.published = int(payload["remote"]["published"])
-        self.env_steps = int(payload["env_steps"])
-        truncate_metrics(run, self.env_steps)
-        return checkpoint.restore_loop_state(self, payload)
+        self.inserted = int(payload["env_steps"])
+
+
+class RemoteTrainer(TrainLoop):
+    """The training loop over the HTTP buffer at `url`."""
+
+    def __init__(
+        self,
+        config: Config,
+        run: RunDir,
+        client: BufferClient,
+        url: str,
+        *,
+        resume: bool = False,
+        **loop_args: Any,
+    ):
+        super().__init__(config, run, checkpoint.load(run) if resume else None, **loop_args)
+        a = config.algo
+        limiter = RateLimiter(samples_per_insert(config), a.batch_size, config.buffer.warmup, 1)
+        self.attach(OffPolicy(config, limiter), HttpSource(config, self, client, url))
+
+    @property
+    def learner(self):
+        return self.source.learner
 
 
 def check_no_policies(stats: dict[str, Any], url: str) -> None:
