@@ -261,8 +261,8 @@ def call_costs(fleet, repeats: int = 20) -> dict[str, Any]:
     trans_ref, _ = slot.handle.collect.remote(steps, 0.0, False, 0)
     batch = ray.get(trans_ref)
     insert_ids = iter(range(10**9, 2 * 10**9))
-    ray.get(fleet.buffer.add.remote(next(insert_ids), batch))  # first insert allocates
-    push = ms(lambda: ray.get(fleet.buffer.add.remote(next(insert_ids), ray.put(batch))))
+    ray.get(fleet.buffer.add.remote([next(insert_ids)], batch))  # first insert allocates
+    push = ms(lambda: ray.get(fleet.buffer.add.remote([next(insert_ids)], ray.put(batch))))
     return {
         "weights_bytes": int(sum(a.nbytes for team in weights.values() for a in team.values())),
         "weights_pickled_bytes": len(pickle.dumps(weights)),
@@ -270,7 +270,7 @@ def call_costs(fleet, repeats: int = 20) -> dict[str, Any]:
         "weights_pull_ms": pull,  # put + runner call that fetches and loads them
         "weights_load_ms": load,  # load_state_dict inside the runner
         "noop_call_ms": noop,  # an empty actor call's round trip
-        "transitions_rows": len(batch["terminated"]),
+        "transitions_rows": len(batch["terminated"]),  # packed: each observation once
         "transitions_bytes": int(sum(v.nbytes for v in batch.values())),
         "transitions_put_ms": ms(lambda: ray.put(batch)),
         "transitions_push_ms": push,  # put + buffer insert, acknowledged (write-ahead log)

@@ -93,8 +93,11 @@ class RunnerActor(ActorBase):
         version: int = -1,
     ) -> tuple[dict[str, np.ndarray], CollectInfo]:
         """Step the envs `vector_steps` times (after loading `weights` if given). Returns the
-        transitions and a small `CollectInfo` as two objects, so the transitions can go
-        straight to the buffer without passing through the driver."""
+        transitions, `pack`ed (each observation once), and a small `CollectInfo` as two
+        objects, so the transitions can go straight to the buffer without passing through
+        the driver."""
+        from predprey.distributed.packing import pack
+
         if weights is not None:
             self.runner.set_weights(weights_to_torch(weights), version)
         t0 = time.perf_counter()
@@ -105,7 +108,7 @@ class RunnerActor(ActorBase):
             res.env_steps, self.runner.version, res.episodes, res.recorded,
             time.perf_counter() - t0,
         )  # fmt: skip
-        return res.transitions, info
+        return pack(res.transitions, self.runner.obs), info
 
     def set_weights(self, weights: Mapping, version: int) -> float:
         """Load actor weights (Ray has fetched them by then); returns the load seconds."""
@@ -127,8 +130,10 @@ class BufferActor(ActorBase):
 
         self.core = DurableBuffer(RunDir(run_path), capacity, spec, seed, wal, restore)
 
-    def add(self, insert_id: int, batch: Mapping[str, np.ndarray]):
-        return self.core.add(insert_id, batch)
+    def add(self, insert_ids: Sequence[int], *batches: Mapping[str, np.ndarray]):
+        """Insert the batches (Ray fetched them: top-level arguments) with one fsync;
+        returns their Acks."""
+        return self.core.add_many(list(zip(insert_ids, batches, strict=True)))
 
     def sample(self, n_batches: int, batch_size: int) -> dict[str, np.ndarray]:
         return self.core.sample(n_batches, batch_size)

@@ -47,8 +47,8 @@ class Task:
     actor: str  # id of the actor running it
     rows: int = 0  # collect/add: transitions
     runner: int = -1  # collect: runner index
-    insert_id: int = -1  # add
-    transitions: Any = None  # collect/add: the transitions' object ref
+    insert_ids: list[int] = field(default_factory=list)  # add: one per collect call
+    transitions: list = field(default_factory=list)  # collect/add: the transitions' refs
     updates: int = 0  # train
     weights: Any = None  # train: the published weights' ref (None: not publishing)
 
@@ -75,6 +75,7 @@ class RaySource:
         self.updates, self.updates_in_flight, self.unpublished = f.learner_version, 0, 0
         self.rows_in_flight = self.next_runner = 0
         self.tasks: dict[Any, Task] = {}
+        self.collected: list[Task] = []  # collects done, their inserts not sent yet
         self.acked_rows = 0  # rows acknowledged by the buffer in this session
         self.lost_rows = 0  # acknowledged rows a restarted buffer did not hold (must stay 0)
         self.window = Window()
@@ -92,7 +93,9 @@ class RaySource:
 
     def collect(self, slot: RunnerSlot, noise: float, warm: bool, env_steps_before: int):
         trans, info = self.fleet.collect(slot, noise, warm, env_steps_before)
-        self.tasks[info] = Task("collect", slot.actor_id, self.chunk, slot.index, transitions=trans)
+        self.tasks[info] = Task(
+            "collect", slot.actor_id, self.chunk, slot.index, transitions=[trans]
+        )
         self.rows_in_flight += self.chunk
         self.next_runner = (slot.index + 1) % len(self.fleet.slots)
 
@@ -116,6 +119,10 @@ class RaySource:
             ready, _ = ray.wait(list(self.tasks), num_returns=len(self.tasks), timeout=0)
         for ref in ready:
             self._handle(ref)
+        if self.collected:  # one insert call (one fsync) for the collects that completed
+            done, self.collected = self.collected, []
+            rows = sum(t.rows for t in done)
+            self._add(Task("add", "", rows, transitions=[r for t in done for r in t.transitions]))
 
     def _handle(self, ref) -> None:
         task = self.tasks.pop(ref, None)
@@ -155,19 +162,22 @@ class RaySource:
             self.window.acting_lags.append(self.updates - info.version)
         self.loop.add_episodes(info.episodes)
         self.loop.add_recorded(info.recorded)
-        self._add(Task("add", "", info.env_steps, transitions=task.transitions))
+        task.rows = info.env_steps
+        self.collected.append(task)
 
     def _add(self, task: Task) -> None:
-        if task.insert_id < 0:
-            task.insert_id = self.next_insert_id
-            self.next_insert_id += 1
+        if not task.insert_ids:
+            n = len(task.transitions)
+            task.insert_ids = list(range(self.next_insert_id, self.next_insert_id + n))
+            self.next_insert_id += n
         task.actor = self.fleet.buffer_id
-        self.tasks[self.fleet.buffer.add.remote(task.insert_id, task.transitions)] = task
+        ref = self.fleet.buffer.add.remote(task.insert_ids, *task.transitions)
+        self.tasks[ref] = task
 
-    def _done_add(self, task: Task, ack) -> None:
+    def _done_add(self, task: Task, acks) -> None:
         self.rows_in_flight -= task.rows
         self.acked_rows += task.rows  # a re-sent insert the buffer already held counts too
-        self.inserted = max(self.inserted, ack.total_added)
+        self.inserted = max(self.inserted, acks[-1].total_added)
 
     def _done_train(self, task: Task, info) -> None:
         self.updates_in_flight -= task.updates
@@ -199,7 +209,7 @@ class RaySource:
             self.next_insert_id = max(self.next_insert_id, stats.last_insert_id + 1)
         if role == "learner":
             self.updates, self.unpublished = self.fleet.learner_version, 0
-        for task in sorted(dead.values(), key=lambda t: t.insert_id):
+        for task in sorted(dead.values(), key=lambda t: min(t.insert_ids, default=-1)):
             self._settle(task)
         self.loop.write_event(self._restart_keys())
 

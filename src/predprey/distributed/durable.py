@@ -8,17 +8,20 @@ empties the log. `DurableBuffer(..., restore=True)` rebuilds the buffer from the
 checkpoint and replays the log records that continue it, so after any crash the buffer
 holds every acknowledged row. Inserts carry the driver's increasing `insert_id`; a re-sent
 insert (its first copy reached the log, its ack was lost in the crash) is not added twice.
+Inserts may come `pack`ed (predprey.distributed.packing): the log keeps them packed, the
+buffer holds them unpacked; `add_many` makes a group of inserts durable with one fsync.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from predprey import checkpoint
+from predprey.distributed.packing import unpack
 from predprey.distributed.wal import WriteAheadLog
 from predprey.learn.buffer import FieldSpec, ReplayBuffer
 from predprey.rundir import RunDir, RunDirError
@@ -79,19 +82,30 @@ class DurableBuffer:
                     f"{self.wal.path}: log continues at row {rec.start}, but the checkpoint "
                     f"buffer ends at row {self.buffer.total_added}"
                 )
-            self.replayed_rows += self.buffer.add(rec.batch)
+            self.replayed_rows += self.buffer.add(unpack(rec.batch))
             self.last_insert_id = max(self.last_insert_id, rec.insert_id)
 
     def add(self, insert_id: int, batch: Mapping[str, np.ndarray]) -> Ack:
         """Insert rows and make them durable; the returned Ack is the acknowledgement."""
-        if insert_id <= self.last_insert_id:
-            return Ack(insert_id, 0, self.buffer.total_added)
-        start = self.buffer.total_added
-        rows = self.buffer.add(batch)  # validates fields and shapes before anything is logged
+        return self.add_many([(insert_id, batch)])[-1]
+
+    def add_many(self, inserts: Sequence[tuple[int, Mapping[str, np.ndarray]]]) -> list[Ack]:
+        """Insert each `(insert_id, batch)` in order, then make them all durable at once
+        (one fsync); the Acks are returned only after that."""
+        acks = []
+        for insert_id, batch in inserts:
+            if insert_id <= self.last_insert_id:
+                acks.append(Ack(insert_id, 0, self.buffer.total_added))
+                continue
+            start = self.buffer.total_added
+            rows = self.buffer.add(unpack(batch))  # validates before anything is logged
+            if self.wal is not None:
+                self.wal.append(insert_id, start, batch, sync=False)
+            self.last_insert_id = insert_id
+            acks.append(Ack(insert_id, rows, self.buffer.total_added))
         if self.wal is not None:
-            self.wal.append(insert_id, start, batch)
-        self.last_insert_id = insert_id
-        return Ack(insert_id, rows, self.buffer.total_added)
+            self.wal.sync()
+        return acks
 
     def sample(self, n_batches: int, batch_size: int) -> dict[str, np.ndarray]:
         """`n_batches` uniform batches stacked: {field: [n_batches * batch_size, ...]}."""

@@ -41,8 +41,11 @@ class WriteAheadLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "ab")  # noqa: SIM115 (kept open for the log's lifetime)
 
-    def append(self, insert_id: int, start: int, batch: Mapping[str, np.ndarray]) -> int:
-        """Write one record durably; returns the bytes written."""
+    def append(
+        self, insert_id: int, start: int, batch: Mapping[str, np.ndarray], sync: bool = True
+    ) -> int:
+        """Write one record, durably unless `sync=False` (then `sync()` after a group of
+        appends makes them all durable with one fsync); returns the bytes written."""
         arrays = {k: np.require(v, requirements="C") for k, v in batch.items()}
         fields = [[k, v.dtype.str, list(v.shape)] for k, v in arrays.items()]
         meta = json.dumps({"insert_id": int(insert_id), "start": int(start), "fields": fields})
@@ -54,10 +57,14 @@ class WriteAheadLog:
         self._file.write(HEADER.pack(MAGIC, size, crc))
         for part in parts:
             self._file.write(part)
+        if sync:
+            self.sync()
+        return HEADER.size + size
+
+    def sync(self) -> None:
         self._file.flush()
         if self.fsync:
             os.fdatasync(self._file.fileno())
-        return HEADER.size + size
 
     def replay(self) -> Iterator[WalRecord]:
         """Every complete record, oldest first; a torn or corrupt tail is cut off the file."""
