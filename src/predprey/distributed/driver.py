@@ -84,6 +84,9 @@ class DistributedTrainer:
     ):
         self.config, self.run_dir = config, run
         self.time_budget = config.train.time_budget if time_budget is None else time_budget
+        # The run ends at this many env steps; a plain attribute so that a caller (a fault
+        # test) can move the end while the run goes on.
+        self.total_env_steps = config.train.total_env_steps
         self.progress, self.checkpoints, self.evals = progress, checkpoints, evals
         payload = checkpoint.load(run) if resume else None
         self.fleet = Fleet(config, run, runners, payload)
@@ -125,10 +128,10 @@ class DistributedTrainer:
         start = time.perf_counter()
         deadline = start + self.time_budget if self.time_budget > 0 else float("inf")
         last_ckpt = start
-        bar = Progress(tr.total_env_steps, self.env_steps, self.time_budget, self.progress)
+        bar = Progress(self.total_env_steps, self.env_steps, self.time_budget, self.progress)
         try:
-            while self._work_left(tr.total_env_steps) and time.perf_counter() < deadline:
-                self._launch(tr.total_env_steps)
+            while self._work_left(self.total_env_steps) and time.perf_counter() < deadline:
+                self._launch(self.total_env_steps)
                 self._handle(self._wait(0.25))
                 if self.env_steps >= self.next_log:
                     self._log()
@@ -225,7 +228,7 @@ class DistributedTrainer:
         start = self._mark()
         end_time = start.time + seconds
         while time.perf_counter() < end_time:
-            self._launch(self.config.train.total_env_steps, learn=False)
+            self._launch(self.total_env_steps, learn=False)
             self._handle(self._wait(0.25))
         end = self._mark()
         self._drain()
