@@ -6,7 +6,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before ray is imported
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -53,11 +52,16 @@ def sigkill_actor(handle) -> int:
 
 
 class Killer(threading.Thread):
-    """Once `when()` is true, SIGKILL the actor `which()` returns (polled, bounded in time)."""
+    """Once `when()` is true, SIGKILL the actor `which()` returns (polled, bounded in time),
+    then call `after()`. The run it watches must be unable to end on its own (an unbounded
+    env-step budget): `after` sets the real end, so the kill lands mid-run on any machine,
+    however fast or slow. If the kill never lands (error or timeout), `give_up()` ends the
+    run and the test fails on `killed_pid is None`."""
 
-    def __init__(self, when: Callable[[], bool], which: Callable[[], object], timeout=120.0):
+    def __init__(self, when, which, after, give_up, timeout=240.0):
         super().__init__(daemon=True)
-        self.when, self.which, self.timeout = when, which, timeout
+        self.when, self.which, self.after, self.give_up = when, which, after, give_up
+        self.timeout = timeout
         self.killed_pid: int | None = None
         self.error: BaseException | None = None
 
@@ -67,7 +71,11 @@ class Killer(threading.Thread):
             while time.monotonic() < end:
                 if self.when():
                     self.killed_pid = sigkill_actor(self.which())
+                    self.after()
                     return
                 time.sleep(0.05)
         except BaseException as e:  # reported by the test
             self.error = e
+        finally:
+            if self.killed_pid is None:
+                self.give_up()

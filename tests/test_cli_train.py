@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 
 import torch
 
@@ -98,12 +99,29 @@ def test_resume_errors_are_one_clear_line(tmp_path, capsys):
     run.config_path.write_text(text)
     checkpoint.latest_path(run).write_bytes(b"not a checkpoint")
     code, _, err = cli(capsys, "train", "--resume", str(out))
-    assert code == 2 and "corrupt" in err
+    assert code == 2 and "corrupt" in err and str(checkpoint.latest_path(run)) in err
+    assert "weights_only" not in err and len(err.strip().splitlines()) == 1
+    # a pickle of something other than tensors: never advise loading it unsafely
+    torch.save({"format": Fraction(1, 3)}, checkpoint.latest_path(run))
+    code, _, err = cli(capsys, "train", "--resume", str(out))
+    assert code == 2 and "corrupt or not a predprey file" in err and "weights_only" not in err
     torch.save({"format": 99}, checkpoint.latest_path(run))
     code, _, err = cli(capsys, "train", "--resume", str(out))
     assert code == 2 and "incompatible checkpoint" in err
     code, _, err = cli(capsys, "train", "--resume", str(out), "--set", "algo.gamma=0.9")
-    assert code == 2 and "--resume takes its config from the run" in err
+    assert code == 2 and "--resume takes its config from the run" in err and "algo.gamma" in err
+
+
+def test_resume_with_a_new_end_trains_further(tmp_path, capsys):
+    cfg = tiny_config_file(tmp_path, train={"total_env_steps": 200})
+    out = tmp_path / "run"
+    assert cli(capsys, "train", "--config", str(cfg), "--out", str(out), "--quiet")[0] == 0
+    args = ("train", "--resume", str(out), "--quiet")
+    code, stdout, _ = cli(capsys, *args, "--set", "train.total_env_steps=400")
+    assert code == 0 and json.loads(stdout)["env_steps"] == 400
+    assert "total_env_steps: 400" in RunDir(out).config_path.read_text()  # kept for later
+    code, stdout, _ = cli(capsys, *args)
+    assert code == 0 and json.loads(stdout)["env_steps"] == 400  # already at its end
 
 
 def test_usage_errors(tmp_path, capsys):

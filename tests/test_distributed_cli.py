@@ -19,7 +19,8 @@ from predprey.rundir import RunDir
 
 pytest.importorskip("ray")
 
-TOTAL = 6000
+UNBOUNDED = 10**9  # the first run cannot end by itself: the kill lands mid-run on any machine
+AFTER_KILL = 5000  # env steps the resumed run takes past the checkpoint it resumes from
 
 
 def predprey(*args: str) -> list[str]:
@@ -46,7 +47,7 @@ def checkpoint_steps(run: RunDir) -> int:
 
 def test_killed_driver_run_resumes(tmp_path):
     config_path = tmp_path / "tiny.yaml"
-    config = tiny_config(TOTAL, train={"checkpoint_every": 0.5, "eval_every": 1000})
+    config = tiny_config(UNBOUNDED, train={"checkpoint_every": 0.5, "eval_every": 1000})
     dump_config(config, config_path)
     run = RunDir(tmp_path / "run")
     cmd = predprey("--config", str(config_path), "--out", str(run.path), "--runners", "2")
@@ -59,20 +60,22 @@ def test_killed_driver_run_resumes(tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
         proc.communicate()
     at_kill = checkpoint_steps(run)
-    assert at_kill < TOTAL
+    assert at_kill >= 1000
+    total = at_kill + AFTER_KILL
 
+    end = f"train.total_env_steps={total}"
     done = subprocess.run(
-        predprey("--resume", str(run.path), "--runners", "2"),
+        predprey("--resume", str(run.path), "--runners", "2", "--set", end),
         capture_output=True, text=True, timeout=300, start_new_session=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    assert summary["env_steps"] >= TOTAL
+    assert summary["env_steps"] >= total
     payload = checkpoint.load(run)
     assert payload["env_steps"] == summary["env_steps"]
     assert payload["config"]["distributed"]["runners"] == 2
     steps = [r["env_steps"] for r in run.read_metrics() if "perf/env_steps_per_s" in r]
-    assert steps == sorted(steps) and steps[-1] >= TOTAL  # one history, no rewound rows
+    assert steps == sorted(steps) and steps[-1] >= total  # one history, no rewound rows
     times = [r["time"] for r in run.read_metrics()]
     assert times == sorted(times)  # the clock continues across the crash
     assert_best_snapshots_match_the_evals(run)

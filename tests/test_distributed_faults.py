@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -22,10 +23,26 @@ def local_ray():
     ray.shutdown()
 
 
+UNBOUNDED = 10**9
+AFTER_KILL = 1500  # env steps the run takes after the kill before it may end
+
+
 def train_with_killer(path, config, runners, when, which):
+    """Train with an unbounded budget; once `when` holds, SIGKILL `which` and only then let
+    the run end, AFTER_KILL env steps later. Returns the run, the trainer and its result."""
+    config = config.replace(train=dataclasses.replace(config.train, total_env_steps=UNBOUNDED))
     run = new_run(path, config)
     trainer = DistributedTrainer(config, run, runners, evals=False)
-    killer = Killer(lambda: when(trainer, run), lambda: which(trainer))
+    at_kill = {}
+
+    def end_later():
+        at_kill["env_steps"] = trainer.env_steps
+        trainer.total_env_steps = trainer.env_steps + AFTER_KILL
+
+    def end_now():
+        trainer.total_env_steps = 0
+
+    killer = Killer(lambda: when(trainer, run), lambda: which(trainer), end_later, end_now)
     killer.start()
     try:
         result = trainer.run()
@@ -33,6 +50,8 @@ def train_with_killer(path, config, runners, when, which):
         trainer.fleet.shutdown()
     killer.join(5)
     assert killer.error is None and killer.killed_pid is not None, killer.error
+    # the kill landed while the run was going: it went on past the kill to its new end
+    assert result["env_steps"] >= at_kill["env_steps"] + AFTER_KILL
     return run, trainer, result
 
 
@@ -49,13 +68,12 @@ def assert_buffer_holds_every_acknowledged_row(run, result):
 
 
 def test_killed_runner_is_replaced_and_the_run_finishes(local_ray, tmp_path):
-    config = tiny_config(3000)
+    config = tiny_config()
     run, trainer, result = train_with_killer(
         tmp_path / "run", config, runners=2,
         when=lambda t, run: t.env_steps >= 1200,
         which=lambda t: t.fleet.slots[1].handle,
     )  # fmt: skip
-    assert result["env_steps"] >= config.train.total_env_steps
     assert result["restarts"] == {"runner": 1, "buffer": 0, "learner": 0}
     assert restart_rows(run)[-1]["dist/restarts"] == 1
     slot = trainer.fleet.slots[1]
@@ -71,7 +89,7 @@ def _checkpoint_updates(run) -> int:
 
 
 def test_killed_learner_is_restored_from_the_checkpoint(local_ray, tmp_path):
-    config = tiny_config(3000)
+    config = tiny_config()
     seen = {}
 
     def when(t, run):
@@ -81,7 +99,6 @@ def test_killed_learner_is_restored_from_the_checkpoint(local_ray, tmp_path):
     run, trainer, result = train_with_killer(
         tmp_path / "run", config, runners=1, when=when, which=lambda t: t.fleet.learner
     )
-    assert result["env_steps"] >= config.train.total_env_steps
     assert result["restarts"] == {"runner": 0, "buffer": 0, "learner": 1}
     event = next(r for r in restart_rows(run) if r["dist/restarts"] == 1)
     assert 0 < event["updates"] <= seen["updates"]  # back to the checkpoint, not to scratch
@@ -90,7 +107,7 @@ def test_killed_learner_is_restored_from_the_checkpoint(local_ray, tmp_path):
 
 
 def test_killed_buffer_loses_no_acknowledged_row(local_ray, tmp_path):
-    config = tiny_config(3000)
+    config = tiny_config()
 
     def when(t, run):
         """Just after a checkpoint (the next is >= 0.5 s away), once the log holds rows."""
@@ -102,7 +119,6 @@ def test_killed_buffer_loses_no_acknowledged_row(local_ray, tmp_path):
     run, trainer, result = train_with_killer(
         tmp_path / "run", config, runners=1, when=when, which=lambda t: t.fleet.buffer
     )
-    assert result["env_steps"] >= config.train.total_env_steps
     assert result["restarts"] == {"runner": 0, "buffer": 1, "learner": 0}
     assert trainer.fleet.buffer_stats.replayed_rows > 0  # rows came back from the log
     assert_buffer_holds_every_acknowledged_row(run, result)

@@ -100,14 +100,24 @@ def load(run: RunDir) -> dict[str, Any]:
         raise RunDirError(f"no checkpoint in {run.checkpoint_dir} (expected {LATEST})")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torn/corrupt file or foreign pickle: one clear message
-        raise RunDirError(f"corrupt or unreadable checkpoint {path}: {e}") from None
+    except Exception:  # torn/corrupt file or a foreign pickle: one clear message
+        raise RunDirError(unreadable(path, "checkpoint")) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise RunDirError(
             f"incompatible checkpoint {path}: format {found!r}, this predprey reads {FORMAT}"
         )
     return payload
+
+
+def unreadable(path: Path, what: str) -> str:
+    """The message for a file that torch cannot read as plain tensors and containers. Torch's
+    own message advises `weights_only=False`, i.e. running whatever pickle the file holds:
+    never pass that on; name the file and the ways forward instead."""
+    return (
+        f"{what} {path} is corrupt or not a predprey file, and was not loaded; resume from "
+        "an earlier copy of the run directory, or start the run anew (--overwrite)"
+    )
 
 
 def load_buffer(run: RunDir, payload: dict[str, Any], capacity: int) -> ReplayBuffer:
@@ -151,8 +161,8 @@ def load_best(run: RunDir) -> dict[str, Any]:
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise RunDirError(f"corrupt or unreadable best-policy snapshot {path}: {e}") from None
+    except Exception:
+        raise RunDirError(unreadable(path, "best-policy snapshot")) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise RunDirError(f"incompatible best-policy snapshot {path}")
     return payload["teams"]

@@ -2,7 +2,7 @@
 
   predprey train --config configs/tag.yaml --out runs/tag [--set algo.batch_size=512]
                  [--seed S] [--time-budget SECONDS] [--overwrite] [--quiet]
-  predprey train --resume runs/tag [--time-budget SECONDS]
+  predprey train --resume runs/tag [--time-budget SECONDS] [--set train.total_env_steps=N]
 
 The run directory receives the resolved config.yaml, metrics.jsonl, TensorBoard events
 (tb/), checkpoints/ (at train.checkpoint_every seconds and at the end) and recorded
@@ -28,12 +28,16 @@ from pathlib import Path
 
 from predprey.config import ConfigError
 
+# What a resume may change: where the run ends, not what it learns.
+RESUME_OVERRIDES = ("train.total_env_steps",)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config file (see configs/)")
     p.add_argument("--out", help="run directory to create, e.g. runs/tag")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=V",
-                   help="override one config value (repeatable)")  # fmt: skip
+                   help="override one config value (repeatable; with --resume only "
+                        "train.total_env_steps, to train a run further)")  # fmt: skip
     p.add_argument("--seed", type=int, help="overrides train.seed")
     p.add_argument("--time-budget", type=float, metavar="SECONDS",
                    help="stop after this much wall clock (this session)")  # fmt: skip
@@ -63,12 +67,18 @@ def run(args: argparse.Namespace) -> int:
     if args.runners < 0:
         raise ConfigError(f"--runners must be >= 0, got {args.runners}")
     if args.resume:
-        if args.config or args.out or args.overrides or args.seed is not None:
-            raise ConfigError(
-                "--resume takes its config from the run; drop --config/--out/--set/--seed"
-            )
+        if args.config or args.out or args.seed is not None:
+            raise ConfigError("--resume takes its config from the run; drop --config/--out/--seed")
+        for override in args.overrides:
+            if override.partition("=")[0].strip() not in RESUME_OVERRIDES:
+                raise ConfigError(
+                    f"--resume takes its config from the run; --set {override} would change "
+                    f"what it learns (only {', '.join(RESUME_OVERRIDES)} may be set)"
+                )
         run_dir = RunDir(args.resume).require()
-        config = load_config(run_dir.config_path)
+        config = load_config(run_dir.config_path, args.overrides)
+        if args.overrides:
+            dump_config(config, run_dir.config_path)  # later resumes keep the new end
     else:
         if not args.config or not args.out:
             raise ConfigError("give --config FILE and --out RUN_DIR (or --resume RUN_DIR)")
