@@ -9,8 +9,8 @@ import pytest
 from predprey import checkpoint
 from predprey.config import config_from_dict
 from predprey.distributed.durable import WAL_NAME, DurableBuffer
-from predprey.learn.rate_limiter import RateLimiter, samples_per_insert
 from predprey.distributed.wal import WriteAheadLog
+from predprey.learn.rate_limiter import RateLimiter, samples_per_insert
 from predprey.rundir import RunDir, RunDirError
 
 SPEC = {"obs": ((3,), "float32"), "version": ((), "int64")}

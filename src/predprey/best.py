@@ -1,7 +1,7 @@
 """Evaluations during training and the best-policy snapshots they choose.
 
-Every training loop (single-process `Trainer`, Ray `DistributedTrainer`, HTTP
-`RemoteTrainer`) evaluates on the same schedule with the same seeds and keeps, per team,
+The training loop (predprey.loop, whatever its source: one process, Ray or HTTP)
+evaluates on the same schedule with the same seeds and keeps, per team,
 the actor that scored best so far in `checkpoints/best.pt` (`predprey evaluate/simulate
 --policy best`). Self-play oscillates, so the latest actor is not always the strongest.
 """

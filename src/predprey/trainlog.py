@@ -1,4 +1,4 @@
-"""Metrics lines of a training run, shared by the single-process and distributed trainers.
+"""Metrics lines of a training run, written by the training loop (predprey.loop).
 
 A `TrainLog` collects a window of per-update losses and finished-episode statistics
 between two log lines, turns it into one metrics row (keys as documented in
