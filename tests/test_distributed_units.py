@@ -200,42 +200,55 @@ def test_weights_from_the_object_store_load_without_a_warning():
 
 
 # -- packed transitions and batched inserts ----------------------------------------------
-def test_packed_transitions_unpack_to_the_runners_rows_and_are_smaller():
-    from predprey.distributed.packing import pack, unpack
+def _runner_pair():
+    """Two runners with the same seed: one collects plainly, the other packed."""
     from predprey.runner import Runner
 
     cfg = config_from_dict({"env": {"num_envs": 4}})
-    runner = Runner(cfg, seed=3)
-    res = runner.collect(60, 0.1, np.random.default_rng(0), random_actions=True)  # 2 episodes
-    packed = pack(res.transitions, runner.obs)
-    back = unpack(packed)
-    assert set(back) == set(res.transitions)
-    for k, v in res.transitions.items():
-        np.testing.assert_array_equal(back[k], v, err_msg=k)
-    assert len(packed["packed/final_rows"]) == 2 * 4  # the rows that ended an episode
-    size = sum(v.nbytes for v in packed.values())
-    assert size < 0.7 * sum(v.nbytes for v in res.transitions.values())
-    assert unpack(res.transitions).keys() == res.transitions.keys()  # unpacked: as it is
+    return Runner(cfg, seed=3), Runner(cfg, seed=3)
+
+
+def _copy(batch):
+    return {k: np.array(v) for k, v in batch.items()}  # packed arrays are reused next call
+
+
+def test_packed_transitions_unpack_to_the_plain_rows_and_are_smaller():
+    from predprey.learn.packing import ROWS, unpack
+
+    plain, packed = _runner_pair()
+    rng_a, rng_b = np.random.default_rng(0), np.random.default_rng(0)
+    for _ in range(2):  # the second call reuses the packed arrays of the first
+        want = plain.collect(60, 0.1, rng_a, random_actions=True)  # 2.4 episodes per env
+        got = packed.collect_packed(60, 0.1, rng_b, random_actions=True)
+        assert got.env_steps == want.env_steps == 240
+        np.testing.assert_array_equal(got.episodes.lengths, want.episodes.lengths)
+        back = unpack(_copy(got.transitions))
+        assert set(back) == set(want.transitions)
+        for k, v in want.transitions.items():
+            np.testing.assert_array_equal(back[k], v, err_msg=k)
+        assert len(got.transitions[ROWS]) == 2 * 4  # the rows that ended an episode
+    size = sum(v.nbytes for v in got.transitions.values())
+    assert size < 0.7 * sum(v.nbytes for v in want.transitions.values())
+    assert unpack(want.transitions).keys() == want.transitions.keys()  # plain: as it is
 
 
 def test_a_group_of_inserts_is_logged_packed_with_one_sync(tmp_path, monkeypatch):
-    from predprey.distributed.packing import pack
-    from predprey.runner import Runner
-
-    cfg = config_from_dict({"env": {"num_envs": 4}})
-    runner = Runner(cfg, seed=3)
-    rng = np.random.default_rng(0)
-    calls = [runner.collect(30, 0.1, rng, random_actions=True) for _ in range(2)]
-    batches = [pack(c.transitions, runner.obs) for c in calls]  # 2nd pack: obs of its end
+    plain, packed = _runner_pair()
+    rng_a, rng_b = np.random.default_rng(0), np.random.default_rng(0)
+    calls = [plain.collect(30, 0.1, rng_a, random_actions=True) for _ in range(2)]
+    batches = [
+        _copy(packed.collect_packed(30, 0.1, rng_b, random_actions=True).transitions)
+        for _ in range(2)
+    ]
     run = RunDir(tmp_path / "run").create()
-    buf = DurableBuffer(run, 1000, runner.spec, seed=0)
+    buf = DurableBuffer(run, 1000, plain.spec, seed=0)
     syncs = []
     monkeypatch.setattr(buf.wal, "sync", lambda: syncs.append(1))
     acks = buf.add_many([(0, batches[0]), (1, batches[1]), (0, batches[0])])
     assert [a.total_added for a in acks] == [120, 240, 240] and acks[2].rows == 0
     assert len(syncs) == 1
     buf.wal._file.flush()
-    again = DurableBuffer(run, 1000, runner.spec, seed=0, restore=True)
+    again = DurableBuffer(run, 1000, plain.spec, seed=0, restore=True)
     assert again.stats().replayed_rows == 240
     for k, v in calls[1].transitions.items():
         np.testing.assert_array_equal(again.buffer.newest(120)[k], v, err_msg=k)

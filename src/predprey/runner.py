@@ -17,6 +17,7 @@ import torch
 
 from predprey.config import Config
 from predprey.env import scripted
+from predprey.learn import packing
 from predprey.learn.spec import team_specs, transition_spec
 from predprey.recorder import Episode, Recorder
 
@@ -81,6 +82,7 @@ class Runner:
         self.actors = actors
         self.version = 0
         self.recorder = Recorder(self.env, record_envs, record_every)
+        self._packed: dict[str, np.ndarray] | None = None  # collect_packed's arrays
         self.timers = Timers()
         E = self.env.num_envs
         self.obs = self.env.observe()
@@ -130,7 +132,41 @@ class Runner:
         """Step all envs `num_vector_steps` times; `env_steps_before` only labels recordings."""
         S, E = int(num_vector_steps), self.env.num_envs
         out = {k: np.empty((S, E, *shape), dt) for k, (shape, dt) in self.spec.items()}
-        out["version"][:] = self.version
+        return self._collect(S, noise_std, rng, random_actions, env_steps_before, out, None)
+
+    def collect_packed(
+        self,
+        num_vector_steps: int,
+        noise_std: float,
+        rng: np.random.Generator,
+        random_actions: bool = False,
+        env_steps_before: int = 0,
+    ) -> CollectResult:
+        """`collect`, its transitions packed (predprey.learn.packing: each observation once).
+        They are views of arrays this runner reuses on its next call (fresh arrays would
+        cost a page fault per 4 KiB written, every call): serialize or copy them first."""
+        S, E = int(num_vector_steps), self.env.num_envs
+        if self._packed is None or len(self._packed["terminated"]) != S:
+            spec = packing.packed_spec(self.spec, S, E)
+            self._packed = {k: np.empty(shape, dt) for k, (shape, dt) in spec.items()}
+        finals: list[tuple[int, dict[str, np.ndarray]]] = []  # (row, {team: next_obs})
+        res = self._collect(
+            S, noise_std, rng, random_actions, env_steps_before, self._packed, finals
+        )
+        out = dict(res.transitions)
+        for t in self.teams:
+            out[f"obs/{t.name}"][-E:] = self.obs[t.name]  # the observation after step S
+            rows = [f[t.name] for _, f in finals]
+            shape = self.spec[f"next_obs/{t.name}"][0]
+            out[packing.FINAL + t.name] = np.stack(rows) if rows else np.zeros((0, *shape), "f4")
+        out[packing.ROWS] = np.array([row for row, _ in finals], np.int64)
+        return res._replace(transitions=out)
+
+    def _collect(self, S, noise_std, rng, random_actions, env_steps_before, out, finals):
+        """Fill `out` ([S, E, ...] per field; observations [S + 1, E, ...] when `finals` is a
+        list, which then receives the rows whose next_obs is not the next row's obs)."""
+        E = self.env.num_envs
+        out["version"][:S] = self.version
         finished_returns = {t.name: [] for t in self.teams}
         finished_touches, finished_lengths, recorded = [], [], []
         for s in range(S):
@@ -146,12 +182,15 @@ class Runner:
                 out[f"obs/{t.name}"][s] = self.obs[t.name]
                 out[f"act/{t.name}"][s] = act[t.name]
                 out[f"rew/{t.name}"][s] = res.reward[t.name]
-                out[f"next_obs/{t.name}"][s] = final_obs[t.name]
+                if finals is None:
+                    out[f"next_obs/{t.name}"][s] = final_obs[t.name]
                 self.ep_return[t.name] += res.reward[t.name]
             out["terminated"][s] = res.info["terminated"]
             self.ep_touches += res.info["touches"]
             self.ep_length += 1
             if res.done.any():
+                if finals is not None:
+                    finals += _differing_rows(s * E, final_obs, res.obs)
                 idx = np.flatnonzero(res.done)
                 for t in self.teams:
                     finished_returns[t.name].append(self.ep_return[t.name][idx].mean(axis=1))
@@ -169,7 +208,7 @@ class Runner:
             touches=_cat(finished_touches, np.int64),
             lengths=_cat(finished_lengths, np.int64),
         )
-        transitions = {k: v.reshape(S * E, *v.shape[2:]) for k, v in out.items()}
+        transitions = {k: v.reshape(-1, *v.shape[2:]) for k, v in out.items()}
         return CollectResult(transitions, stats, recorded, S * E)
 
     # -- checkpointing -------------------------------------------------------------
@@ -206,6 +245,17 @@ class Runner:
         self.version = int(state["version"])
         self.recorder.restart({int(k): v for k, v in state["record_episode"].items()})
         self.obs = self.env.observe()
+
+
+def _differing_rows(first_row: int, final_obs: dict, next_obs: dict) -> list:
+    """(row, {team: final obs}) for each env whose pre-reset final observation differs from
+    the observation it continues with (the envs that reset, compared value by value)."""
+    E = len(next(iter(next_obs.values())))
+    differs = np.zeros(E, bool)
+    for k, v in final_obs.items():
+        differs |= (v != next_obs[k]).reshape(E, -1).any(axis=1)
+    rows = np.flatnonzero(differs)
+    return [(first_row + e, {k: v[e].copy() for k, v in final_obs.items()}) for e in rows]
 
 
 def _cat(parts: list[np.ndarray], dtype) -> np.ndarray:

@@ -5,7 +5,7 @@ wrap the same `Runner`, `ReplayBuffer` and `Learner` as the single-process train
   train_distributed(config, "runs/tag", runners=16, address="head:6379")  # a Ray cluster
 
 Modules: `driver` (the Ray source of the training loop, predprey.loop), `fleet` (actors,
-placement, restarts), `actors` (Ray shells), `packing` (transitions on the wire), `durable`
+placement, restarts), `actors` (Ray shells), `durable`
 (buffer + write-ahead log), `wal`, `cluster` (Ray init).
 """
 

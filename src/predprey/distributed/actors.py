@@ -96,19 +96,18 @@ class RunnerActor(ActorBase):
         transitions, `pack`ed (each observation once), and a small `CollectInfo` as two
         objects, so the transitions can go straight to the buffer without passing through
         the driver."""
-        from predprey.distributed.packing import pack
 
         if weights is not None:
             self.runner.set_weights(weights_to_torch(weights), version)
         t0 = time.perf_counter()
-        res = self.runner.collect(
+        res = self.runner.collect_packed(
             vector_steps, noise_std, self.rng, random_actions, env_steps_before
         )
         info = CollectInfo(
             res.env_steps, self.runner.version, res.episodes, res.recorded,
             time.perf_counter() - t0,
         )  # fmt: skip
-        return pack(res.transitions, self.runner.obs), info
+        return res.transitions, info  # Ray copies them out before the next call
 
     def set_weights(self, weights: Mapping, version: int) -> float:
         """Load actor weights (Ray has fetched them by then); returns the load seconds."""

@@ -8,7 +8,7 @@ empties the log. `DurableBuffer(..., restore=True)` rebuilds the buffer from the
 checkpoint and replays the log records that continue it, so after any crash the buffer
 holds every acknowledged row. Inserts carry the driver's increasing `insert_id`; a re-sent
 insert (its first copy reached the log, its ack was lost in the crash) is not added twice.
-Inserts may come `pack`ed (predprey.distributed.packing): the log keeps them packed, the
+Inserts may come `pack`ed (predprey.learn.packing): the log keeps them packed, the
 buffer holds them unpacked; `add_many` makes a group of inserts durable with one fsync.
 """
 
@@ -21,9 +21,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from predprey import checkpoint
-from predprey.distributed.packing import unpack
 from predprey.distributed.wal import WriteAheadLog
 from predprey.learn.buffer import FieldSpec, ReplayBuffer
+from predprey.learn.packing import unpack
 from predprey.rundir import RunDir, RunDirError
 
 WAL_NAME = "buffer.wal"
