@@ -89,9 +89,10 @@ window.PredpreyCharts = (function () {
   }
 
   // Draw one chart into `cv` (W x H CSS px). metrics: key -> [[step, value], ...] sorted by
-  // step; events: [{step, text}] marked as dotted lines; hover: {step} or null.
+  // step; events: [{step, text}] marked as dotted lines; hover: {step} or null; xRange:
+  // [first, last] step shared by all charts (compared by eye, as `predprey plot` does).
   // Returns the geometry the hover read-out needs and the smoothing window used.
-  function drawChart(cv, W, H, chart, metrics, events, hover) {
+  function drawChart(cv, W, H, chart, metrics, events, hover, xRange) {
     const ctx = fitCanvas(cv, W, H);
     const { left: L, right: R, bottom: B } = MARGIN;
     ctx.font = "11px sans-serif";
@@ -102,7 +103,7 @@ window.PredpreyCharts = (function () {
     const all = series.flat();
     if (!all.length) return null;
     const fy = log ? Math.log10 : (y) => y;
-    let xa = Math.min(...all.map((p) => p[0])), xb = Math.max(...all.map((p) => p[0]));
+    let [xa, xb] = xRange || [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
     let ya = Math.min(...all.map((p) => fy(p[1]))), yb = Math.max(...all.map((p) => fy(p[1])));
     if (xb === xa) [xa, xb] = [xa - 1, xb + 1];
     const padX = (xb - xa) * 0.02;

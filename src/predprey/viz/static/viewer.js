@@ -8,7 +8,6 @@
 (function () {
   const METRICS_POLL_MS = 1000;
   const EPISODES_POLL_MS = 3000;
-  const CHART_HEIGHT = 230; // CSS px; the width follows the grid column
   const ARENA_MAX = 560; // CSS px
 
   const viewer = (window.viewer = {
@@ -31,6 +30,7 @@
     rows: [], // metrics rows, superseded ones (after a resume) dropped
     metrics: {}, // key -> [[env_steps, value], ...] as charted
     events: [], // [{step, text}] from rows with a string `event`
+    xRange: null, // [first, last] env_steps logged: one x range for every chart
     charts: [], // what PredpreyPanels.buildCharts made of the keys
     metricsOffset: 0,
     metricsPolls: 0,
@@ -39,7 +39,6 @@
     status: "",
   });
   const $ = (id) => document.getElementById(id);
-  const { drawChart, stepAt } = window.PredpreyCharts;
   let loadToken = 0;
 
   async function api(path) {
@@ -232,6 +231,8 @@
     }
     viewer.metrics = m;
     viewer.events = events;
+    const kept = viewer.rows; // ascending env_steps (superseded rows dropped above)
+    viewer.xRange = kept.length ? [kept[0].env_steps, kept[kept.length - 1].env_steps] : null;
   }
 
   function clock(unixSeconds) {
@@ -288,90 +289,13 @@
   // ---- charts --------------------------------------------------------------------------
   function drawCharts() {
     if (!viewer.info) return;
-    const box = $("charts");
-    viewer.charts = window.PredpreyPanels.buildCharts(Object.keys(viewer.metrics), viewer.info);
-    const keep = new Set(viewer.charts.map((c) => c.id));
-    for (const fig of Array.from(box.children)) if (!keep.has(fig.dataset.chartId)) fig.remove();
-    const anyMembers = viewer.charts.some((c) => c.members);
-    viewer.charts.forEach((chart, i) => {
-      let fig = Array.from(box.children).find((f) => f.dataset.chartId === chart.id);
-      if (!fig) fig = makeFigure(chart);
-      if (box.children[i] !== fig) box.insertBefore(fig, box.children[i] || null);
-      fig.chart = chart;
-      fig.events = chart.members || !anyMembers ? viewer.events : [];
-      drawFigure(fig);
-    });
-    $("metrics-hint").textContent = metricsHint();
+    viewer.charts = window.PredpreyChartGrid.update($("charts"), viewer);
+    $("metrics-hint").textContent = window.PredpreyChartGrid.hint($("charts"), viewer);
     viewer.chartsDrawn += 1;
   }
 
-  function makeFigure(chart) {
-    const fig = document.createElement("figure");
-    fig.className = "chart";
-    fig.dataset.chartId = chart.id;
-    fig.dataset.title = chart.title;
-    fig.innerHTML = '<figcaption></figcaption><canvas></canvas><div class="readout" hidden></div>';
-    const cap = fig.querySelector("figcaption");
-    cap.textContent = chart.title;
-    const f = document.createElement("span");
-    f.className = "formula";
-    f.textContent = "i";
-    f.title = chart.formula;
-    cap.append(f);
-    const cv = fig.querySelector("canvas");
-    cv.dataset.title = chart.title;
-    cv.addEventListener("mousemove", (ev) => hover(fig, ev.offsetX));
-    cv.addEventListener("mouseleave", () => hover(fig, null));
-    return fig;
-  }
-
-  function drawFigure(fig) {
-    const cv = fig.querySelector("canvas");
-    fig.geom = drawChart(cv, fig.clientWidth, CHART_HEIGHT, fig.chart, viewer.metrics, fig.events, fig.hoverStep === null || fig.hoverStep === undefined ? null : { step: fig.hoverStep });
-  }
-
-  // Hover read-out: the logged step nearest the pointer and each series' value there.
-  function hover(fig, x) {
-    const step = x === null ? null : stepAt(fig.geom, x);
-    fig.hoverStep = step;
-    drawFigure(fig);
-    const box = fig.querySelector(".readout");
-    if (step === null || !fig.geom) {
-      box.hidden = true;
-      return;
-    }
-    const lines = [`<b>step ${step.toLocaleString()}</b>`];
-    fig.chart.series.forEach((s, i) => {
-      const p = fig.geom.at[i];
-      if (!p) return;
-      const where = p[0] !== step ? ` (step ${p[0].toLocaleString()})` : "";
-      lines.push(`<i style="background:${s.color}"></i>${escapeHtml(s.label)}: ${+p[1].toPrecision(4)}${where}`);
-    });
-    const near = (fig.geom.xb - fig.geom.xa) * 0.01;
-    for (const e of fig.events) if (Math.abs(e.step - step) <= near) lines.push(`event: ${escapeHtml(e.text)}`);
-    box.innerHTML = lines.join("<br>");
-    box.hidden = false;
-    const right = x > fig.clientWidth / 2;
-    box.style.left = right ? "" : `${x + 14}px`;
-    box.style.right = right ? `${fig.clientWidth - x + 14}px` : "";
-    box.style.top = `${fig.querySelector("canvas").offsetTop + fig.geom.T + 4}px`;
-  }
-
-  function escapeHtml(s) {
-    return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
-  }
-
-  function metricsHint() {
-    const smoothing = Math.max(1, ...Array.from($("charts").children, (f) => (f.geom ? f.geom.smoothing : 1)));
-    const lines = smoothing > 1
-      ? `Bold: moving average over up to ${smoothing} logged points; faint: the raw values.`
-      : "Each logged value is drawn as it is (series get a moving average from 40 points on).";
-    const events = viewer.events.length ? " Dotted lines: population events." : "";
-    return `Live from metrics.jsonl. ${lines} Dashed: evaluation.${events} Hover a chart for its values, (i) for the formula.`;
-  }
-
   function redrawAll() {
-    for (const fig of $("charts").children) if (fig.chart) drawFigure(fig);
+    window.PredpreyChartGrid.redraw($("charts"), viewer);
     drawEpisode();
   }
 
