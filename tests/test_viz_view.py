@@ -339,6 +339,17 @@ def test_newer_episode_is_picked_up(run, server, browser):
     snap = browser.execute_script(SNAPSHOT)
     assert snap["env"] == 0 and snap["episode"] == 400
 
+    open_page(browser, server.url + "?env=0&episode=400&source=train")  # a chosen episode
+    record_rollout(run, 600, num_envs=1, seed=98)
+    wait_for(browser, "Array.from(document.getElementById('episode-select').options,"
+                      " o => o.value).includes('600')", timeout=30)  # fmt: skip
+    wait_for(browser, "window.viewer.frame >= window.viewer.data.steps")
+    wait_for(browser, "window.viewer.frame < 5")  # played to the end and started again
+    assert browser.execute_script("return [viewer.episode, location.search]") == [
+        400,
+        "?env=0&episode=400&source=train",
+    ]
+
 
 @pytest.fixture
 def own_server(tmp_path):
@@ -390,12 +401,15 @@ CHART_INFO = """return Array.from(document.getElementById('charts').children, f 
 @pytest.mark.browser
 def test_charts_come_from_the_metric_keys(tmp_path, own_server, browser):
     run = make_run(tmp_path / "learners", n_rows=0, num_envs=1, episodes=(0,))
+    run.config_path.write_text("env:\n  scenario: tag\n  num_predators: 6\n  num_prey: 2\n")
     for i in range(30):
         for row in learner_metrics_row(i):
             run.append_metrics(row)
     srv = own_server(run)
     open_page(browser, srv.url)
     wait_for(browser, "window.viewer.chartsDrawn > 0")
+    label = browser.find_element("id", "episode-label").text
+    assert "4 agents (3 predator, 1 prey): watched at N = 4, trained with N = 8" in label
     charts = {c["title"]: c for c in browser.execute_script(CHART_INFO)}
     assert list(charts) == [
         "Policy loss", "Value loss", "Episode return", "Episode return · predator (members)",

@@ -12,6 +12,9 @@ Layout of `runs/NAME/`:
 Metrics lines always carry `env_steps`, `updates` and `time` (seconds since the run
 started, continued across resumes); other keys are flat strings with `/`, e.g.
 `loss/critic/predator`, `return/prey`, `eval/touches_per_episode`, `perf/env_steps_per_s`.
+A population logs each member's curves under `member/K/` (`member/2/return/predator`) and
+its events as rows with a string `event` and `detail` ({"env_steps": ..., "event":
+"selection", "detail": "member 2 <- member 0"}); `predprey view` charts both.
 
 An episode file holds:
   pos        [T+1, N, 2] float32  agent positions, predators first (state before step 0 ... after T)
