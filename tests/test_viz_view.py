@@ -273,14 +273,23 @@ def test_episode_chosen_in_the_url_is_drawn_and_kept_on_reload(run, server, brow
 
 @pytest.mark.browser
 def test_canvases_are_sharp_at_device_pixel_ratio_2(run, server, browser):
+    sizes = (
+        "return Array.from(document.querySelectorAll('canvas'),"
+        " c => [c.width, c.height, c.clientWidth, c.clientHeight])"
+    )
+    open_page(browser, server.url, dpr=1)
+    wait_for(browser, "window.viewer.chartsDrawn > 0")
+    assert all(w == css_w for w, _, css_w, _ in browser.execute_script(sizes))
+    browser.execute_cdp_cmd(  # the window moves to a 2x screen: every canvas follows
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 1400, "height": 1000, "deviceScaleFactor": 2, "mobile": False},
+    )
+    wait_for(browser, sizes.replace("return ", "") + ".every(s => s[0] === 2 * s[2])")
     open_page(browser, server.url, dpr=2)
     wait_for(browser, "window.viewer.chartsDrawn > 0")
-    sizes = browser.execute_script(
-        "return Array.from(document.querySelectorAll('canvas'), c =>"
-        " [c.width, c.height, c.clientWidth, c.clientHeight])"
-    )
-    assert len(sizes) == 7  # the arena and six charts
-    for w, h, css_w, css_h in sizes:
+    got = browser.execute_script(sizes)
+    assert len(got) == 7  # the arena and six charts
+    for w, h, css_w, css_h in got:
         assert (w, h) == (round(2 * css_w), round(2 * css_h)) and css_w > 250
     snap = show_frame(browser, 4)  # drawn where the backing store says, colours included
     assert snap["dpr"] == 2

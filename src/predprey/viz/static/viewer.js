@@ -183,7 +183,12 @@
   }
 
   // ---- playback ----------------------------------------------------------------------
+  let drawnAtRatio = window.devicePixelRatio;
   function tick() {
+    if (window.devicePixelRatio !== drawnAtRatio) { // the window moved to a screen of other density
+      drawnAtRatio = window.devicePixelRatio;
+      redrawAll();
+    }
     if (viewer.playing && viewer.data) {
       if (viewer.frame >= viewer.data.steps) {
         viewer.frame = 0;
