@@ -381,6 +381,8 @@ def test_status_tells_live_from_finished(tmp_path, own_server, browser):
     open_page(browser, srv.url)
     wait_for(browser, "window.viewer.metricsPolls > 0")
     first = status_text(browser)
+    hint = browser.find_element("id", "metrics-hint").text  # 5 rows: nothing smoothed
+    assert "Each logged value is drawn as it is" in hint and "faint" not in hint
     assert first.startswith("live · 5 metrics rows · last new row ")
     polls = browser.execute_script("return window.viewer.metricsPolls")
     wait_for(browser, f"window.viewer.metricsPolls > {polls + 1}")
@@ -448,6 +450,8 @@ def test_touch_chart_colours_and_hover_read_out(run, server, browser):
                                        "eval: prey touches v chaser"}  # fmt: skip
     assert not {s[1] for s in touches} & team and all(s[2] for s in touches if "eval" in s[0])
     assert "actor_reg" in charts["Actor loss"]["formula"]
+    hint = browser.find_element("id", "metrics-hint").text  # says what is drawn
+    assert "Bold: moving average over up to 2 logged points; faint: the raw values" in hint
     assert "actor_reg" not in browser.execute_script(
         "return document.querySelector('[data-title=\"Actor loss\"]').chart.ylabel"
     )
@@ -479,7 +483,9 @@ def test_run_state_follows_the_finished_marker(tmp_path):
     TrainLog(run).finish()
     state = app.metrics({})["run_state"]
     assert state["finished"] is True and state["finished_at"] == pytest.approx(time.time(), abs=60)
-    run.finished_path.write_text("not json")  # a torn or foreign marker is no crash
+    run.mark_finished(finished_at="yesterday")  # a foreign marker: finished, time unknown
+    assert app.metrics({})["run_state"] == {**state, "finished_at": None}
+    run.finished_path.write_text("not json")  # a torn marker is no crash
     assert app.metrics({})["run_state"]["finished"] is False
 
 

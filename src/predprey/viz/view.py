@@ -199,9 +199,10 @@ class ViewerApp:
         path = self.run.metrics_path
         last = path.stat().st_mtime if path.is_file() and path.stat().st_size else None
         done = self.run.finished()
+        at = (done or {}).get("finished_at")
         return {
             "finished": done is not None,
-            "finished_at": _finite((done or {}).get("finished_at")),
+            "finished_at": at if isinstance(at, int | float) and math.isfinite(at) else None,
             "last_row_at": last,
         }
 
