@@ -28,6 +28,7 @@ import sys
 import threading
 import traceback
 from dataclasses import dataclass
+from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -93,14 +94,13 @@ def trained_num_agents(run: RunDir) -> int | None:
     try:
         env = load_config(run.config_path).env.make(num_envs=1, seed=0)
         return int(sum(env.team_sizes.values()))
-    except Exception:  # an old or foreign config: the page just omits the comparison
-        return None
+    except (OSError, ValueError, TypeError, KeyError):  # an old or foreign config:
+        return None  # the page just leaves the comparison out
 
 
 class ViewerApp:
     def __init__(self, run: RunDir):
         self.run = run
-        self._trained_n: list[int | None] = []  # computed on first use
 
     def info(self) -> dict[str, Any]:
         return {
@@ -125,10 +125,9 @@ class ViewerApp:
             "recorded": recorded,  # source -> env index -> episode numbers, ascending
         }
 
+    @cached_property
     def trained_num_agents(self) -> int | None:
-        if not self._trained_n:
-            self._trained_n.append(trained_num_agents(self.run))
-        return self._trained_n[0]
+        return trained_num_agents(self.run)
 
     def episode(self, query: dict[str, list[str]]) -> dict[str, Any]:
         env = _int_param(query, "env")
@@ -165,7 +164,7 @@ class ViewerApp:
             "landmark_label": ep.landmark_label,
             "meta": _finite(ep.meta),
             "num_agents": int(ep.pos.shape[1]),
-            "trained_num_agents": self.trained_num_agents(),
+            "trained_num_agents": self.trained_num_agents,
         }
 
     def metrics(self, query: dict[str, list[str]]) -> dict[str, Any]:
@@ -196,8 +195,11 @@ class ViewerApp:
     def run_state(self) -> dict[str, Any]:
         """Finished (the trainer left RUN/finished.json) or live, and when the newest
         metrics line arrived (the file's modification time, unix seconds)."""
-        path = self.run.metrics_path
-        last = path.stat().st_mtime if path.is_file() and path.stat().st_size else None
+        try:
+            stat = self.run.metrics_path.stat()
+            last = stat.st_mtime if stat.st_size else None
+        except OSError:  # no metrics yet
+            last = None
         done = self.run.finished()
         at = (done or {}).get("finished_at")
         return {
