@@ -199,7 +199,7 @@ class Trainer:
         write_episodes(self.run_dir, "train", self.runner.recorder.flush())
         if self.checkpoints:
             self.save_checkpoint()
-        self.log.close()
+        self.log.finish()
 
     # -- checkpoints ---------------------------------------------------------------
     def save_checkpoint(self) -> None:

@@ -417,4 +417,4 @@ class DistributedTrainer:
         write_episodes(self.run_dir, "train", self.fleet.flush_recorded())
         if self.checkpoints:
             self.save_checkpoint()
-        self.log.close()
+        self.log.finish()

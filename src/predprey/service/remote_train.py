@@ -187,7 +187,7 @@ class RemoteTrainer:
             self._evaluate()
         if self.checkpoints:
             self.save_checkpoint()
-        self.log.close()
+        self.log.finish()
 
     def save_checkpoint(self) -> None:
         payload = {
