@@ -153,3 +153,33 @@ def make_box_episode(run: RunDir, env_index: int = 0, steps: int = 60, seed: int
             "arena": [0.0, box, 0.0, box],
         },
     )
+
+
+def learner_metrics_row(i: int, members: int = 3, select_every: int = 10) -> list[dict]:
+    """Row i of a log holding what the PPO, population and spread learners write (PPO
+    losses, member curves, spread coverage/collisions, a key no chart family knows), and
+    every `select_every` rows a population selection event."""
+    steps = (i + 1) * 5_000
+    row = {
+        "env_steps": steps,
+        "updates": i + 1,
+        "time": 2.0 * (i + 1),
+        "loss/policy/predator": -0.01 * math.exp(-i / 20),
+        "loss/policy/prey": -0.02 * math.exp(-i / 20),
+        "loss/value/predator": 1.0 * math.exp(-i / 15),
+        "entropy/predator": 1.4 - 0.01 * i,
+        "kl/predator": 0.01 + 0.001 * (i % 3),
+        "clip_frac/predator": 0.1 + 0.01 * (i % 4),
+        "coverage": min(1.0, 0.2 + 0.02 * i),
+        "collisions": 0.3 * math.exp(-i / 30),
+        "made_up/alpha": float(i),
+        "made_up/beta": float(2 * i),
+        "return/predator": float(i),
+        "return/prey": float(-i),
+    }
+    for k in range(members):
+        row[f"member/{k}/return/predator"] = float(i + 3 * k)
+    rows = [row]
+    if i % select_every == select_every - 1:
+        rows.append({"env_steps": steps, "event": "selection", "detail": "member 2 <- member 0"})
+    return rows

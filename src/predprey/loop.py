@@ -239,7 +239,7 @@ class TrainLoop:
         self.add_recorded(self.source.flush_recorded())
         if self.checkpoints:
             self.save_checkpoint()
-        self.log.close()
+        self.log.finish()
 
     def save_checkpoint(self) -> None:
         self.source.save_checkpoint(checkpoint.loop_state(self, self.teams))

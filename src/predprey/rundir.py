@@ -6,10 +6,15 @@ Layout of `runs/NAME/`:
   tb/                    TensorBoard events
   checkpoints/           latest.pt (+ buffer.npz), written atomically
   episodes/              recorded trajectories, one .npz per (episode, env index)
+  finished.json          written when training ends normally (removed when it starts or
+                         resumes): {"finished_at": unix time, "time": run seconds}
 
 Metrics lines always carry `env_steps`, `updates` and `time` (seconds since the run
 started, continued across resumes); other keys are flat strings with `/`, e.g.
 `loss/critic/predator`, `return/prey`, `eval/touches_per_episode`, `perf/env_steps_per_s`.
+A population logs each member's curves under `member/K/` (`member/2/return/predator`) and
+its events as rows with a string `event` and `detail` ({"env_steps": ..., "event":
+"selection", "detail": "member 2 <- member 0"}); `predprey view` charts both.
 
 An episode file holds:
   pos        [T+1, N, 2] float32  agent positions, predators first (state before step 0 ... after T)
@@ -74,6 +79,10 @@ class RunDir:
     def tb_dir(self) -> Path:
         return self.path / "tb"
 
+    @property
+    def finished_path(self) -> Path:
+        return self.path / "finished.json"
+
     def create(self) -> RunDir:
         for d in (self.path, self.checkpoint_dir, self.episodes_dir):
             d.mkdir(parents=True, exist_ok=True)
@@ -107,6 +116,24 @@ class RunDir:
                 except json.JSONDecodeError:
                     continue
         return rows
+
+    # -- finished marker -----------------------------------------------------
+    def mark_finished(self, **info: Any) -> None:
+        """Say that training ended normally (viewers show "finished", not "live")."""
+        tmp = self.finished_path.with_name(self.finished_path.name + ".tmp")
+        tmp.write_text(json.dumps({k: _jsonable(v) for k, v in info.items()}) + "\n")
+        os.replace(tmp, self.finished_path)
+
+    def clear_finished(self) -> None:
+        self.finished_path.unlink(missing_ok=True)
+
+    def finished(self) -> dict[str, Any] | None:
+        """The finished marker's contents, or None while training runs (or crashed)."""
+        try:
+            info = json.loads(self.finished_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return info if isinstance(info, dict) else None
 
     # -- episodes ------------------------------------------------------------
     def write_episode(self, source: str, episode: int, env_index: int, **arrays: Any) -> Path:

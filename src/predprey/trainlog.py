@@ -31,6 +31,7 @@ class TrainLog:
         """Call when the loop starts: the clock and the first window start now."""
         self.session_start = time.perf_counter()
         self.reset_window(env_steps, updates)
+        self.run.clear_finished()  # a resumed run is live again
 
     def elapsed(self) -> float:
         return self.time_offset + time.perf_counter() - self.session_start
@@ -96,6 +97,11 @@ class TrainLog:
         for k, v in row.items():
             if k != "env_steps" and isinstance(v, int | float):
                 self._writer.add_scalar(k, v, row["env_steps"])
+
+    def finish(self) -> None:
+        """Call when training ends normally: close, and leave the run's finished marker."""
+        self.close()
+        self.run.mark_finished(finished_at=time.time(), time=round(self.elapsed(), 3))
 
     def close(self) -> None:
         if self._writer is not None:

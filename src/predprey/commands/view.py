@@ -1,5 +1,6 @@
-"""Watch a run in the browser: recorded episodes on a canvas (choose the env index,
-play/pause/step) and the training curves, updating live while training runs.
+"""Watch a run in the browser: recorded episodes on a canvas (choose the source, env index
+and episode, play/pause/step; the address `?env=2&episode=200&source=train` keeps the
+choice) and a chart per metric family the run logged, updating live while training runs.
 
 Serves a small local web page (no internet needed) until interrupted with Ctrl-C.
 

@@ -1,13 +1,17 @@
 """Live viewer: a small standard-library web app over one run directory.
 
 Routes (all GET):
-  /                       the page (static/index.html, viewer.js, viewer.css; no CDN)
-  /api/info               run name, metric panels (title, y label, key regex), colours
-  /api/episodes           recorded episodes and the latest one per (source, env index)
+  /                       the page (static/index.html, *.js, viewer.css; no CDN); its
+                          query `?env=I&episode=K&source=S` chooses the episode shown
+  /api/info               run name, chart families (chart_families.py), colours
+  /api/episodes           recorded episodes: all of them per (source, env index), latest
   /api/episode?env=I[&episode=K|latest][&source=train|simulate]
-                          one episode: positions [T+1, N, 2], alive, touches, sizes, ...
+                          one episode: positions [T+1, N, 2], alive, touches, sizes, the
+                          agent count and the count the run was trained with
   /api/metrics?since=OFFSET
-                          complete metrics lines after byte OFFSET and the next offset
+                          complete metrics lines after byte OFFSET, the next offset, and
+                          the run's state: finished (RUN/finished.json) or live, and when
+                          the last metrics line arrived
 
 A malformed query is a 400 and an episode that was not recorded a 404, each with a
 JSON {"error": message}; the page polls /api/metrics and /api/episodes to stay live.
@@ -23,7 +27,8 @@ import re
 import sys
 import threading
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -32,8 +37,8 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from predprey.rundir import RunDir, RunDirError, iter_new_metrics
+from predprey.viz.chart_families import families_json
 from predprey.viz.episode import PENALTY_EDGE, read_episode, select_episode, team_color
-from predprey.viz.plot import PANELS, SERIES_COLORS
 
 STATIC_DIR = Path(__file__).with_name("static")
 STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
@@ -82,6 +87,17 @@ def _finite(x: Any) -> Any:
     return x
 
 
+def trained_num_agents(run: RunDir) -> int | None:
+    """Agents per env in the run's own config (None if it cannot be read)."""
+    from predprey.config import load_config
+
+    try:
+        env = load_config(run.config_path).env.make(num_envs=1, seed=0)
+        return int(sum(env.team_sizes.values()))
+    except (OSError, ValueError, TypeError, KeyError):  # an old or foreign config:
+        return None  # the page just leaves the comparison out
+
+
 class ViewerApp:
     def __init__(self, run: RunDir):
         self.run = run
@@ -90,22 +106,28 @@ class ViewerApp:
         return {
             "run": self.run.path.resolve().name,
             "path": str(self.run.path.resolve()),
-            "panels": [asdict(p) for p in PANELS],
-            "series_colors": list(SERIES_COLORS),
+            **families_json(),
             "x_key": "env_steps",
         }
 
     def episodes(self) -> dict[str, Any]:
         refs = self.run.episodes()
         latest: dict[str, dict[str, int]] = {}
+        recorded: dict[str, dict[str, list[int]]] = {}
         for r in refs:  # sorted by (source, episode, env): the last one wins
             latest.setdefault(r.source, {})[str(r.env_index)] = r.episode
+            recorded.setdefault(r.source, {}).setdefault(str(r.env_index), []).append(r.episode)
         return {
             "episodes": [
                 {"source": r.source, "episode": r.episode, "env_index": r.env_index} for r in refs
             ],
             "latest": latest,
+            "recorded": recorded,  # source -> env index -> episode numbers, ascending
         }
+
+    @cached_property
+    def trained_num_agents(self) -> int | None:
+        return trained_num_agents(self.run)
 
     def episode(self, query: dict[str, list[str]]) -> dict[str, Any]:
         env = _int_param(query, "env")
@@ -141,6 +163,8 @@ class ViewerApp:
             "landmark_size": ep.landmark_size.astype(float).tolist(),
             "landmark_label": ep.landmark_label,
             "meta": _finite(ep.meta),
+            "num_agents": int(ep.pos.shape[1]),
+            "trained_num_agents": self.trained_num_agents,
         }
 
     def metrics(self, query: dict[str, list[str]]) -> dict[str, Any]:
@@ -160,7 +184,29 @@ class ViewerApp:
             rows.append(_finite(row))
             if len(rows) >= MAX_ROWS:
                 break
-        return {"offset": offset, "rows": rows, "reset": reset, "more": len(rows) >= MAX_ROWS}
+        return {
+            "offset": offset,
+            "rows": rows,
+            "reset": reset,
+            "more": len(rows) >= MAX_ROWS,
+            "run_state": self.run_state(),
+        }
+
+    def run_state(self) -> dict[str, Any]:
+        """Finished (the trainer left RUN/finished.json) or live, and when the newest
+        metrics line arrived (the file's modification time, unix seconds)."""
+        try:
+            stat = self.run.metrics_path.stat()
+            last = stat.st_mtime if stat.st_size else None
+        except OSError:  # no metrics yet
+            last = None
+        done = self.run.finished()
+        at = (done or {}).get("finished_at")
+        return {
+            "finished": done is not None,
+            "finished_at": at if isinstance(at, int | float) and math.isfinite(at) else None,
+            "last_row_at": last,
+        }
 
     def handle(self, url: str) -> Response:
         """One GET request -> Response. Never raises."""
