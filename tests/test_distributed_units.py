@@ -219,7 +219,7 @@ def test_packed_transitions_unpack_to_the_plain_rows_and_are_smaller():
     rng_a, rng_b = np.random.default_rng(0), np.random.default_rng(0)
     for _ in range(2):  # the second call reuses the packed arrays of the first
         want = plain.collect(60, 0.1, rng_a, random_actions=True)  # 2.4 episodes per env
-        got = packed.collect_packed(60, 0.1, rng_b, random_actions=True)
+        got = packed.collect(60, 0.1, rng_b, random_actions=True, packed=True)
         assert got.env_steps == want.env_steps == 240
         np.testing.assert_array_equal(got.episodes.lengths, want.episodes.lengths)
         back = unpack(_copy(got.transitions))
@@ -237,7 +237,7 @@ def test_a_group_of_inserts_is_logged_packed_with_one_sync(tmp_path, monkeypatch
     rng_a, rng_b = np.random.default_rng(0), np.random.default_rng(0)
     calls = [plain.collect(30, 0.1, rng_a, random_actions=True) for _ in range(2)]
     batches = [
-        _copy(packed.collect_packed(30, 0.1, rng_b, random_actions=True).transitions)
+        _copy(packed.collect(30, 0.1, rng_b, random_actions=True, packed=True).transitions)
         for _ in range(2)
     ]
     run = RunDir(tmp_path / "run").create()

@@ -11,13 +11,15 @@ and as Acme does (actors -> replay -> learner, with a rate limiter between them)
   algorithm  what learns, and when: `step(source, total_env_steps)` starts the collection
              and the updates its schedule allows. `OffPolicy` (MADDPG/MATD3): a replay
              buffer, updates paced by `UpdateCredit` in one process or by the
-             samples-per-insert `RateLimiter` when runners and learner work concurrently.
+             samples-per-insert `RateLimiter` when runners and learner work concurrently;
+             its pace is a function of the source's counters, so it checkpoints nothing.
   source     where runners, replay and learner live, as a thin adapter with one
              vocabulary: `collect`, `learn`, `wait`, counters, `actors()` for evaluation,
-             `save_checkpoint`/`restore`. `LocalSource` (predprey.train: plain calls, no Ray
-             or HTTP imported), `RaySource` (predprey.distributed.driver: runner actors,
-             buffer actor, learner actor, restarts), `HttpSource`
-             (predprey.service.remote_train: the HTTP buffer fed by `run-env` processes).
+             `save_checkpoint` (restored from `loop.payload` when built). `LocalSource`
+             (predprey.train: plain calls, no Ray or HTTP imported), `RaySource`
+             (predprey.distributed.driver: runner actors, buffer actor, learner actor,
+             restarts), `HttpSource` (predprey.service.remote_train: the HTTP buffer fed
+             by `run-env` processes).
 
 Why not Sample Factory's split (a serial and an async runner, each its own loop) or one
 class per algorithm x source: both multiply loops as algorithms arrive. With the step

@@ -82,7 +82,7 @@ class Runner:
         self.actors = actors
         self.version = 0
         self.recorder = Recorder(self.env, record_envs, record_every)
-        self._packed: dict[str, np.ndarray] | None = None  # collect_packed's arrays
+        self._packed: dict[str, np.ndarray] | None = None  # collect(packed=True)'s arrays
         self.timers = Timers()
         E = self.env.num_envs
         self.obs = self.env.observe()
@@ -128,24 +128,24 @@ class Runner:
         rng: np.random.Generator,
         random_actions: bool = False,
         env_steps_before: int = 0,
+        packed: bool = False,
     ) -> CollectResult:
-        """Step all envs `num_vector_steps` times; `env_steps_before` only labels recordings."""
+        """Step all envs `num_vector_steps` times; `env_steps_before` only labels recordings.
+
+        `packed=True` (a remote runner): the transitions packed (predprey.learn.packing:
+        each observation once), as views of arrays this runner reuses on its next call
+        (fresh arrays would cost a page fault per 4 KiB written, every call): serialize or
+        copy them before calling again."""
+        if packed:
+            return self._collect_packed(
+                num_vector_steps, noise_std, rng, random_actions, env_steps_before
+            )
         S, E = int(num_vector_steps), self.env.num_envs
         out = {k: np.empty((S, E, *shape), dt) for k, (shape, dt) in self.spec.items()}
         return self._collect(S, noise_std, rng, random_actions, env_steps_before, out, None)
 
-    def collect_packed(
-        self,
-        num_vector_steps: int,
-        noise_std: float,
-        rng: np.random.Generator,
-        random_actions: bool = False,
-        env_steps_before: int = 0,
-    ) -> CollectResult:
-        """`collect`, its transitions packed (predprey.learn.packing: each observation once).
-        They are views of arrays this runner reuses on its next call (fresh arrays would
-        cost a page fault per 4 KiB written, every call): serialize or copy them first."""
-        S, E = int(num_vector_steps), self.env.num_envs
+    def _collect_packed(self, S, noise_std, rng, random_actions, env_steps_before):
+        S, E = int(S), self.env.num_envs
         if self._packed is None or len(self._packed["terminated"]) != S:
             spec = packing.packed_spec(self.spec, S, E)
             self._packed = {k: np.empty(shape, dt) for k, (shape, dt) in spec.items()}

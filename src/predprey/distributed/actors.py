@@ -100,8 +100,8 @@ class RunnerActor(ActorBase):
         if weights is not None:
             self.runner.set_weights(weights_to_torch(weights), version)
         t0 = time.perf_counter()
-        res = self.runner.collect_packed(
-            vector_steps, noise_std, self.rng, random_actions, env_steps_before
+        res = self.runner.collect(
+            vector_steps, noise_std, self.rng, random_actions, env_steps_before, packed=True
         )
         info = CollectInfo(
             res.env_steps, self.runner.version, res.episodes, res.recorded,

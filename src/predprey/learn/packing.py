@@ -2,7 +2,7 @@
 
 A runner's call of S vector steps over E envs yields rows `[S * E]` (step-major) whose
 `next_obs` is, in every row where the env did not finish, the `obs` of the same env's next
-row. The packed form (`Runner.collect_packed`) holds `obs/{team}` for S + 1 steps
+row. The packed form (`Runner.collect(..., packed=True)`) holds `obs/{team}` for S + 1 steps
 (`[(S + 1) * E, ...]`, the runner's observation after the last step appended) and
 `next_obs` only for the rows where it differs from that — the pre-reset final observation
 of a finished episode — with their row numbers (`packed/final_rows`,
