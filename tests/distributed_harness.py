@@ -42,25 +42,24 @@ def new_run(path, config) -> RunDir:
     return run
 
 
-def sigkill_actor(handle) -> int:
-    """SIGKILL the process of a Ray actor; returns its pid."""
+def actor_pid(handle, timeout: float = 600.0) -> int:
+    """The pid of a Ray actor's process (asked while the actor is idle: a busy actor answers
+    only after its running call, which on a crowded machine can take minutes)."""
     import ray
 
-    pid = ray.get(handle.pid.remote(), timeout=60)
-    os.kill(pid, signal.SIGKILL)
-    return pid
+    return ray.get(handle.pid.remote(), timeout=timeout)
 
 
 class Killer(threading.Thread):
-    """Once `when()` is true, SIGKILL the actor `which()` returns (polled, bounded in time),
-    then call `after()`. The run it watches must be unable to end on its own (an unbounded
-    env-step budget): `after` sets the real end, so the kill lands mid-run on any machine,
-    however fast or slow. If the kill never lands (error or timeout), `give_up()` ends the
-    run and the test fails on `killed_pid is None`."""
+    """Once `when()` is true, SIGKILL process `pid` (polled, bounded in time), then call
+    `after()`. The run it watches must be unable to end on its own (an unbounded env-step
+    budget): `after` sets the real end, so the kill lands mid-run on any machine, however
+    fast or slow. If the kill never lands (error or timeout), `give_up()` ends the run and
+    the test fails on `killed_pid is None`."""
 
-    def __init__(self, when, which, after, give_up, timeout=240.0):
+    def __init__(self, when, pid: int, after, give_up, timeout=1200.0):
         super().__init__(daemon=True)
-        self.when, self.which, self.after, self.give_up = when, which, after, give_up
+        self.when, self.pid, self.after, self.give_up = when, pid, after, give_up
         self.timeout = timeout
         self.killed_pid: int | None = None
         self.error: BaseException | None = None
@@ -70,7 +69,8 @@ class Killer(threading.Thread):
         try:
             while time.monotonic() < end:
                 if self.when():
-                    self.killed_pid = sigkill_actor(self.which())
+                    os.kill(self.pid, signal.SIGKILL)
+                    self.killed_pid = self.pid
                     self.after()
                     return
                 time.sleep(0.05)

@@ -7,10 +7,14 @@ import time
 
 import pytest
 
-from distributed_harness import Killer, new_run, tiny_config
+from distributed_harness import Killer, actor_pid, new_run, tiny_config
 from predprey import checkpoint
 
 ray = pytest.importorskip("ray")
+
+# A bound, not an expectation: each test takes well under a minute on an idle 2-core machine,
+# but a crowded one (load 12 on 2 cores, measured) took over 10 minutes.
+pytestmark = pytest.mark.timeout(2400)
 
 from predprey.distributed.cluster import init_ray  # noqa: E402
 from predprey.distributed.driver import DistributedTrainer  # noqa: E402
@@ -42,7 +46,8 @@ def train_with_killer(path, config, runners, when, which):
     def end_now():
         trainer.total_env_steps = 0
 
-    killer = Killer(lambda: when(trainer, run), lambda: which(trainer), end_later, end_now)
+    pid = actor_pid(which(trainer))  # before the run: the actor is idle and answers at once
+    killer = Killer(lambda: when(trainer, run), pid, end_later, end_now)
     killer.start()
     try:
         result = trainer.run()
