@@ -41,8 +41,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-envs", type=_sizes, default=None, metavar="E1,E2,...",
                    help="numbers of environments to measure (default 1,64,1024,8192; "
                         "64 with --agents)")  # fmt: skip
-    p.add_argument("--agents", type=_sizes, default=None, metavar="N1,N2,...",
-                   help="numbers of agents to measure (spread: agents; tag: predators + prey)")
+    p.add_argument(
+        "--agents",
+        type=_sizes,
+        default=None,
+        metavar="N1,N2,...",
+        help="numbers of agents to measure (spread: agents; tag: predators + prey)",
+    )
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per size")
     p.add_argument("--scenario", default="tag", help="scenario name (default tag)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="env.KEY=VALUE",

@@ -22,9 +22,8 @@ distance from a landmark to its nearest agent, and `collisions`, colliding agent
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
