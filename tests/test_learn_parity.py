@@ -147,8 +147,13 @@ class Reference:
         {"actor_reg": 0.0},  # the paper's loss alone
         {"actor_reg": 0.5, "share_params": True},  # a penalty large enough to steer the step
         {"critic": "local"},
-        {"critic": "local", "share_params": True, "twin_critics": True, "policy_delay": 2,
-         "target_noise": 0.2},  # fmt: skip
+        {
+            "critic": "local",
+            "share_params": True,
+            "twin_critics": True,
+            "policy_delay": 2,
+            "target_noise": 0.2,
+        },  # fmt: skip
         {"critic": "local", "teams": ("prey",)},
     ],
 )

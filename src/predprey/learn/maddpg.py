@@ -172,7 +172,9 @@ class Learner:
             pre = mlp_t(self._actor_layers(self.actors, trained), obs)  # [A, 2, B], pre-tanh
             mu = torch.tanh(pre)  # [A, 2, B]
             if self.local:  # Q_i(o_i, mu_i(o_i)) with the first twin's weights held fixed
-                fixed = [(w.detach(), b.detach()) for w, b in self._critic_layers(self.critics, [0])]
+                fixed = [
+                    (w.detach(), b.detach()) for w, b in self._critic_layers(self.critics, [0])
+                ]
                 q_mu = mlp_t(fixed, self._local_input(mu, obs, 1))  # [A, 1, B]
                 actor_loss = -q_mu.view(A, B).mean(1)  # [A]: each policy loss
             else:

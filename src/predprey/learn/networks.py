@@ -203,7 +203,8 @@ class ActorSet(nn.Module):
         noise_std: float = 0.0,
         rng: np.random.Generator | None = None,
     ) -> dict[str, np.ndarray]:
-        """obs[team] [E, n, obs_dim] -> actions [E, n, act_dim] float32 in [-1, 1], with
+        """obs[team] [E, n, obs_dim] -> actions [E, n, act_dim] float32 in [-1, 1] (n: the
+        team's size, or any number for a shared network), with
         Gaussian exploration noise of std `noise_std` (drawn from `rng`) added, then clipped.
 
         Runs in NumPy on views of the live parameters: acting batches are small (tens of
@@ -214,11 +215,13 @@ class ActorSet(nn.Module):
         out = {}
         for t in self.teams:
             o = np.asarray(obs[t.name], dtype=np.float32)
-            if o.ndim != 3 or o.shape[1:] != (t.n_agents, t.obs_dim):
+            mlp = self.actors[t.name].mlp
+            n = o.shape[1] if mlp.n_models == 1 and o.ndim == 3 else t.n_agents  # shared: any n
+            if o.ndim != 3 or o.shape[1:] != (n, t.obs_dim):
                 raise ValueError(
                     f"obs[{t.name!r}] has shape {o.shape}, expected [E, {t.n_agents}, {t.obs_dim}]"
                 )
-            a = self.actors[t.name].mlp.numpy_forward(o)  # [E, n, act_dim]
+            a = mlp.numpy_forward(o)  # [E, n, act_dim]
             if noise_std > 0:
                 a = a + rng.normal(0.0, noise_std, size=a.shape).astype(np.float32)
             out[t.name] = np.clip(a, -1.0, 1.0, dtype=np.float32)
