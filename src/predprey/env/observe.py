@@ -6,7 +6,7 @@ rays:  `num_rays` rays evenly around each agent at angles 2*pi*k/num_rays (world
        distance / view_distance in [0, 1]; 1 where no opponent is closer than view_distance.
        Every opponent in view is thus seen by exactly one ray (no blind spots between rays).
 local: [own vel (2), own pos (2)], then for each team t its k_t nearest living agents other
-       than self, nearest first, each [present, rel pos (2), rel vel (2)], then the k_landmarks
+       than self (k_t may depend on the observer's team: k[observer team, t]), nearest first, each [present, rel pos (2), rel vel (2)], then the k_landmarks
        nearest landmarks, each [present, rel pos (2)]; missing slots are all zero. The size
        does not depend on the number of agents, so one policy runs at any N. Own position is
        in units of the arena's half-width from its centre ([-1, 1] inside the arena); the
@@ -28,8 +28,9 @@ AGENT_SLOT = 5  # present, dx, dy, dvx, dvy
 LANDMARK_SLOT = 3  # present, dx, dy
 
 
-def local_dim(k_per_team: tuple[int, ...], k_landmarks: int) -> int:
-    return 4 + AGENT_SLOT * sum(k_per_team) + LANDMARK_SLOT * k_landmarks
+def local_dim(k_per_team, k_landmarks: int) -> int:
+    """Size of an observation with k_per_team[t] slots for team t."""
+    return int(4 + AGENT_SLOT * sum(k_per_team) + LANDMARK_SLOT * k_landmarks)
 
 
 @njit(cache=True, inline="always")
@@ -87,16 +88,15 @@ def ray_observe(pos, alive, n_pred, num_rays, view_distance, out):
 @njit(cache=True)
 def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks, centre, inv_half,
                   out):  # fmt: skip
-    """out [E, N, local_dim] float32. team_start [T + 1]: agent index where each team starts
-    (last entry N); k_team [T]: slots per team. Own position is (pos - centre) * inv_half
+    """out [E, N, D] float32, D >= every observer team's local_dim (the rest is left zero).
+    team_start [T + 1]: agent index where each team starts (last entry N); k_team [T, T]:
+    k_team[u, t] slots for team t in the observations of team u's agents. Own position is (pos - centre) * inv_half
     (centre [2]); relative positions and velocities are as given. Neighbours come from a
     cell grid per team and one over the landmarks (`predprey.env.grid`): O(N) per env."""
     E, N = pos.shape[0], pos.shape[1]
     L = landmark_pos.shape[1]
     T = k_team.shape[0]
-    kmax = max(k_landmarks, 1)
-    for t in range(T):
-        kmax = max(kmax, k_team[t])
+    kmax = max(k_landmarks, 1, k_team.max())
     idx = np.empty(kmax, np.int64)
     dist = np.empty(kmax, np.float64)
     xs, ys, ids, items, cell_of, start, geo = grid_alloc(T + 1, max(N, L))
@@ -112,7 +112,10 @@ def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks
                 m[g] = grid_fill(landmark_pos[e], every, 0, L, xs[g], ys[g], ids[g])
             if m[g] >= GRID_MIN:
                 grid_build(xs[g], ys[g], m[g], items[g], cell_of[g], start[g], geo[g])
+        u = 0  # the observer's team
         for i in range(N):
+            while i >= team_start[u + 1]:
+                u += 1
             o = out[e, i]
             px, py = pos[e, i, 0], pos[e, i, 1]
             o[0] = vel[e, i, 0]
@@ -121,7 +124,7 @@ def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks
             o[3] = (py - centre[1]) * inv_half
             c = 4
             for t in range(T):
-                n = grid_knn(px, py, i, k_team[t], xs[t], ys[t], ids[t], m[t], items[t],
+                n = grid_knn(px, py, i, k_team[u, t], xs[t], ys[t], ids[t], m[t], items[t],
                              start[t], geo[t], idx, dist)  # fmt: skip
                 for s in range(n):
                     j = idx[s]
@@ -131,7 +134,7 @@ def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks
                     o[b + 2] = pos[e, j, 1] - py
                     o[b + 3] = vel[e, j, 0] - vel[e, i, 0]
                     o[b + 4] = vel[e, j, 1] - vel[e, i, 1]
-                c += AGENT_SLOT * k_team[t]
+                c += AGENT_SLOT * k_team[u, t]
             n = grid_knn(px, py, -1, k_landmarks, xs[T], ys[T], ids[T], m[T], items[T],
                          start[T], geo[T], idx, dist)  # fmt: skip
             for s in range(n):

@@ -103,12 +103,12 @@ class Spread(Scenario):
             arena=(0.0, 2 * h, 0.0, 2 * h) if walled else (-1.0, 1.0, -1.0, 1.0),
         )
         self.centre = np.full(2, h if walled else 0.0)
-        self.k_team = np.array([3 if p.k_agents is None else p.k_agents], np.int64)
+        self.k_team = np.array([[3 if p.k_agents is None else p.k_agents]], np.int64)  # [1, 1]
         self.k_landmarks = 3 if p.k_landmarks is None else p.k_landmarks
         if p.obs == "mpe":
             self.obs_dims = {"agent": 4 + 2 * self.num_landmarks + 2 * (n - 1)}
         else:
-            self.obs_dims = {"agent": int(local_dim(tuple(self.k_team), self.k_landmarks))}
+            self.obs_dims = {"agent": int(local_dim(self.k_team[0], self.k_landmarks))}
         # others[i] = every agent index but i, in order: [N, N-1]
         self._others = np.array([[j for j in range(n) if j != i] for i in range(n)], np.int64)
 

@@ -54,9 +54,11 @@ class TagParams:
     # obs rays only
     num_rays: int | None = None
     view_distance: float | None = None  # seed default: arena_size
-    # obs local only: slots for the nearest predators / prey / landmarks
-    k_predators: int | None = None
-    k_prey: int | None = None
+    # obs local only: slots for the nearest predators / prey / landmarks; k_predators and k_prey
+    # are one number for every observer or a pair [in predators' obs, in prey's obs] (e.g.
+    # k_prey [1, 0]: at 3 v 1 the prey has no fellow prey to see, so it has no slot for one)
+    k_predators: int | tuple[int, ...] | None = None
+    k_prey: int | tuple[int, ...] | None = None
     k_landmarks: int | None = None
     density: float | None = None  # preset mpe: agents per unit area, the arena grows with N
 
@@ -67,8 +69,17 @@ class TagParams:
             raise ValueError(
                 f"obs: unknown observation mode {self.obs!r}; choose one of {OBS_MODES}"
             )
+        for name in ("k_predators", "k_prey"):
+            v = getattr(self, name)
+            if isinstance(v, tuple | list):
+                if len(v) != 2 or not all(isinstance(k, int) and k >= 0 for k in v):
+                    raise ValueError(f"{name} must be an integer >= 0 or a pair of them "
+                                     f"[predators', prey's], got {list(v)!r}")  # fmt: skip
+                object.__setattr__(self, name, tuple(v))
         for name, low in INT_MINIMUMS.items():
             v = getattr(self, name)
+            if isinstance(v, tuple) and name in ("k_predators", "k_prey"):
+                continue
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
                 raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
         for name in POSITIVE:
@@ -133,7 +144,8 @@ class Tag(Scenario):
         self.teams = ("predator", "prey")
         self.team_sizes = {"predator": self.n_pred, "prey": self.n_prey}
         self.num_rays, self.view_distance = r["num_rays"], r["view_distance"]
-        self.k_team = np.array([r["k_predators"], r["k_prey"]], np.int64)
+        pair = [k if isinstance(k, tuple) else (k, k) for k in (r["k_predators"], r["k_prey"])]
+        self.k_team = np.array(pair, np.int64).T  # [observer team, seen team]
         self.k_landmarks = r["k_landmarks"]
         self.density = r.get("density")  # preset mpe only
         if self.preset == "seed":
@@ -158,10 +170,11 @@ class Tag(Scenario):
             self.obs_dims = {"predator": base + 2 * self.n_prey,
                              "prey": base + 2 * (self.n_prey - 1)}  # fmt: skip
         else:
-            d = (self.num_rays if self.obs_mode == "rays"
-                 else local_dim(tuple(self.k_team), self.k_landmarks))  # fmt: skip
-            d = int(d)
-            self.obs_dims = {"predator": d, "prey": d}
+            self.obs_dims = {
+                team: self.num_rays if self.obs_mode == "rays"
+                else local_dim(self.k_team[u], self.k_landmarks)
+                for u, team in enumerate(self.teams)
+            }  # fmt: skip
 
     @property
     def fused_step(self):
@@ -204,7 +217,7 @@ class Tag(Scenario):
             prey = np.empty((E, self.n_prey, self.obs_dims["prey"]), np.float32)
             mpe_observe(pos, vel, lm, self.n_pred, pred, prey)
             return {"predator": pred, "prey": prey}
-        out = np.empty((E, N, self.obs_dims["predator"]), np.float32)  # [E, N, D]
+        out = np.empty((E, N, max(self.obs_dims.values())), np.float32)  # [E, N, D]
         if self.obs_mode == "rays":
             ray_observe(state.pos, state.alive, self.n_pred, self.num_rays, self.view_distance,
                         out)  # fmt: skip
@@ -217,7 +230,8 @@ class Tag(Scenario):
                 centre, inv_half = self._centre(), 1.0 / self.half
             local_observe(pos, vel, lm, state.alive, starts, self.k_team, self.k_landmarks,
                           centre, inv_half, out)  # fmt: skip
-        return {"predator": out[:, : self.n_pred], "prey": out[:, self.n_pred :]}
+        d_pred, d_prey = self.obs_dims["predator"], self.obs_dims["prey"]
+        return {"predator": out[:, : self.n_pred, :d_pred], "prey": out[:, self.n_pred :, :d_prey]}
 
     def outcome(self, state: State) -> Outcome:
         if self.preset == "seed":
