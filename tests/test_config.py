@@ -131,8 +131,9 @@ def test_local_configs_scale_with_num_agents_alone():
     assert spread[0].bodies.arena == (0.0, 2.0, 0.0, 2.0)
     assert spread[1].bodies.arena[1] == pytest.approx(80**0.5)
     assert spread[0].obs_dims == spread[1].obs_dims
-    tag = [load_config(root / "tag_local.yaml", [f"env.num_predators={3 * k}",
-           f"env.num_prey={k}", f"env.num_obstacles={2 * k}"]).env.make(1) for k in (1, 10)]  # fmt: skip
+    sizes = [[f"env.num_predators={3 * k}", f"env.num_prey={k}", f"env.num_obstacles={2 * k}"]
+             for k in (1, 10)]  # fmt: skip
+    tag = [load_config(root / "tag_local.yaml", s).env.make(1) for s in sizes]
     assert tag[0].bodies.arena[1] == pytest.approx(2.0)
     assert tag[1].bodies.arena[1] == pytest.approx(40**0.5)
     assert tag[0].obs_dims == tag[1].obs_dims
