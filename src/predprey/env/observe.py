@@ -7,11 +7,12 @@ rays:  `num_rays` rays evenly around each agent at angles 2*pi*k/num_rays (world
        Every opponent in view is thus seen by exactly one ray (no blind spots between rays).
 local: [own vel (2), own pos (2)], then for each team t its k_t nearest living agents other
        than self (k_t may depend on the observer's team: k[observer team, t]), nearest first,
-       each [present, rel pos (2), rel vel (2)], then the k_landmarks nearest landmarks, each [present, rel pos (2)]; missing slots are all zero. The size
-       does not depend on the number of agents, so one policy runs at any N. Own position is
-       in units of the arena's half-width from its centre ([-1, 1] inside the arena); the
-       rest is egocentric, in the scenario's length unit (world units; the seed preset's
-       half-width), so with the density held it has the same distribution at any N.
+       each [present, rel pos (2), rel vel (2)], then the k_landmarks nearest landmarks, each
+       [present, rel pos (2)]; missing slots are all zero. The size does not depend on the
+       number of agents, so one policy runs at any N. Own position is in units of the arena's
+       half-width from its centre ([-1, 1] inside the arena); the rest is egocentric, in the
+       scenario's length unit (world units; the seed preset's half-width), so with the
+       density held it has the same distribution at any N.
 rays reads world coordinates.
 """
 
@@ -91,8 +92,9 @@ def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks
     """out [E, N, D] float32, D >= every observer team's local_dim (the rest is left zero).
     team_start [T + 1]: agent index where each team starts (last entry N); k_team [T, T]:
     k_team[u, t] slots for team t in the observations of team u's agents. Own position is
-    (pos - centre) * inv_half (centre [2]); relative positions and velocities are as given. Neighbours come from a
-    cell grid per team and one over the landmarks (`predprey.env.grid`): O(N) per env."""
+    (pos - centre) * inv_half (centre [2]); relative positions and velocities are as given.
+    Neighbours come from a cell grid per team and one over the landmarks
+    (`predprey.env.grid`): O(N) per env."""
     E, N = pos.shape[0], pos.shape[1]
     L = landmark_pos.shape[1]
     T = k_team.shape[0]
