@@ -1,5 +1,7 @@
 """Cell-grid neighbour search: the same answers as all pairs, at sizes where the grid runs."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -106,3 +108,17 @@ def test_density_scales_the_arena_and_walls_hold():
                   num_obstacles=8, density=1.0)  # fmt: skip
     assert tag.bodies.arena == (0.0, 4.0, 0.0, 4.0) and not tag.fused
     assert (tag.state.landmark_pos >= 0.2 - 1e-9).all() and (tag.state.landmark_pos <= 3.8).all()
+
+
+def test_bench_env_agents_prints_one_line_per_size(capsys):
+    from predprey.cli import main
+
+    assert main(["bench", "env", "--scenario", "spread", "--set", "env.obs=local", "--agents",
+                 "4,30", "--num-envs", "2", "--seconds", "0.05"]) == 0  # fmt: skip
+    lines = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    assert [ln["num_agents"] for ln in lines] == [4, 30]
+    assert all(ln["params"]["density"] == 1.0 and ln["agent_steps_per_s"] > 0 for ln in lines)
+    assert main(["bench", "env", "--scenario", "tag", "--agents", "8", "--num-envs", "1",
+                 "--seconds", "0.05"]) == 0  # fmt: skip
+    line = json.loads(capsys.readouterr().out)
+    assert line["params"]["num_predators"] == 6 and line["params"]["num_prey"] == 2
