@@ -97,8 +97,8 @@ POLICIES = ("latest", "best")
 
 def per_agent_message(team: str, trained: int, asked: int) -> str:
     return (
-        f"this policy has one network per '{team}' agent (algo.share_params: false), so it "
-        f"acts for exactly the {trained} it was trained with, not {asked}; train with "
+        f"this policy has one network per agent of team '{team}' (algo.share_params: false), "
+        f"so it acts for exactly the {trained} it was trained with, not {asked}; train with "
         f"share_params: true and obs: local to run at another number of agents"
     )
 
