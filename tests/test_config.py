@@ -114,3 +114,26 @@ def test_cli_prints_config_errors_without_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "algo.lernrate" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_critic_is_central_or_local(tmp_path):
+    assert load_config(None, ["algo.critic=local"]).algo.critic == "local"
+    with pytest.raises(ConfigError, match=r"algo\.critic: unknown critic 'global'"):
+        load_config(_write(tmp_path, {"algo": {"critic": "global"}}))
+
+
+def test_local_configs_scale_with_num_agents_alone():
+    """spread_local / tag_local: changing the numbers of agents (and landmarks) grows the arena
+    with the density, and the observation size stays."""
+    root = CONFIGS[0].parent
+    spread = [load_config(root / "spread_local.yaml", [f"env.num_agents={n}",
+              f"env.num_landmarks={n}"]).env.make(1) for n in (4, 80)]  # fmt: skip
+    assert spread[0].bodies.arena == (0.0, 2.0, 0.0, 2.0)
+    assert spread[1].bodies.arena[1] == pytest.approx(80**0.5)
+    assert spread[0].obs_dims == spread[1].obs_dims
+    sizes = [[f"env.num_predators={3 * k}", f"env.num_prey={k}", f"env.num_obstacles={2 * k}"]
+             for k in (1, 10)]  # fmt: skip
+    tag = [load_config(root / "tag_local.yaml", s).env.make(1) for s in sizes]
+    assert tag[0].bodies.arena[1] == pytest.approx(2.0)
+    assert tag[1].bodies.arena[1] == pytest.approx(40**0.5)
+    assert tag[0].obs_dims == tag[1].obs_dims

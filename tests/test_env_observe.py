@@ -85,3 +85,19 @@ def test_rays_match_exact_bearings_even_at_sector_edges(num_rays):
         if (i < n_pred) != (j < n_pred) and dist[e, i, j] < view:
             want[e, i, k[e, i, j]] = min(want[e, i, k[e, i, j]], dist[e, i, j] / view)
     np.testing.assert_allclose(out, want, atol=1e-6)
+
+
+def test_local_slots_per_observer_team():
+    """k_prey [1, 0]: predators see the nearest prey, prey have no slot for fellow prey (at
+    3 v 1 there is none, so a policy trained there never learned to read one)."""
+    env = pe.make("tag", num_envs=2, obs="local", num_predators=3, num_prey=2, num_obstacles=1,
+                  k_predators=2, k_prey=[1, 0], k_landmarks=1)  # fmt: skip
+    assert env.obs_dims == {"predator": 4 + 5 * 3 + 3, "prey": 4 + 5 * 2 + 3}
+    same = pe.make("tag", num_envs=2, obs="local", num_predators=3, num_prey=2, num_obstacles=1,
+                   k_predators=2, k_prey=1, k_landmarks=1)  # fmt: skip
+    o, full = env.reset(), same.reset()
+    np.testing.assert_array_equal(o["predator"], full["predator"])
+    keep = np.r_[0:14, 19:22]  # the prey's own, predator and landmark parts
+    np.testing.assert_array_equal(o["prey"], full["prey"][..., keep])
+    with pytest.raises(ValueError, match="pair"):
+        pe.make("tag", obs="local", k_prey=[1, 0, 2])

@@ -98,3 +98,26 @@ def test_cli_scripted_bad_input_is_one_line_error(capsys):
     assert "flee" in capsys.readouterr().err
     assert main(["scripted", "--set", "env.num_prey=0"]) == 2
     assert "num_prey" in capsys.readouterr().err
+
+
+def test_greedy_steers_to_the_nearest_landmark_and_stays():
+    env = pe.make("spread", num_envs=50, seed=3, num_agents=1, num_landmarks=3, density=0.2)
+    rng = np.random.default_rng(0)
+    for t in range(24):  # (the 25th step ends the episode and resets the worlds)
+        res = env.step({"agent": scripted.act("greedy", env, "agent", rng)})
+        if t >= 19:  # from anywhere in the 2.2 x 2.2 arena, there by step 20 and staying
+            d = np.linalg.norm(env.state.landmark_pos - env.state.pos, axis=-1).min(axis=1)
+            assert d.max() < 0.1
+            assert (res.info["metrics"]["coverage"] > 0.3).all()  # 1 agent: 1 of 3 (or 2 close)
+    with pytest.raises(ValueError, match="needs landmarks"):
+        scripted.act("greedy", pe.make("tag", num_obstacles=0), "predator", rng)
+
+
+def test_greedy_covers_more_than_random(capsys):
+    common = ["scripted", "--set", "env.scenario=spread", "--set", "env.num_agents=4",
+              "--set", "env.density=1.0", "--episodes", "100"]  # fmt: skip
+    cover = {}
+    for name in ("greedy", "random"):
+        assert main([*common, "--agents", name]) == 0
+        cover[name] = json.loads(capsys.readouterr().out)["coverage"]
+    assert cover["greedy"] > 0.3 > cover["random"]

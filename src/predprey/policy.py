@@ -6,6 +6,17 @@
 Observations per team may be `[n_team, obs_dim]` (one world) or `[E, n_team, obs_dim]`;
 the answer has the same leading shape with 2 force components per agent. Only the teams
 present in `obs` are answered.
+
+A team with one shared network (`algo.share_params: true`) acts for any number of agents
+n_team; on `local` observations (whose size does not depend on N) that is a policy trained
+on 4 agents running 80:
+
+    policy = predprey.policy.load("runs/spread_local", env=["num_agents=80", "num_landmarks=80"])
+    env = policy.config.env.make(num_envs=8)        # the run's world with 80 agents
+    forces = policy.act(env.reset())                # {"agent": [8, 80, 2]}
+
+`env` overrides are checked against the trained networks: per-agent networks at another
+team size, or observations of another size (obs `mpe` grows with N), are a clear error.
 """
 
 from __future__ import annotations
@@ -15,14 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from predprey import checkpoint
-from predprey.config import Config, load_config
+from predprey.config import Config, ConfigError, apply_overrides, config_from_dict, load_yaml
 from predprey.learn.spec import TeamSpec
 from predprey.rundir import RunDir, RunDirError
 
 
 class Policy:
     def __init__(self, config: Config, teams: tuple[TeamSpec, ...], actors, version: int):
-        self.config = config
+        self.config = config  # the run's config with any `env` overrides of `load`
         self.teams = {t.name: t for t in teams}
         self.actors = actors
         self.version = version  # learner updates behind these weights
@@ -56,11 +67,14 @@ class Policy:
                 raise ValueError(f"unknown team {team!r}; this policy has {sorted(self.teams)}")
             o = np.asarray(o, dtype=np.float32)
             t = self.teams[team]
-            if o.shape[-2:] != (t.n_agents, t.obs_dim) or o.ndim not in (2, 3):
+            n = "n" if self.shared else t.n_agents  # a shared network acts for any number
+            if o.ndim not in (2, 3) or o.shape[-1] != t.obs_dim:
                 raise ValueError(
                     f"obs['{team}'] has shape {o.shape}; expected "
-                    f"[{t.n_agents}, {t.obs_dim}] or [E, {t.n_agents}, {t.obs_dim}]"
+                    f"[{n}, {t.obs_dim}] or [E, {n}, {t.obs_dim}]"
                 )
+            if o.shape[-2] != t.n_agents and not self.shared:
+                raise ValueError(per_agent_message(team, t.n_agents, o.shape[-2]))
             if o.ndim == 2:
                 single.add(team)
                 o = o[None]
@@ -72,22 +86,77 @@ class Policy:
         out = actors.act(batched, noise, rng)  # team -> [E, n, 2]
         return {team: out[team][0] if team in single else out[team] for team in batched}
 
+    @property
+    def shared(self) -> bool:
+        """One network per team (acts for any number of agents)."""
+        return self.config.algo.share_params
+
 
 POLICIES = ("latest", "best")
 
 
-def load(run_dir: str | Path, which: str = "latest") -> Policy:
+def per_agent_message(team: str, trained: int, asked: int) -> str:
+    return (
+        f"this policy has one network per agent of team '{team}' (algo.share_params: false), "
+        f"so it acts for exactly the {trained} it was trained with, not {asked}; train with "
+        f"share_params: true and obs: local to run at another number of agents"
+    )
+
+
+def with_env_overrides(config: Config, overrides) -> Config:
+    """`config` with `env.KEY=VALUE` overrides (strings, or KEY=VALUE without the section).
+    Other sections, or changing the scenario, are ConfigErrors."""
+    texts = []
+    for o in overrides:
+        key = o.split("=", 1)[0]
+        if "." in key and not key.startswith("env."):
+            raise ConfigError(f"--set {key}: a trained policy takes only env.KEY=VALUE")
+        texts.append(o if key.startswith("env.") else f"env.{o}")
+    data = apply_overrides(config.to_dict(), texts)
+    if data["env"]["scenario"] != config.env.scenario:
+        raise ConfigError(f"--set env.scenario: a {config.env.scenario} policy runs only there")
+    return config_from_dict(data)
+
+
+def check_transfer(trained: tuple[TeamSpec, ...], config: Config) -> tuple[TeamSpec, ...]:
+    """The team specs of `config`'s env, if actors trained as `trained` (under `config.algo`)
+    can act there; else a ConfigError saying why not."""
+    from predprey.learn.spec import team_specs
+
+    try:
+        here = team_specs(config.env.make(num_envs=1, seed=0))
+    except ValueError as e:
+        raise ConfigError(f"env: {e}") from None
+    for t, h in zip(trained, here, strict=True):
+        if h.obs_dim != t.obs_dim:
+            obs = dict(config.env.params).get("obs", "default")
+            raise ConfigError(
+                f"'{t.name}' observations have {h.obs_dim} values in this world but the policy "
+                f"was trained on {t.obs_dim} (obs: {obs}); only obs 'local' keeps its size as "
+                f"the number of agents changes, and its k_* slots must stay as trained"
+            )
+        if h.n_agents != t.n_agents and not config.algo.share_params:
+            raise ConfigError(per_agent_message(t.name, t.n_agents, h.n_agents))
+    return here
+
+
+def load(run_dir: str | Path, which: str = "latest", env=()) -> Policy:
     """The actors of run `run_dir` (its config.yaml and checkpoints/): `which="latest"` the
     latest checkpoint's, `"best"` per team the snapshot that scored best in training's
-    evaluations against scripted opponents (teams without one keep their latest actors)."""
+    evaluations against scripted opponents (teams without one keep their latest actors).
+    `env`: overrides `KEY=VALUE` (or `env.KEY=VALUE`) of the world the policy will act in,
+    e.g. `["num_agents=80", "num_landmarks=80"]`; see the module docstring."""
     from predprey.learn.maddpg import ActorSet
     from predprey.learn.spec import team_specs
 
     if which not in POLICIES:
         raise ValueError(f"unknown policy {which!r}; choose one of {POLICIES}")
     run = RunDir(run_dir).require()
-    config = load_config(run.config_path)
+    config = config_from_dict(load_yaml(run.config_path))
     teams = team_specs(config.env.make(num_envs=1, seed=0))
+    if env:
+        config = with_env_overrides(config, env)
+        check_transfer(teams, config)
     payload = checkpoint.load(run)
     checkpoint.check_teams(payload, teams, str(run.path))
     state = dict(payload["actors"])

@@ -6,6 +6,11 @@ the episodes recorded during training (`--source train`) or by `predprey simulat
 
   predprey animate runs/tag --env-index 3                 -> runs/tag/plots/env3_epK.gif
   predprey animate runs/tag --env-index 0 --episode 400 --out ep.mp4 --fps 20
+  predprey animate runs/spread_local --set env.num_agents=80 --set env.num_landmarks=80
+
+With `--set env.KEY=V` the run's policy first plays one new episode in that world (as
+`predprey simulate --set ... --seed S` does, recorded as a `simulate` episode) and that
+episode is animated: a policy trained on 4 agents, shown with 80.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import sys
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN", help="run directory")
-    p.add_argument("--env-index", type=_nonneg, required=True, metavar="I", help="environment")
+    p.add_argument("--env-index", type=_nonneg, default=None, metavar="I",
+                   help="environment (required unless --set)")  # fmt: skip
     p.add_argument(
         "--episode", type=_episode, default="latest", metavar="latest|K", help="which episode"
     )
@@ -29,6 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", help="FILE.gif or FILE.mp4 (default: RUN/plots/env{I}_ep{K}.gif)")
     p.add_argument("--fps", type=float, default=10.0, help="frames (env steps) per second")
+    p.add_argument("--seed", type=int, default=0, help="with --set: the new episode's start")
+    p.add_argument("--policy", default="latest", choices=("latest", "best"),
+                   help="with --set: latest checkpoint, or per team its best snapshot")  # fmt: skip
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="env.KEY=V",
+                   help="run in another world, e.g. env.num_agents=80 (repeatable; shared "
+                        "networks on obs local transfer to any number of agents)")  # fmt: skip
 
 
 def _nonneg(s: str) -> int:
@@ -46,8 +58,18 @@ def _episode(s: str) -> int | str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from predprey.config import ConfigError
     from predprey.viz.animate import animate
 
+    if args.overrides:
+        from predprey.commands.simulate import simulate
+
+        sim = argparse.Namespace(run=args.run, policy=args.policy, seed=args.seed, episodes=1,
+                                 env_index=0, num_envs=1, overrides=args.overrides)  # fmt: skip
+        args.env_index, args.episode = 0, simulate(sim)["episode_numbers"][0]
+        args.source = "simulate"
+    elif args.env_index is None:
+        raise ConfigError("--env-index is required (unless --set plays a new episode)")
     try:
         result = animate(
             args.run, args.env_index, args.episode, args.source, out=args.out, fps=args.fps

@@ -1,6 +1,7 @@
 """Simulation mode: the run's latest policy from random initial positions; writes trajectories.
 
   predprey simulate runs/tag [--seed S] [--episodes K] [--env-index I] [--num-envs E]
+  predprey simulate runs/spread_local --set env.num_agents=80 --set env.num_landmarks=80
 
 Steps E environments (initial positions drawn from --seed) until environment I has
 finished K episodes, writes those episodes to RUN/episodes/ (source "simulate", numbered
@@ -22,9 +23,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=1, help="episodes of --env-index to write")
     p.add_argument("--env-index", type=int, default=0, help="which environment to record")
     p.add_argument("--num-envs", type=int, default=None, help="environments (default: index+1)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="env.KEY=V",
+                   help="run in another world, e.g. env.num_agents=80 (repeatable; shared "
+                        "networks on obs local transfer to any number of agents)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
+    print(json.dumps(simulate(args)))
+    return 0
+
+
+def simulate(args: argparse.Namespace) -> dict:
+    """Record the episodes `args` asks for (the options above) into the run; the summary."""
     import dataclasses
 
     import numpy as np
@@ -41,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if num_envs < 1 or not 0 <= args.env_index < num_envs:
         raise ConfigError(f"--env-index must be in [0, {num_envs - 1}], got {args.env_index}")
     run_dir = RunDir(args.run)
-    policy = policy_mod.load(run_dir.path, args.policy)
+    policy = policy_mod.load(run_dir.path, args.policy, env=args.overrides)
     cfg = policy.config
     cfg = cfg.replace(env=dataclasses.replace(cfg.env, num_envs=num_envs))
     env_seed, rng = seed_streams(args.seed)  # rng: scripted policies' randomness
@@ -77,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
             else {},
         },
         "paths": [str(p) for p in paths],
+        "episode_numbers": [ep.episode for ep in recorded[: args.episodes]],
     }
-    print(json.dumps(summary))
-    return 0
+    if args.overrides:
+        from predprey.commands.evaluate import changed
+
+        summary["env"] = {k: cfg.env.params.get(k) for k in changed(args.overrides)}
+    return summary

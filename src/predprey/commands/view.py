@@ -6,6 +6,10 @@ Serves a small local web page (no internet needed) until interrupted with Ctrl-C
 
   predprey view runs/tag                  -> prints http://127.0.0.1:PORT/
   predprey view runs/tag --port 8765 --open
+  predprey view runs/spread_local --set env.num_agents=80 --set env.num_landmarks=80
+
+With `--set env.KEY=V` the run's policy first plays a new episode in that world (recorded as
+a `simulate` episode of env index 0, as `predprey simulate --set ...` does) to watch.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=0, help="port (default 0: pick a free one)")
     p.add_argument("--open", action="store_true", help="open the page in a web browser")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="env.KEY=V",
+                   help="run in another world, e.g. env.num_agents=80 (repeatable; shared "
+                        "networks on obs local transfer to any number of agents)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,6 +33,12 @@ def run(args: argparse.Namespace) -> int:
 
     from predprey.viz.view import start_server
 
+    if args.overrides:
+        from predprey.commands.simulate import simulate
+
+        sim = argparse.Namespace(run=args.run, policy="latest", seed=0, episodes=1, env_index=0,
+                                 num_envs=1, overrides=args.overrides)  # fmt: skip
+        print(f"predprey view: recorded {simulate(sim)['paths'][0]}", flush=True)
     try:
         server = start_server(args.run, args.host, args.port)
     except OSError as e:
