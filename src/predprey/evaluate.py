@@ -110,19 +110,25 @@ def check_choices(teams, who: Mapping[str, str]) -> None:
 
 def training_evals(config, actors, episodes: int, seed: int) -> dict[str, float]:
     """Metrics for periodic evaluation during training: for tag, learned predators v the
-    scripted `train.eval_prey` and learned prey v scripted `train.eval_predators`;
+    scripted `train.eval_prey` and learned prey v scripted `train.eval_predators` (touches
+    per episode; in worlds where a capture ends the episode, also the mean steps to it);
     for other scenarios the learned teams' returns."""
     env = make_eval_env(config, episodes, seed)
     trained = set(config.algo.teams or env.teams)
+    capture_ends = getattr(env.scenario, "capture_ends_episode", False)
     out: dict[str, float] = {}
     if set(env.teams) == {"predator", "prey"}:
         prey, preds = config.train.eval_prey, config.train.eval_predators
         if "predator" in trained:
             r = run_episodes(env, {"predator": "learned", "prey": prey}, actors, episodes, seed)
             out[f"eval/pred_touches_v_{prey}"] = r.touches_mean
+            if capture_ends:
+                out[f"eval/pred_steps_to_capture_v_{prey}"] = r.episode_length
         if "prey" in trained:
             r = run_episodes(env, {"predator": preds, "prey": "learned"}, actors, episodes, seed)
             out[f"eval/prey_touches_v_{preds}"] = r.touches_mean
+            if capture_ends:
+                out[f"eval/prey_steps_to_capture_v_{preds}"] = r.episode_length
     else:
         r = run_episodes(env, {t: "learned" for t in env.teams}, actors, episodes, seed)
         out.update({f"eval/return/{t}": v for t, v in r.returns.items()})
@@ -131,13 +137,19 @@ def training_evals(config, actors, episodes: int, seed: int) -> dict[str, float]
 
 def team_scores(evals: Mapping[str, float]) -> dict[str, tuple[str, float]]:
     """Per team, the `training_evals` metric that rates it and a score where higher is
-    better: predators' touches, minus prey's touches conceded, returns elsewhere."""
+    better: predators' touches, minus prey's touches conceded, returns elsewhere. Where a
+    capture ends the episode touches say little (one per episode), so steps to the capture
+    rate the teams instead: fewer for predators, more for prey."""
     out: dict[str, tuple[str, float]] = {}
     for key, value in evals.items():
         if key.startswith("eval/pred_touches_v_"):
-            out["predator"] = (key, value)
+            out.setdefault("predator", (key, value))
         elif key.startswith("eval/prey_touches_v_"):
-            out["prey"] = (key, -value)
+            out.setdefault("prey", (key, -value))
+        elif key.startswith("eval/pred_steps_to_capture_v_"):
+            out["predator"] = (key, -value)
+        elif key.startswith("eval/prey_steps_to_capture_v_"):
+            out["prey"] = (key, value)
         elif key.startswith("eval/return/"):
             out[key.removeprefix("eval/return/")] = (key, value)
     return out

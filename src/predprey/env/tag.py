@@ -149,6 +149,12 @@ class Tag(Scenario):
             self.obs_dims = {"predator": d, "prey": d}
 
     @property
+    def capture_ends_episode(self) -> bool:
+        """Preset seed: a capture (with remove_caught, the last one) ends the episode, so
+        the steps it takes rate the teams better than the touches do."""
+        return self.preset == "seed"
+
+    @property
     def fused_step(self):
         """The one-kernel step of preset mpe with mpe observations (`tag_mpe.fused_mpe_step`);
         None for the others, which take VecEnv's generic path."""
