@@ -86,11 +86,16 @@ class Reference:
             x_next = torch.cat(nxt + next_act, 1)
         x = torch.cat(obs + act, 1)
 
+        local = algo.critic == "local"  # agent j's critic reads (a_j, o_j) only
         critic_loss = 0.0
         for t in r.trained:
             crit, crit_t = r.critics[t.name], r.critic_targets[t.name]
             for i in range(t.n_agents):
                 heads = [k * crit.per_twin + model[t.name, i] for k in range(n_twin)]
+                if local:
+                    j = agents.index((t, i))
+                    x = torch.cat([act[j], obs[j]], 1)
+                    x_next = torch.cat([next_act[j], nxt[j]], 1)
                 with torch.no_grad():
                     q_next = torch.stack([net(crit_t.mlp, h, x_next, False)[:, 0] for h in heads])
                     y = (
@@ -116,7 +121,8 @@ class Reference:
                 mu = torch.tanh(pre)
                 acts = act[:j] + [mu] + act[j + 1 :]
                 crit = r.critics[t.name].mlp  # the updated critic, first twin
-                q = net(crit, model[t.name, i], torch.cat(obs + acts, 1), False)
+                x = torch.cat([mu, obs[j]], 1) if local else torch.cat(obs + acts, 1)
+                q = net(crit, model[t.name, i], x, False)
                 actor_loss = actor_loss - q.mean() + algo.actor_reg * (pre**2).mean()
         self.actor_opt.zero_grad()
         actor_loss.backward()
@@ -140,6 +146,10 @@ class Reference:
         {"teams": ("prey",), "twin_critics": True},
         {"actor_reg": 0.0},  # the paper's loss alone
         {"actor_reg": 0.5, "share_params": True},  # a penalty large enough to steer the step
+        {"critic": "local"},
+        {"critic": "local", "share_params": True, "twin_critics": True, "policy_delay": 2,
+         "target_noise": 0.2},  # fmt: skip
+        {"critic": "local", "teams": ("prey",)},
     ],
 )
 def test_update_matches_per_agent_reference(flags):

@@ -56,12 +56,18 @@ class AlgoConfig:
     exploration_noise: float = 0.1
     actor_reg: float = 1e-4  # weight of mean(pre-tanh action^2) in the actor loss
     share_params: bool = False  # one actor/critic per team instead of per agent
+    # central: each critic sees every agent's observation and action (MADDPG); local: only its
+    # own agent's (DDPG per agent, seed 004's learners; its size does not depend on N)
+    critic: str = "central"
     twin_critics: bool = False  # MATD3: clipped double-Q
     policy_delay: int = 1  # MATD3: actor + target update every d critic updates
     target_noise: float = 0.0  # MATD3: target policy smoothing std
     target_noise_clip: float = 0.5
     env_steps_per_update: int = 100  # update-to-data ratio: one update per this many env steps
     teams: tuple[str, ...] = ()  # teams to train; empty = all teams of the scenario
+
+
+CRITICS = ("central", "local")
 
 
 @dataclass(frozen=True)
@@ -283,6 +289,8 @@ def validate(cfg: Config) -> None:
     for ok, msg in checks:
         if not ok:
             raise ConfigError(msg)
+    if a.critic not in CRITICS:
+        raise ConfigError(f"algo.critic: unknown critic {a.critic!r}; choose one of {CRITICS}")
     if t.scripted_fraction > 0:
         from predprey.env.scripted import SCRIPTED
 

@@ -3,6 +3,13 @@
 Each environment of the evaluation VecEnv is given a fixed quota of episodes in advance,
 so short (captured) episodes are not over-represented. Learned teams act
 deterministically (no exploration noise).
+
+Task measures per episode, averaged over episodes (`EvalResult.metrics`):
+  tag     touches_per_prey_step: touching predator-prey pairs per prey per step
+  spread  coverage: fraction of landmarks with an agent within 0.1 at the last step;
+          landmark_dist: mean distance from a landmark to its nearest agent at the last step;
+          collisions_per_agent_step: collisions an agent is in, per agent per step
+          (2 x colliding pairs / N / T); reward_per_agent_step: episode return / T
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ class EvalResult(NamedTuple):
     touches_ci95: float  # half-width of the 95% confidence interval of the mean
     returns: dict[str, float]  # team -> mean episode return (summed reward, mean over agents)
     episode_length: float
+    metrics: dict[str, float]  # task measures (module docstring), mean over episodes
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -31,6 +39,7 @@ class EvalResult(NamedTuple):
             "touches_per_episode": {"mean": self.touches_mean, "ci95": self.touches_ci95},
             "returns": self.returns,
             "episode_length": self.episode_length,
+            **self.metrics,
         }
 
 
@@ -56,7 +65,7 @@ def run_episodes(env, who: Mapping[str, str], actors: Any, episodes: int, seed: 
     ep_length = np.zeros(E, np.int64)
     done_count = np.zeros(E, np.int64)
     returns = {t: [] for t in env.teams}
-    touches, lengths = [], []
+    touches, lengths, last = [], [], {"coverage": [], "landmark_dist": []}
     max_steps = int(quota.max()) * env.episode_length + 1
     for _ in range(max_steps):
         if (done_count >= quota).all():
@@ -77,6 +86,9 @@ def run_episodes(env, who: Mapping[str, str], actors: Any, episodes: int, seed: 
                 returns[t].append(ep_return[t][idx].copy())
             touches.append(ep_touches[idx].copy())
             lengths.append(ep_length[idx].copy())
+            for k, v in last.items():  # spread: the last step's state, before the reset
+                if k in res.info["metrics"]:
+                    v.append(res.info["metrics"][k][idx].copy())
         if res.done.any():
             idx = np.flatnonzero(res.done)
             done_count[idx] += 1
@@ -88,12 +100,23 @@ def run_episodes(env, who: Mapping[str, str], actors: Any, episodes: int, seed: 
     tc = np.concatenate(touches).astype(np.float64)
     n = len(tc)
     ci = 1.96 * tc.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
+    steps = np.concatenate(lengths).astype(np.float64)  # [n]
+    ret = {t: np.concatenate(v) for t, v in returns.items()}  # [n] each
+    metrics = {}
+    if "prey" in env.teams:
+        metrics["touches_per_prey_step"] = float((tc / steps).mean() / env.team_sizes["prey"])
+    if last["coverage"]:  # spread: touches are colliding agent pairs
+        metrics["coverage"] = float(np.concatenate(last["coverage"]).mean())
+        metrics["landmark_dist"] = float(np.concatenate(last["landmark_dist"]).mean())
+        metrics["collisions_per_agent_step"] = float((2 * tc / steps).mean() / env.num_agents)
+        metrics["reward_per_agent_step"] = float((ret["agent"] / steps).mean())
     return EvalResult(
         episodes=n,
         touches_mean=float(tc.mean()),
         touches_ci95=float(ci),
-        returns={t: float(np.concatenate(v).mean()) for t, v in returns.items()},
-        episode_length=float(np.concatenate(lengths).mean()),
+        returns={t: float(v.mean()) for t, v in ret.items()},
+        episode_length=float(steps.mean()),
+        metrics=metrics,
     )
 
 
@@ -132,6 +155,7 @@ def training_evals(config, actors, episodes: int, seed: int) -> dict[str, float]
     else:
         r = run_episodes(env, {t: "learned" for t in env.teams}, actors, episodes, seed)
         out.update({f"eval/return/{t}": v for t, v in r.returns.items()})
+        out.update({f"eval/{k}": v for k, v in r.metrics.items()})
     return out
 
 

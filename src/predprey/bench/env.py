@@ -13,6 +13,10 @@ Memory, per environment:
   peak_alloc_bytes_per_env   peak of the bytes NumPy allocated (tracemalloc) while creating the
                              env and stepping it through two episodes, divided by num_envs.
 Kernels are compiled (or loaded from numba's cache) before anything is measured.
+
+--agents N1,N2,... measures each number of agents (at --num-envs, default 64 with --agents):
+spread gets num_agents = N (landmarks follow), tag N - N//4 predators and N//4 prey; unless
+env.density is set, density 1 keeps the agents per unit area fixed as N grows.
 """
 
 from __future__ import annotations
@@ -34,8 +38,16 @@ def _sizes(text: str) -> list[int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--num-envs", type=_sizes, default=[1, 64, 1024, 8192], metavar="E1,E2,...",
-                   help="numbers of environments to measure (default 1,64,1024,8192)")  # fmt: skip
+    p.add_argument("--num-envs", type=_sizes, default=None, metavar="E1,E2,...",
+                   help="numbers of environments to measure (default 1,64,1024,8192; "
+                        "64 with --agents)")  # fmt: skip
+    p.add_argument(
+        "--agents",
+        type=_sizes,
+        default=None,
+        metavar="N1,N2,...",
+        help="numbers of agents to measure (spread: agents; tag: predators + prey)",
+    )
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per size")
     p.add_argument("--scenario", default="tag", help="scenario name (default tag)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="env.KEY=VALUE",
@@ -124,9 +136,29 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--set {unknown[0]}.*: bench env takes only env.KEY=VALUE")
     if args.seconds <= 0:
         raise ConfigError(f"--seconds must be > 0, got {args.seconds}")
-    env_cfg = config_from_dict(env_data).env
-    warm = env_cfg.make(num_envs=1, seed=args.seed)  # compile / load the kernels
-    warm.step(random_actions(warm, np.random.default_rng(0)))
-    for n in args.num_envs:
-        print(json.dumps(measure(env_cfg, n, args.seconds, args.seed)), flush=True)
+    sizes = [{}]
+    if args.agents:
+        sizes = [agent_params(args.scenario, n) for n in args.agents]
+        env_data["env"].setdefault("density", 1.0)
+    num_envs = args.num_envs or ([64] if args.agents else [1, 64, 1024, 8192])
+    for size in sizes:
+        env_cfg = config_from_dict({"env": {**env_data["env"], **size}}).env
+        warm = env_cfg.make(num_envs=1, seed=args.seed)  # compile / load the kernels
+        warm.step(random_actions(warm, np.random.default_rng(0)))
+        for n in num_envs:
+            line = measure(env_cfg, n, args.seconds, args.seed)
+            print(json.dumps({"num_agents": warm.num_agents, **line}), flush=True)
     return 0
+
+
+def agent_params(scenario: str, n: int) -> dict:
+    """Scenario parameters for `n` agents in all (see the module docstring)."""
+    from predprey.config import ConfigError
+
+    if scenario == "spread":
+        return {"num_agents": n}
+    if scenario == "tag":
+        if n < 2:
+            raise ConfigError(f"--agents: tag needs at least 2 agents, got {n}")
+        return {"num_predators": n - max(n // 4, 1), "num_prey": max(n // 4, 1)}
+    raise ConfigError(f"--agents: unknown scenario {scenario!r}")

@@ -8,9 +8,11 @@ rays:  `num_rays` rays evenly around each agent at angles 2*pi*k/num_rays (world
 local: [own vel (2), own pos (2)], then for each team t its k_t nearest living agents other
        than self, nearest first, each [present, rel pos (2), rel vel (2)], then the k_landmarks
        nearest landmarks, each [present, rel pos (2)]; missing slots are all zero. The size
-       does not depend on the number of agents, so one policy runs at any N.
-rays reads world coordinates; local reads coordinates the scenario has already normalised
-(see `Tag._unit_state`).
+       does not depend on the number of agents, so one policy runs at any N. Own position is
+       in units of the arena's half-width from its centre ([-1, 1] inside the arena); the
+       rest is egocentric, in the scenario's length unit (world units; the seed preset's
+       half-width), so with the density held it has the same distribution at any N.
+rays reads world coordinates.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import math
 
 import numpy as np
 from numba import njit
+
+from predprey.env.grid import GRID_MIN, grid_alloc, grid_build, grid_fill, grid_knn
 
 AGENT_SLOT = 5  # present, dx, dy, dvx, dvy
 LANDMARK_SLOT = 3  # present, dx, dy
@@ -81,34 +85,12 @@ def ray_observe(pos, alive, n_pred, num_rays, view_distance, out):
 
 
 @njit(cache=True)
-def _nearest(pos, alive, e, i, lo, hi, k, idx, dist):
-    """Indices of the k nearest living agents in [lo, hi) other than i into idx[:k]; returns
-    how many were found. Insertion into a small sorted buffer: O((hi - lo) * k)."""
-    found = 0
-    for j in range(lo, hi):
-        if j == i or not alive[e, j]:
-            continue
-        dx = pos[e, j, 0] - pos[e, i, 0]
-        dy = pos[e, j, 1] - pos[e, i, 1]
-        d = dx * dx + dy * dy
-        if found < k:
-            found += 1
-        elif d >= dist[k - 1]:
-            continue
-        s = found - 1
-        while s > 0 and dist[s - 1] > d:
-            dist[s] = dist[s - 1]
-            idx[s] = idx[s - 1]
-            s -= 1
-        dist[s] = d
-        idx[s] = j
-    return found
-
-
-@njit(cache=True)
-def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks, out):
+def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks, centre, inv_half,
+                  out):  # fmt: skip
     """out [E, N, local_dim] float32. team_start [T + 1]: agent index where each team starts
-    (last entry N); k_team [T]: slots per team."""
+    (last entry N); k_team [T]: slots per team. Own position is (pos - centre) * inv_half
+    (centre [2]); relative positions and velocities are as given. Neighbours come from a
+    cell grid per team and one over the landmarks (`predprey.env.grid`): O(N) per env."""
     E, N = pos.shape[0], pos.shape[1]
     L = landmark_pos.shape[1]
     T = k_team.shape[0]
@@ -117,47 +99,44 @@ def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks
         kmax = max(kmax, k_team[t])
     idx = np.empty(kmax, np.int64)
     dist = np.empty(kmax, np.float64)
+    xs, ys, ids, items, cell_of, start, geo = grid_alloc(T + 1, max(N, L))
+    m = np.zeros(T + 1, np.int64)
+    every = np.empty(0, np.bool_)  # landmarks: no alive mask
     out[:] = 0.0
     for e in range(E):
+        for g in range(T + 1):
+            if g < T:
+                m[g] = grid_fill(pos[e], alive[e], team_start[g], team_start[g + 1], xs[g],
+                                 ys[g], ids[g])  # fmt: skip
+            else:
+                m[g] = grid_fill(landmark_pos[e], every, 0, L, xs[g], ys[g], ids[g])
+            if m[g] >= GRID_MIN:
+                grid_build(xs[g], ys[g], m[g], items[g], cell_of[g], start[g], geo[g])
         for i in range(N):
             o = out[e, i]
+            px, py = pos[e, i, 0], pos[e, i, 1]
             o[0] = vel[e, i, 0]
             o[1] = vel[e, i, 1]
-            o[2] = pos[e, i, 0]
-            o[3] = pos[e, i, 1]
+            o[2] = (px - centre[0]) * inv_half
+            o[3] = (py - centre[1]) * inv_half
             c = 4
             for t in range(T):
-                n = _nearest(pos, alive, e, i, team_start[t], team_start[t + 1], k_team[t],
-                             idx, dist)  # fmt: skip
+                n = grid_knn(px, py, i, k_team[t], xs[t], ys[t], ids[t], m[t], items[t],
+                             start[t], geo[t], idx, dist)  # fmt: skip
                 for s in range(n):
                     j = idx[s]
                     b = c + AGENT_SLOT * s
                     o[b] = 1.0
-                    o[b + 1] = pos[e, j, 0] - pos[e, i, 0]
-                    o[b + 2] = pos[e, j, 1] - pos[e, i, 1]
+                    o[b + 1] = pos[e, j, 0] - px
+                    o[b + 2] = pos[e, j, 1] - py
                     o[b + 3] = vel[e, j, 0] - vel[e, i, 0]
                     o[b + 4] = vel[e, j, 1] - vel[e, i, 1]
                 c += AGENT_SLOT * k_team[t]
-            # landmarks: same insertion, over the landmark array
-            found = 0
-            for j in range(L):
-                dx = landmark_pos[e, j, 0] - pos[e, i, 0]
-                dy = landmark_pos[e, j, 1] - pos[e, i, 1]
-                d = dx * dx + dy * dy
-                if found < k_landmarks:
-                    found += 1
-                elif k_landmarks == 0 or d >= dist[k_landmarks - 1]:
-                    continue
-                s = found - 1
-                while s > 0 and dist[s - 1] > d:
-                    dist[s] = dist[s - 1]
-                    idx[s] = idx[s - 1]
-                    s -= 1
-                dist[s] = d
-                idx[s] = j
-            for s in range(found):
+            n = grid_knn(px, py, -1, k_landmarks, xs[T], ys[T], ids[T], m[T], items[T],
+                         start[T], geo[T], idx, dist)  # fmt: skip
+            for s in range(n):
                 j = idx[s]
                 b = c + LANDMARK_SLOT * s
                 o[b] = 1.0
-                o[b + 1] = landmark_pos[e, j, 0] - pos[e, i, 0]
-                o[b + 2] = landmark_pos[e, j, 1] - pos[e, i, 1]
+                o[b + 1] = landmark_pos[e, j, 0] - px
+                o[b + 2] = landmark_pos[e, j, 1] - py

@@ -20,6 +20,8 @@ import math
 import numpy as np
 from numba import njit
 
+from predprey.env.grid import grid_alloc, grid_box, grid_build, grid_fill
+
 # A pair further apart than r_sum + CONTACT_CUTOFF * margin gets no contact force: there the
 # softplus term is below exp(-28) ~ 7e-13, so the skipped force is < 1e-12 * contact_force * margin
 # (1e-13 for mpe), far below the 1e-4 parity tolerance with mpe2 (tests/test_env_mpe_parity.py).
@@ -66,13 +68,14 @@ def physics_step(
     contact_force,
     contact_margin,
     box,  # > 0: walls at 0 and box on both axes; <= 0: open plane
+    agent_pairs,  # False: agent-agent contacts are already in force (`grid_contacts`)
 ):
     E, N, L = pos.shape[0], pos.shape[1], landmark_pos.shape[1]
     for e in range(E):
         for a in range(N):
             if not alive[e, a]:
                 continue
-            for b in range(a + 1, N):
+            for b in range(a + 1, N if agent_pairs else 0):
                 if not alive[e, b]:
                     continue
                 fx, fy = contact(
@@ -118,6 +121,37 @@ def physics_step(
                         vy = v
             vel[e, a, 0] = vx
             vel[e, a, 1] = vy
+
+
+@njit(cache=True)
+def grid_contacts(pos, alive, size, contact_force, contact_margin, force):
+    """Add the agent-agent contact forces of every env to force [E, N, 2], finding the pairs
+    within reach from a cell grid (`predprey.env.grid`) instead of all N^2 pairs."""
+    E, N = pos.shape[0], pos.shape[1]
+    xs, ys, ids, items, cell_of, start, geo = grid_alloc(1, N)
+    reach = 2.0 * size.max() + CONTACT_CUTOFF * contact_margin
+    for e in range(E):
+        m = grid_fill(pos[e], alive[e], 0, N, xs[0], ys[0], ids[0])
+        grid_build(xs[0], ys[0], m, items[0], cell_of[0], start[0], geo[0])
+        gx = int(geo[0, 3])
+        for a in range(m):
+            i = ids[0, a]
+            ix0, ix1, iy0, iy1 = grid_box(xs[0, a], ys[0, a], reach, geo[0])
+            for iy in range(iy0, iy1 + 1):
+                for ix in range(ix0, ix1 + 1):
+                    q = iy * gx + ix
+                    for s in range(start[0, q], start[0, q + 1]):
+                        j = ids[0, items[0, s]]
+                        if j <= i:
+                            continue
+                        fx, fy = contact(
+                            pos[e, i, 0] - pos[e, j, 0], pos[e, i, 1] - pos[e, j, 1],
+                            size[i] + size[j], contact_force, contact_margin,
+                        )  # fmt: skip
+                        force[e, i, 0] += fx
+                        force[e, i, 1] += fy
+                        force[e, j, 0] -= fx
+                        force[e, j, 1] -= fy
 
 
 @njit(cache=True)

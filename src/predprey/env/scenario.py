@@ -14,6 +14,7 @@ class Outcome(NamedTuple):
     rewards: dict[str, np.ndarray]  # team -> [E, n_team] float32
     touches: np.ndarray  # [E] int64, touching predator-prey pairs this step
     terminated: np.ndarray  # [E] bool, episode ended by the task (not the time limit)
+    metrics: dict[str, np.ndarray] | None = None  # name -> [E] per-step task measures
 
 
 @dataclass

@@ -10,15 +10,20 @@ act(name, env, team, rng) -> actions [E, n_team, 2] in [-1, 1], computed from `e
           of ../shared/bench/mpe2_baselines.py); near an obstacle (surfaces closer than
           OBSTACLE_MARGIN) the part of that direction heading into it is removed, fully at
           contact, so the prey slides around obstacles instead of pressing into them
-chaser and evader need an opposing team (tag). Positions are read in units of the arena's
-half-width, centred on the arena, so the same rules drive preset mpe and the 250-wide box.
+  greedy  each agent steers for its nearest landmark and stops there (spread's baseline: no
+          coordination, so agents sharing a nearest landmark pile up on it): a PD controller,
+          force = GREEDY_GAINS[0] * offset - GREEDY_GAINS[1] * velocity, scaled down to unit
+          length; in world units it arrives within 0.1 by step 18 from 2.5 away
+chaser and evader need an opposing team (tag). Their positions are read in units of the
+arena's half-width, centred on the arena, so the same rules drive preset mpe and the 250-wide box.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-SCRIPTED = ("random", "still", "chaser", "evader")
+SCRIPTED = ("random", "still", "chaser", "evader", "greedy")
+GREEDY_GAINS = (3.0, 1.0)  # position, velocity
 BOUNDARY_START, BOUNDARY_PULL = 0.7, 20.0  # the reference evader's pull back to the centre
 OBSTACLE_MARGIN = 0.1  # arena half-widths
 
@@ -34,6 +39,8 @@ def act(name: str, env, team: str, rng: np.random.Generator) -> np.ndarray:
         return u[0] - u[1]
     if name == "still":
         return np.zeros(shape)
+    if name == "greedy":
+        return _greedy(env, team)
     others = [t for t in env.teams if t != team]
     if not others:
         raise ValueError(f"scripted policy {name!r} needs an opposing team; {env.teams} has none")
@@ -63,6 +70,18 @@ def act(name: str, env, team: str, rng: np.random.Generator) -> np.ndarray:
         inward = np.minimum(np.einsum("end,enld->enl", v, normal), 0.0)  # [E, n, L]
         v -= np.einsum("enl,enld->end", close * inward, normal)
     return _unit(v)
+
+
+def _greedy(env, team: str) -> np.ndarray:
+    s, me = env.state, env.slices[team]
+    if s.landmark_pos.shape[1] == 0:
+        raise ValueError("scripted policy 'greedy' needs landmarks; this env has none")
+    pos, vel = s.pos[:, me], s.vel[:, me]  # [E, n, 2]
+    to_lm = s.landmark_pos[:, None, :, :] - pos[:, :, None, :]  # [E, n, L, 2]
+    nearest = np.einsum("enld,enld->enl", to_lm, to_lm).argmin(axis=2)  # [E, n]
+    offset = np.take_along_axis(to_lm, nearest[:, :, None, None], axis=2)[:, :, 0]  # [E, n, 2]
+    f = GREEDY_GAINS[0] * offset - GREEDY_GAINS[1] * vel
+    return f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1.0)
 
 
 def _unit_positions(env) -> tuple[np.ndarray, np.ndarray]:

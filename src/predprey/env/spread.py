@@ -8,19 +8,39 @@ acceleration 5, no speed limit; landmarks do not collide; 25-step episodes.
 Observation `mpe`: [own vel (2), own pos (2), landmark - own pos (2L), other - own pos
 (2(N-1))], i.e. mpe2's without its always-zero communication part; `local`: see
 `predprey.env.observe`.
+
+`density` (agents per unit area; default None = mpe2's world) makes the world grow with N:
+the arena is a square of half-width h = 0.5 * sqrt(N / density) (density 1 at N = 4 is
+mpe2's 2 x 2 square), agents and landmarks start uniformly inside it, and hard walls keep
+agents in (positions clamped, outward velocity dropped; the arena is [0, 2h]^2, which the
+local observation centres). Without `density` the plane is open, as in mpe2.
+
+Each step also reports, per env (`info["metrics"]`, state after the step): `coverage`, the
+fraction of landmarks with an agent centre within COVER_RADIUS, `landmark_dist`, the mean
+distance from a landmark to its nearest agent, and `collisions`, colliding agent pairs.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
+from predprey.env.grid import GRID_MIN, grid_alloc, grid_box, grid_build, grid_fill, grid_knn
 from predprey.env.observe import local_dim, local_observe
 from predprey.env.scenario import Bodies, Outcome, Scenario
 from predprey.env.state import State
 
 OBS_MODES = ("mpe", "local")
+COVER_RADIUS = 0.1  # a landmark is covered when an agent's centre is this close
+
+
+def arena_half_width(num_agents: int, density: float | None) -> float:
+    """Half-width of the square arena holding `num_agents` at `density` agents per unit
+    area; None: mpe2's fixed 2 x 2 square."""
+    return 1.0 if density is None else 0.5 * math.sqrt(num_agents / density)
 
 
 @dataclass(frozen=True)
@@ -33,6 +53,7 @@ class SpreadParams:
     agent_size: float = 0.15
     k_agents: int | None = None  # obs local only: nearest other agents seen (default 3)
     k_landmarks: int | None = None  # obs local only: nearest landmarks seen (default 3)
+    density: float | None = None  # agents per unit area: the arena grows with N (walled)
 
     def __post_init__(self):
         if self.obs not in OBS_MODES:
@@ -47,9 +68,12 @@ class SpreadParams:
         lr = self.local_ratio
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 <= lr <= 1:
             raise ValueError(f"local_ratio must be a number in [0, 1], got {lr!r}")
-        a = self.agent_size
-        if isinstance(a, bool) or not isinstance(a, int | float) or not 0 < a < np.inf:
-            raise ValueError(f"agent_size must be a positive number, got {a!r}")
+        for name in ("agent_size", "density"):
+            a = getattr(self, name)
+            if a is None and name == "density":
+                continue
+            if isinstance(a, bool) or not isinstance(a, int | float) or not 0 < a < np.inf:
+                raise ValueError(f"{name} must be a positive number, got {a!r}")
         for name in ("k_agents", "k_landmarks"):
             if getattr(self, name) is not None and self.obs != "local":
                 raise ValueError(f"{name} applies only to obs 'local', not {self.obs!r}")
@@ -67,13 +91,18 @@ class Spread(Scenario):
         self.teams = ("agent",)
         self.team_sizes = {"agent": n}
         self.obs_mode = p.obs
+        self.half = h = arena_half_width(n, p.density)
+        walled = p.density is not None
         self.bodies = Bodies(
             size=np.full(n, float(p.agent_size)),
             accel=np.full(n, 5.0),  # mpe2's default sensitivity
             max_speed=np.full(n, np.inf),
             landmark_size=np.full(self.num_landmarks, 0.05),  # drawn only: landmarks don't collide
             landmarks_collide=False,
+            box=2 * h if walled else 0.0,
+            arena=(0.0, 2 * h, 0.0, 2 * h) if walled else (-1.0, 1.0, -1.0, 1.0),
         )
+        self.centre = np.full(2, h if walled else 0.0)
         self.k_team = np.array([3 if p.k_agents is None else p.k_agents], np.int64)
         self.k_landmarks = 3 if p.k_landmarks is None else p.k_landmarks
         if p.obs == "mpe":
@@ -85,8 +114,11 @@ class Spread(Scenario):
 
     def reset(self, state: State, idx: np.ndarray, rng: np.random.Generator) -> None:
         k = len(idx)
-        state.pos[idx] = rng.uniform(-1.0, 1.0, size=(k, self.num_agents, 2))
-        state.landmark_pos[idx] = rng.uniform(-1.0, 1.0, size=(k, self.num_landmarks, 2))
+        lo, hi = -1.0, 1.0  # mpe2
+        if self.params.density is not None:  # inside the walls, where an agent can be
+            lo, hi = self.params.agent_size, 2 * self.half - self.params.agent_size
+        state.pos[idx] = rng.uniform(lo, hi, size=(k, self.num_agents, 2))
+        state.landmark_pos[idx] = rng.uniform(lo, hi, size=(k, self.num_landmarks, 2))
 
     def observe(self, state: State) -> dict[str, np.ndarray]:
         pos, vel, lm = state.pos, state.vel, state.landmark_pos
@@ -94,7 +126,8 @@ class Spread(Scenario):
         if self.obs_mode == "local":
             out = np.empty((E, N, self.obs_dims["agent"]), np.float32)
             starts = np.array([0, N], np.int64)
-            local_observe(pos, vel, lm, state.alive, starts, self.k_team, self.k_landmarks, out)
+            local_observe(pos, vel, lm, state.alive, starts, self.k_team, self.k_landmarks,
+                          self.centre, 1.0 / self.half, out)  # fmt: skip
             return {"agent": out}
         to_lm = lm[:, None, :, :] - pos[:, :, None, :]  # [E, N, L, 2]
         to_other = pos[:, self._others] - pos[:, :, None, :]  # [E, N, N-1, 2]
@@ -102,16 +135,66 @@ class Spread(Scenario):
         return {"agent": np.concatenate(parts, axis=-1).astype(np.float32)}
 
     def outcome(self, state: State) -> Outcome:
-        pos, lm = state.pos, state.landmark_pos
-        E, N = pos.shape[:2]
-        d_lm = np.linalg.norm(lm[:, :, None, :] - pos[:, None, :, :], axis=-1)  # [E, L, N]
-        global_r = -d_lm.min(axis=2).sum(axis=1)  # [E]
-        d = np.linalg.norm(pos[:, :, None, :] - pos[:, None, :, :], axis=-1)  # [E, N, N]
-        size = self.bodies.size
-        hit = d < size[:, None] + size[None, :]
-        hit[:, np.arange(N), np.arange(N)] = False
-        collisions = hit.sum(axis=2)  # [E, N] other agents each agent touches
-        r = (1 - self.local_ratio) * global_r[:, None] - self.local_ratio * collisions
-        touches = hit.sum(axis=(1, 2)) // 2  # colliding pairs
-        terminated = np.zeros(E, dtype=bool)
-        return Outcome({"agent": r.astype(np.float32)}, touches.astype(np.int64), terminated)
+        E, N = state.pos.shape[:2]
+        rew = np.empty((E, N), np.float32)
+        pairs = np.empty(E, np.int64)
+        coverage, landmark_dist = np.empty(E), np.empty(E)
+        spread_outcome(state.pos, state.landmark_pos, self.bodies.size, self.local_ratio,
+                       COVER_RADIUS, rew, pairs, coverage, landmark_dist)  # fmt: skip
+        metrics = {"coverage": coverage, "landmark_dist": landmark_dist, "collisions": pairs}
+        return Outcome({"agent": rew}, pairs, np.zeros(E, dtype=bool), metrics)
+
+
+@njit(cache=True)
+def spread_outcome(pos, landmark_pos, size, local_ratio, cover_radius, rew, pairs, coverage,
+                   landmark_dist):  # fmt: skip
+    """mpe2's reward: rew [E, N] = (1 - local_ratio) * -(sum over landmarks of the distance
+    to the nearest agent) - local_ratio * (other agents this one overlaps); pairs [E]
+    colliding pairs; coverage [E], landmark_dist [E] as in the module docstring. Nearest
+    agents and overlaps come from a cell grid: O(N + L) per env."""
+    E, N, L = pos.shape[0], pos.shape[1], landmark_pos.shape[1]
+    xs, ys, ids, items, cell_of, start, geo = grid_alloc(1, N)
+    every = np.empty(0, np.bool_)
+    idx, dist = np.empty(1, np.int64), np.empty(1)
+    hits = np.empty(N, np.int64)
+    reach = 2.0 * size.max()
+    for e in range(E):
+        m = grid_fill(pos[e], every, 0, N, xs[0], ys[0], ids[0])
+        grid_build(xs[0], ys[0], m, items[0], cell_of[0], start[0], geo[0])
+        total, covered = 0.0, 0
+        for j in range(L):
+            grid_knn(landmark_pos[e, j, 0], landmark_pos[e, j, 1], -1, 1, xs[0], ys[0], ids[0],
+                     m, items[0], start[0], geo[0], idx, dist)  # fmt: skip
+            d = math.sqrt(dist[0])
+            total += d
+            covered += d < cover_radius
+        hits[:] = 0
+        n_pairs = 0
+        gx = int(geo[0, 3])
+        for i in range(N):
+            if N < GRID_MIN:
+                ix0, ix1, iy0, iy1, lo = 0, 0, 0, 0, i + 1  # all pairs (j > i)
+            else:
+                ix0, ix1, iy0, iy1 = grid_box(pos[e, i, 0], pos[e, i, 1], reach, geo[0])
+            for iy in range(iy0, iy1 + 1):
+                for ix in range(ix0, ix1 + 1):
+                    if N < GRID_MIN:
+                        s0, s1 = lo, N
+                    else:
+                        q = iy * gx + ix
+                        s0, s1 = start[0, q], start[0, q + 1]
+                    for s in range(s0, s1):
+                        j = s if N < GRID_MIN else ids[0, items[0, s]]
+                        if j <= i:
+                            continue
+                        dx = pos[e, i, 0] - pos[e, j, 0]
+                        dy = pos[e, i, 1] - pos[e, j, 1]
+                        if math.sqrt(dx * dx + dy * dy) < size[i] + size[j]:
+                            hits[i] += 1
+                            hits[j] += 1
+                            n_pairs += 1
+        for i in range(N):
+            rew[e, i] = (1.0 - local_ratio) * -total - local_ratio * hits[i]
+        pairs[e] = n_pairs
+        coverage[e] = covered / L
+        landmark_dist[e] = total / L

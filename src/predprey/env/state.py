@@ -42,3 +42,4 @@ class StepOut(NamedTuple):
     truncated: np.ndarray  # [E] bool
     done: np.ndarray  # [E] bool = terminated | truncated
     num_done: int  # done.sum(), so the caller skips the reset when it is 0
+    metrics: dict[str, np.ndarray] | None = None  # name -> [E] (e.g. spread's coverage)

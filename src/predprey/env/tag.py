@@ -5,6 +5,13 @@ Agents are ordered predators first, then prey. mpe2's continuous action (5 value
 corresponds to our force `(a[2] - a[1], a[4] - a[3])`, scaled by the agent's acceleration.
 Observation modes: `mpe` (simple_tag's), `local` and `rays` (see `predprey.env.observe`);
 `mpe` and `local` see the seed world in box half-widths centred on the box.
+
+`density` (preset mpe; predators and prey per unit area) makes the world grow with the
+number of agents N as spread's does: a walled square arena [0, 2h]^2 with h = 0.5 *
+sqrt(N / density) (density 1 at 3 v 1 is simple_tag's 2 x 2 square), agents placed over all
+of it and obstacles over its inner 90%, as in mpe. The prey's boundary penalty applies at
+the same distance from the walls in world units (0.1) as in mpe. Add obstacles with
+`num_obstacles` to keep them at the same density.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from predprey.env import seed
 from predprey.env.observe import local_dim, local_observe, ray_observe
 from predprey.env.physics import touching_pairs
 from predprey.env.scenario import Bodies, Outcome, Scenario
+from predprey.env.spread import arena_half_width
 from predprey.env.state import State
 from predprey.env.tag_mpe import fused_mpe_step, mpe_observe, mpe_rewards
 
@@ -50,6 +58,7 @@ class TagParams:
     k_predators: int | None = None
     k_prey: int | None = None
     k_landmarks: int | None = None
+    density: float | None = None  # preset mpe: agents per unit area, the arena grows with N
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -90,17 +99,18 @@ class TagParams:
 INT_MINIMUMS = dict(num_predators=1, num_prey=1, num_obstacles=0, episode_length=1, num_rays=3,
                     k_predators=0, k_prey=0, k_landmarks=0)  # fmt: skip
 POSITIVE = ("predator_size", "prey_size", "obstacle_size", "arena_size", "capture_radius",
-            "view_distance")  # fmt: skip
+            "view_distance", "density")  # fmt: skip
 ONLY_FOR = dict(arena_size=("preset", "seed"), capture_radius=("preset", "seed"),
                 remove_caught=("preset", "seed"), num_rays=("obs", "rays"),
                 view_distance=("obs", "rays"), k_predators=("obs", "local"),
-                k_prey=("obs", "local"), k_landmarks=("obs", "local"))  # fmt: skip
+                k_prey=("obs", "local"), k_landmarks=("obs", "local"),
+                density=("preset", "mpe"))  # fmt: skip
 OBS_DEFAULTS = dict(num_rays=30, k_predators=3, k_prey=3, k_landmarks=2)
 # fmt: off
 PRESET_DEFAULTS = {
     "mpe": dict(obs="mpe", num_predators=3, num_prey=1, num_obstacles=2, episode_length=25,
                 predator_size=0.075, prey_size=0.05, obstacle_size=0.2, view_distance=2.0,
-                **OBS_DEFAULTS),
+                density=None, **OBS_DEFAULTS),
     "seed": dict(obs="rays", num_predators=5, num_prey=5, num_obstacles=0, episode_length=200,
                  predator_size=seed.PREDATOR["size"], prey_size=seed.PREY["size"],
                  obstacle_size=seed.OBSTACLE_SIZE, arena_size=seed.ARENA_SIZE,
@@ -125,17 +135,22 @@ class Tag(Scenario):
         self.num_rays, self.view_distance = r["num_rays"], r["view_distance"]
         self.k_team = np.array([r["k_predators"], r["k_prey"]], np.int64)
         self.k_landmarks = r["k_landmarks"]
+        self.density = r.get("density")  # preset mpe only
         if self.preset == "seed":
             self.capture_radius, self.remove_caught = r["capture_radius"], r["remove_caught"]
             self.bodies = seed.bodies(self.n_pred, self.n_prey, self.num_landmarks,
                                       r["arena_size"], r)  # fmt: skip
         else:
             pred = np.arange(self.n_pred + self.n_prey) < self.n_pred
+            self.half = h = arena_half_width(self.n_pred + self.n_prey, self.density)
+            walled = self.density is not None
             self.bodies = Bodies(
                 size=np.where(pred, r["predator_size"], r["prey_size"]),
                 accel=np.where(pred, 3.0, 4.0),
                 max_speed=np.where(pred, 1.0, 1.3),
                 landmark_size=np.full(self.num_landmarks, r["obstacle_size"]),
+                box=2 * h if walled else 0.0,
+                arena=(0.0, 2 * h, 0.0, 2 * h) if walled else (-1.0, 1.0, -1.0, 1.0),
             )
         n, L = self.n_pred + self.n_prey, self.num_landmarks
         if self.obs_mode == "mpe":
@@ -158,7 +173,7 @@ class Tag(Scenario):
     def fused_step(self):
         """The one-kernel step of preset mpe with mpe observations (`tag_mpe.fused_mpe_step`);
         None for the others, which take VecEnv's generic path."""
-        if self.preset == "mpe" and self.obs_mode == "mpe":
+        if self.preset == "mpe" and self.obs_mode == "mpe" and self.density is None:
             return fused_mpe_step(self)
         return None
 
@@ -169,8 +184,10 @@ class Tag(Scenario):
                                  self.capture_radius, rng)  # fmt: skip
             state.pos[idx], state.landmark_pos[idx] = pos, lm
             return
-        state.pos[idx] = rng.uniform(-1.0, 1.0, size=(k, self.num_agents, 2))
-        state.landmark_pos[idx] = rng.uniform(-0.9, 0.9, size=(k, self.num_landmarks, 2))
+        c, h = (0.0, 1.0) if self.density is None else (self.half, self.half)
+        state.pos[idx] = c + rng.uniform(-h, h, size=(k, self.num_agents, 2))
+        lm = rng.uniform(-0.9 * h, 0.9 * h, size=(k, self.num_landmarks, 2))
+        state.landmark_pos[idx] = c + lm
 
     def _unit_state(self, state: State) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """pos, vel, landmark_pos in units of the arena's half-width, centred on the arena
@@ -180,6 +197,10 @@ class Tag(Scenario):
             return state.pos, state.vel, state.landmark_pos
         centre, half = np.array([(x0 + x1) / 2, (y0 + y1) / 2]), (x1 - x0) / 2
         return (state.pos - centre) / half, state.vel / half, (state.landmark_pos - centre) / half
+
+    def _centre(self) -> np.ndarray:
+        x0, x1, y0, y1 = self.bodies.arena
+        return np.array([(x0 + x1) / 2, (y0 + y1) / 2])
 
     def observe(self, state: State) -> dict[str, np.ndarray]:
         E, N = state.pos.shape[:2]
@@ -194,9 +215,14 @@ class Tag(Scenario):
             ray_observe(state.pos, state.alive, self.n_pred, self.num_rays, self.view_distance,
                         out)  # fmt: skip
         else:
-            pos, vel, lm = self._unit_state(state)
             starts = np.array([0, self.n_pred, N], np.int64)
-            local_observe(pos, vel, lm, state.alive, starts, self.k_team, self.k_landmarks, out)
+            if self.preset == "seed":  # everything in box half-widths from the centre
+                (pos, vel, lm), centre, inv_half = self._unit_state(state), np.zeros(2), 1.0
+            else:  # world units; own position in half-widths from the centre
+                pos, vel, lm = state.pos, state.vel, state.landmark_pos
+                centre, inv_half = self._centre(), 1.0 / self.half
+            local_observe(pos, vel, lm, state.alive, starts, self.k_team, self.k_landmarks,
+                          centre, inv_half, out)  # fmt: skip
         return {"predator": out[:, : self.n_pred], "prey": out[:, self.n_pred :]}
 
     def outcome(self, state: State) -> Outcome:
@@ -207,6 +233,9 @@ class Tag(Scenario):
             )  # fmt: skip
             return Outcome({"predator": pred_r, "prey": prey_r}, touches, terminated)
         touches, per_agent = touching_pairs(state.pos, state.alive, self.bodies.size, self.n_pred)
-        pred_r, prey_r = mpe_rewards(state.pos, per_agent, touches, self.n_pred)
+        bound_pos = state.pos
+        if self.density is not None:  # the penalty band at the same distance from the walls
+            bound_pos = np.maximum(np.abs(state.pos - self._centre()) - (self.half - 1.0), 0.0)
+        pred_r, prey_r = mpe_rewards(bound_pos, per_agent, touches, self.n_pred)
         terminated = np.zeros(state.pos.shape[0], dtype=bool)
         return Outcome({"predator": pred_r, "prey": prey_r}, touches, terminated)

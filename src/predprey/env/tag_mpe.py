@@ -124,7 +124,7 @@ def mpe_tag_step(
             force[e, i, 1] = _clip1(act_prey[e, i - n_pred, 1]) * accel[i]
     physics_step(
         pos, vel, force, alive, size, max_speed, landmark_pos, landmark_size,
-        dt, damping, contact_force, margin, box,
+        dt, damping, contact_force, margin, box, True,
     )  # fmt: skip
     per_agent = np.empty((E, N), np.int64)
     count_touches(pos, alive, size, n_pred, touches, per_agent)

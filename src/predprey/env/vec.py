@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from predprey.env.physics import physics_step
+from predprey.env.grid import GRID_MIN
+from predprey.env.physics import grid_contacts, physics_step
 from predprey.env.scenario import Scenario
 from predprey.env.state import State, StepOut
 
@@ -24,7 +25,8 @@ class StepResult(NamedTuple):
     reward: dict[str, np.ndarray]  # team -> [E, n_team] float32
     done: np.ndarray  # [E] bool = terminated | truncated
     # terminated [E], truncated [E], touches [E], final_obs {team: [E, n, d]} (before the reset),
-    # final_pos [E, N, 2] and final_alive [E, N] (after this step, before the reset)
+    # final_pos [E, N, 2] and final_alive [E, N] (after this step, before the reset), metrics
+    # {name: [E]} the scenario's per-step task measures (after this step, before the reset)
     info: dict[str, Any]
 
 
@@ -103,9 +105,12 @@ class VecEnv:
         lm, lm_size = s.landmark_pos, b.landmark_size  # [E, L, 2], [L]
         if not b.landmarks_collide:  # e.g. spread's targets: physics sees no landmarks
             lm, lm_size = lm[:, :0], lm_size[:0]
+        many = self.num_agents >= GRID_MIN  # agent-agent contacts from a grid, not all pairs
+        if many:
+            grid_contacts(s.pos, s.alive, b.size, b.contact_force, b.contact_margin, force)
         physics_step(
             s.pos, s.vel, force, s.alive, b.size, b.max_speed, lm, lm_size,
-            b.dt, b.damping, b.contact_force, b.contact_margin, b.box,
+            b.dt, b.damping, b.contact_force, b.contact_margin, b.box, not many,
         )  # fmt: skip
         s.t += 1
         out = self.scenario.outcome(s)
@@ -115,7 +120,7 @@ class VecEnv:
         done = terminated | truncated
         return StepOut(
             self.observe(), out.rewards, out.touches, terminated, truncated, done,
-            int(np.count_nonzero(done)),
+            int(np.count_nonzero(done)), out.metrics,
         )  # fmt: skip
 
     def step(self, actions: dict[str, np.ndarray]) -> StepResult:
@@ -130,6 +135,7 @@ class VecEnv:
             # positions after this step, before any auto-reset (for recording trajectories)
             "final_pos": s.pos.copy(),  # [E, N, 2]
             "final_alive": s.alive.copy(),  # [E, N]
+            "metrics": out.metrics or {},
         }
         obs = out.obs
         if out.num_done:

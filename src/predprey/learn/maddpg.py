@@ -5,7 +5,8 @@ MATD3 is MADDPG with three switches (as TD3 is DDPG with them):
 second critic update), `target_noise=0.2` (target policy smoothing).
 
 Every agent i has a deterministic actor mu_i(o_i) and a centralised critic
-Q_i(o_1..o_N, a_1..a_N) that sees all agents of all teams. Teams listed in
+Q_i(o_1..o_N, a_1..a_N) that sees all agents of all teams; with `critic: local` its critic
+is Q_i(o_i, a_i) instead (DDPG per agent: the critic's size does not depend on N). Teams listed in
 `AlgoConfig.teams` (empty = all) are trained; the others keep their actors fixed (e.g.
 loaded from another run) and provide their target actions through those actors.
 """
@@ -53,24 +54,27 @@ class Learner:
         self.n_trained = sum(t.n_agents for t in self.trained)  # A
         self.n_twin = 2 if algo.twin_critics else 1  # T
         self.obs_pad = max(t.obs_dim for t in self.teams)  # P: actors read padded obs
+        self.local = algo.critic == "local"  # critic input [a_i, o_i padded to P]: 2 + P
         # own[a, j, 0, 0]: joint agent slot j is trained agent a (where a's action goes).
         first = dict(zip(names, np.cumsum([0] + [t.n_agents for t in self.teams]), strict=False))
         slots = [int(first[t.name]) + i for t in self.trained for i in range(t.n_agents)]
         self.own = torch.zeros(self.n_trained, self.n_total, 1, 1, dtype=torch.bool)
         self.own[torch.arange(self.n_trained), torch.tensor(slots)] = True  # [A, N, 1, 1]
+        self.trained_slots = torch.tensor(slots, dtype=torch.long)  # [A]
 
         self.actors = ActorSet(self.teams, algo, self.generator)
         self.critics = nn.ModuleDict(
             {t.name: Critic(t, self.joint_dim, algo, self.generator) for t in self.trained}
         )
-        # critic_of[a]: the critic model (within a twin) giving trained agent a's Q-value. A
-        # shared team critic reads the same joint input for all its agents, so the critic
-        # step runs it once (M models) and only the targets y stay per agent.
+        # critic_of[a]: the critic head (within a twin) giving trained agent a's Q-value. A
+        # shared central team critic reads the same joint input for all its agents, so the
+        # critic step runs it once (M heads) and only the targets y stay per agent; local
+        # critics read each agent's own input: one head per agent (M = A).
         critic_of, first_model = [], 0
         for t in self.trained:
-            per_twin = self.critics[t.name].per_twin
-            critic_of += [first_model + (i if per_twin > 1 else 0) for i in range(t.n_agents)]
-            first_model += per_twin
+            heads = self.critics[t.name].heads_per_twin
+            critic_of += [first_model + (i if heads > 1 else 0) for i in range(t.n_agents)]
+            first_model += heads
         self.n_critic_models = first_model  # M
         self.critic_of = torch.tensor(critic_of)  # [A]
         self.actor_targets = copy.deepcopy(self.actors)
@@ -110,7 +114,8 @@ class Learner:
         M critic models per twin (A, or one per team with shared parameters), P the widest
         observation, D the joint critic input. The networks run together, feature-major
         (`networks.mlp_t`): observations [N, P, B] give actions [N, 2, B]; the joint input
-        [D, B] gives Q [T * M, 1, B], heads ordered [twin, model]."""
+        [D, B] gives Q [T * M, 1, B], heads ordered [twin, model]; local critics read
+        [T * A, 2 + P, B] (each agent's action and padded observation) and M = A."""
         algo, teams, trained = self.algo, self.teams, self.trained
         f = {k: torch.as_tensor(batch[k]) for k in batch if k != "version"}
         B, N, A, T = f["terminated"].shape[0], self.n_total, self.n_trained, self.n_twin
@@ -118,10 +123,8 @@ class Learner:
         not_done = 1.0 - f["terminated"]  # [B]; truncation still bootstraps
         rew = torch.cat([f[f"rew/{t.name}"] for t in trained], 1).T  # [A, B]
 
-        # x = (o_1..o_N, a_1..a_N): the joint critic input, shared by every agent's critic.
         obs_flat = torch.cat([f[f"obs/{t.name}"].reshape(B, -1) for t in teams], 1)  # [B, sum_obs]
         act_all = torch.cat([f[f"act/{t.name}"] for t in teams], 1)  # [B, N, 2]
-        x = torch.cat([obs_flat, act_all.reshape(B, -1)], 1)  # [B, D]
 
         # --- critic: y_i = r_i + gamma * (1 - terminated) * min_k Q'_ik(x', a'), where
         # a' = (mu'_1(o'_1), ..., mu'_N(o'_N)) [+ clipped noise]; k over twin critics
@@ -135,13 +138,24 @@ class Learner:
                     -algo.target_noise_clip, algo.target_noise_clip
                 )
                 next_act = (next_act + noise).clamp(-1.0, 1.0)  # [N, 2, B]
-            next_obs_flat = torch.cat([f[f"next_obs/{t.name}"].reshape(B, -1) for t in teams], 1)
-            x_next = torch.cat([next_obs_flat.T, next_act.reshape(N * 2, B)])  # [D, B]
+            if self.local:  # [T * A, 2 + P, B]: agent a's own next action and observation
+                slots = self.trained_slots
+                x_next = self._local_input(next_act[slots], next_obs[slots], T)
+            else:
+                next_obs_flat = torch.cat(
+                    [f[f"next_obs/{t.name}"].reshape(B, -1) for t in teams], 1
+                )  # [B, sum_obs]
+                x_next = torch.cat([next_obs_flat.T, next_act.reshape(N * 2, B)])  # [D, B]
             critic_targets = self._critic_layers(self.critic_targets, range(T))
             q_next = mlp_t(critic_targets, x_next).view(T, M, B).min(0).values  # [M, B]
             y = rew + algo.gamma * not_done * q_next[critic_of]  # [A, B]
 
-        q = mlp_t(self._critic_layers(self.critics, range(T)), x.T)
+        if self.local:
+            own_act = act_all.permute(1, 2, 0)[self.trained_slots]  # [A, 2, B]
+            x_in = self._local_input(own_act, self._agent_major(f, "obs", trained), T)
+        else:  # x = (o_1..o_N, a_1..a_N): the joint input, shared by every agent's critic
+            x_in = torch.cat([obs_flat, act_all.reshape(B, -1)], 1).T  # [D, B]
+        q = mlp_t(self._critic_layers(self.critics, range(T)), x_in)
         q = q.view(T, M, B)[:, critic_of]  # [T, A, B]
         per_head = (q - y).pow(2).mean(2)  # [T, A]: each agent's critic MSE, per twin
         self.critic_opt.zero_grad(set_to_none=True)
@@ -157,17 +171,12 @@ class Learner:
             obs = self._agent_major(f, "obs", trained)  # [A, P, B]
             pre = mlp_t(self._actor_layers(self.actors, trained), obs)  # [A, 2, B], pre-tanh
             mu = torch.tanh(pre)  # [A, 2, B]
-            # Agent i's joint action: the batch's, with agent i's own slot set to mu_i.
-            act_t = act_all.permute(1, 2, 0)  # [N, 2, B]
-            acts = torch.where(self.own, mu.unsqueeze(1), act_t).reshape(A, N * 2, B)
-            with torch.no_grad():  # critic weights are constants: no critic gradients
-                (w1, b1), *rest = self._critic_layers(self.critics, [0])  # first twin, [M]
-                d_obs = obs_flat.shape[1]
-                h_obs = linear_t(w1[:, :d_obs], b1, obs_flat.T)[critic_of]  # [A, h, B]: obs rows
-                w1_act = w1[critic_of, d_obs:]  # [A, 2N, h]: layer 1, action rows
-                rest = [(w[critic_of], b[critic_of]) for w, b in rest]  # layers 2.., [A] heads
-            h = torch.relu(torch.baddbmm(h_obs, w1_act.transpose(1, 2), acts))  # [A, h, B]
-            actor_loss = -mlp_t(rest, h).view(A, B).mean(1)  # [A]: each policy loss
+            if self.local:  # Q_i(o_i, mu_i(o_i)) with the first twin's weights held fixed
+                fixed = [(w.detach(), b.detach()) for w, b in self._critic_layers(self.critics, [0])]
+                q_mu = mlp_t(fixed, self._local_input(mu, obs, 1))  # [A, 1, B]
+                actor_loss = -q_mu.view(A, B).mean(1)  # [A]: each policy loss
+            else:
+                actor_loss = self._central_actor_loss(mu, act_all, obs_flat)  # [A]
             if algo.actor_reg > 0:  # keeps tanh off its flat ends (openai/maddpg: 1e-3)
                 actor_loss = actor_loss + algo.actor_reg * pre.pow(2).mean((1, 2))
             self.actor_opt.zero_grad(set_to_none=True)
@@ -184,6 +193,30 @@ class Learner:
         self.version += 1
         return self._team_means(stats)
 
+    def _central_actor_loss(self, mu, act_all, obs_flat) -> torch.Tensor:
+        """[A]: -mean_B Q_i(x | a_i = mu_i(o_i)) for mu [A, 2, B], with the first-twin central
+        critics held fixed and the other agents' actions from the batch (act_all [B, N, 2])."""
+        A, N, B = self.n_trained, self.n_total, mu.shape[2]
+        critic_of = self.critic_of
+        # Agent i's joint action: the batch's, with agent i's own slot set to mu_i.
+        act_t = act_all.permute(1, 2, 0)  # [N, 2, B]
+        acts = torch.where(self.own, mu.unsqueeze(1), act_t).reshape(A, N * 2, B)
+        with torch.no_grad():  # critic weights are constants: no critic gradients
+            (w1, b1), *rest = self._critic_layers(self.critics, [0])  # first twin, [M]
+            d_obs = obs_flat.shape[1]
+            h_obs = linear_t(w1[:, :d_obs], b1, obs_flat.T)[critic_of]  # [A, h, B]: obs rows
+            w1_act = w1[critic_of, d_obs:]  # [A, 2N, h]: layer 1, action rows
+            rest = [(w[critic_of], b[critic_of]) for w, b in rest]  # layers 2.., [A] heads
+        h = torch.relu(torch.baddbmm(h_obs, w1_act.transpose(1, 2), acts))  # [A, h, B]
+        return -mlp_t(rest, h).view(A, B).mean(1)
+
+    @staticmethod
+    def _local_input(act: torch.Tensor, obs: torch.Tensor, twins: int) -> torch.Tensor:
+        """Local critics' input [twins * A, 2 + P, B]: each agent's action act [A, 2, B] and
+        observation obs [A, P, B], repeated for each twin."""
+        x = torch.cat([act, obs], 1)  # [A, 2 + P, B]
+        return x.repeat(twins, 1, 1) if twins > 1 else x
+
     def _agent_major(self, f: Mapping[str, torch.Tensor], key: str, teams) -> torch.Tensor:
         """Observations `key/{team}` [B, n_t, obs_t] of `teams`' agents, zero-padded to P and
         stacked: [n, P, B] (a strided view, read as is by the matmuls)."""
@@ -199,7 +232,8 @@ class Learner:
     def _critic_layers(self, critics: nn.ModuleDict, twins) -> Layers:
         """The critic models of the trained teams for `twins`, heads ordered [twin, model]."""
         return stack_heads(
-            [h for k in twins for t in self.trained for h in critics[t.name].heads(k)]
+            [h for k in twins for t in self.trained for h in critics[t.name].heads(k)],
+            in_dim=2 + self.obs_pad if self.local else None,
         )
 
     def _team_means(self, stats: Mapping[str, torch.Tensor]) -> dict[str, float]:

@@ -152,11 +152,12 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """A team's centralised critics Q_i(o_1..o_N, a_1..a_N), one per agent (x2 if twin).
+    """A team's critics, one per agent (x2 if twin): centralised Q_i(o_1..o_N, a_1..a_N), or
+    with `algo.critic: local` Q_i(a_i, o_i) (input [action, own observation]).
 
     Models are ordered [twin, agent]; with shared parameters one model per twin serves all
-    agents (it sees the same joint input for every agent: a team critic, with each agent's
-    own reward in its target)."""
+    agents (a central one sees the same joint input for every agent: a team critic, with each
+    agent's own reward in its target)."""
 
     def __init__(
         self, team: TeamSpec, joint_dim: int, algo: AlgoConfig, generator: torch.Generator
@@ -165,16 +166,20 @@ class Critic(nn.Module):
         self.n_agents = team.n_agents
         self.n_twin = 2 if algo.twin_critics else 1
         self.per_twin = 1 if algo.share_params else team.n_agents  # models per twin
-        sizes = (joint_dim, *algo.hidden, 1)
+        local = algo.critic == "local"
+        # heads per twin: a local critic reads each agent's own input, so runs once per agent
+        self.heads_per_twin = team.n_agents if local else self.per_twin
+        sizes = (team.act_dim + team.obs_dim if local else joint_dim, *algo.hidden, 1)
         self.mlp = BatchedMLP(self.n_twin * self.per_twin, sizes, generator, tanh_out=False)
 
     def heads(self, twin: int) -> list[Head]:
-        """Twin `twin`'s models, one head each: a shared team critic reads the same joint input
-        for every agent of the team, so it runs once (the learner maps agents to models)."""
+        """Twin `twin`'s models as `heads_per_twin` heads: a shared central team critic reads the
+        same joint input for every agent of the team, so it runs once (the learner maps agents
+        to heads); a shared local one is repeated for each agent."""
         if self.n_twin == 1:
-            return [Head(self.mlp, None, self.per_twin)]  # the whole tensor: no slicing op
+            return [Head(self.mlp, None, self.heads_per_twin)]  # the whole tensor: no slicing
         models = slice(twin * self.per_twin, (twin + 1) * self.per_twin)
-        return [Head(self.mlp, models, self.per_twin)]
+        return [Head(self.mlp, models, self.heads_per_twin)]
 
 
 class ActorSet(nn.Module):
