@@ -99,10 +99,10 @@ def run_episodes(env, who: Mapping[str, str], actors: Any, episodes: int, seed: 
         obs = res.obs
     tc = np.concatenate(touches).astype(np.float64)
     n = len(tc)
-    ci = 1.96 * tc.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
+    ci = _ci95(tc)
     steps = np.concatenate(lengths).astype(np.float64)  # [n]
     ret = {t: np.concatenate(v) for t, v in returns.items()}  # [n] each
-    metrics = {}
+    metrics = {"episode_length_ci95": _ci95(steps)}
     if "prey" in env.teams:
         metrics["touches_per_prey_step"] = float((tc / steps).mean() / env.team_sizes["prey"])
     if last["coverage"]:  # spread: touches are colliding agent pairs
@@ -118,6 +118,11 @@ def run_episodes(env, who: Mapping[str, str], actors: Any, episodes: int, seed: 
         episode_length=float(steps.mean()),
         metrics=metrics,
     )
+
+
+def _ci95(x: np.ndarray) -> float:
+    """Half-width of the normal 95% confidence interval of the mean of x [n]."""
+    return float(1.96 * x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
 
 
 def check_choices(teams, who: Mapping[str, str]) -> None:
