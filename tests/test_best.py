@@ -75,3 +75,36 @@ def test_without_checkpoints_nothing_is_written(tmp_path):
     best.offer(evals(1.0, 2.0), 100, FakeActors(1))
     assert best.teams["predator"]["env_steps"] == 100
     assert not (run.checkpoint_dir / checkpoint.BEST).exists()
+
+
+def test_where_a_capture_ends_the_episode_steps_to_it_rate_the_teams(tmp_path):
+    """Seed world: touches are ~1 per episode whatever the skill; the steps to the capture
+    choose the snapshots (fewer for predators, more for prey)."""
+    run = RunDir(tmp_path / "run").create()
+    best = BestPolicies(run)
+
+    def seed_evals(pred_steps: float, prey_steps: float) -> dict[str, float]:
+        return {**evals(1.0, 1.0), "eval/pred_steps_to_capture_v_evader": pred_steps,
+                "eval/prey_steps_to_capture_v_chaser": prey_steps}  # fmt: skip
+
+    best.offer(seed_evals(90.0, 40.0), 100, FakeActors(1))
+    best.offer(seed_evals(30.0, 20.0), 200, FakeActors(2))  # predators faster, prey worse
+    best.offer(seed_evals(60.0, 80.0), 300, FakeActors(3))  # prey last longer
+    assert saved_steps(run) == {"predator": 200, "prey": 300}
+    assert checkpoint.load_best(run)["predator"]["metric"] == "eval/pred_steps_to_capture_v_evader"
+
+
+def test_training_evals_report_steps_to_capture_in_the_seed_world():
+    from predprey.config import config_from_dict
+    from predprey.evaluate import training_evals
+    from predprey.learn.maddpg import Learner
+    from predprey.learn.spec import team_specs
+
+    seed = {"scenario": "tag", "preset": "seed", "num_envs": 2}
+    for env, has_steps in ((seed, True), ({"scenario": "tag", "num_envs": 2}, False)):
+        config = config_from_dict({"env": env, "algo": {"hidden": [8]}})
+        actors = Learner(team_specs(config.env.make(num_envs=1, seed=0)), config.algo)
+        out = training_evals(config, actors, episodes=2, seed=0)
+        keys = {"eval/pred_steps_to_capture_v_evader", "eval/prey_steps_to_capture_v_chaser"}
+        assert (keys <= out.keys()) == has_steps
+        assert all(1 <= out[k] <= 200 for k in keys & out.keys())

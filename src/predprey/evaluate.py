@@ -99,10 +99,10 @@ def run_episodes(env, who: Mapping[str, str], actors: Any, episodes: int, seed: 
         obs = res.obs
     tc = np.concatenate(touches).astype(np.float64)
     n = len(tc)
-    ci = 1.96 * tc.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
+    ci = _ci95(tc)
     steps = np.concatenate(lengths).astype(np.float64)  # [n]
     ret = {t: np.concatenate(v) for t, v in returns.items()}  # [n] each
-    metrics = {}
+    metrics = {"episode_length_ci95": _ci95(steps)}
     if "prey" in env.teams:
         metrics["touches_per_prey_step"] = float((tc / steps).mean() / env.team_sizes["prey"])
     if last["coverage"]:  # spread: touches are colliding agent pairs
@@ -120,6 +120,11 @@ def run_episodes(env, who: Mapping[str, str], actors: Any, episodes: int, seed: 
     )
 
 
+def _ci95(x: np.ndarray) -> float:
+    """Half-width of the normal 95% confidence interval of the mean of x [n]."""
+    return float(1.96 * x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
+
+
 def check_choices(teams, who: Mapping[str, str]) -> None:
     """Raise ValueError for a team or opponent name that this scenario does not have."""
     choices = {"predator": PREDATOR_CHOICES, "prey": PREY_CHOICES}
@@ -133,19 +138,25 @@ def check_choices(teams, who: Mapping[str, str]) -> None:
 
 def training_evals(config, actors, episodes: int, seed: int) -> dict[str, float]:
     """Metrics for periodic evaluation during training: for tag, learned predators v the
-    scripted `train.eval_prey` and learned prey v scripted `train.eval_predators`;
+    scripted `train.eval_prey` and learned prey v scripted `train.eval_predators` (touches
+    per episode; in worlds where a capture ends the episode, also the mean steps to it);
     for other scenarios the learned teams' returns."""
     env = make_eval_env(config, episodes, seed)
     trained = set(config.algo.teams or env.teams)
+    capture_ends = getattr(env.scenario, "capture_ends_episode", False)
     out: dict[str, float] = {}
     if set(env.teams) == {"predator", "prey"}:
         prey, preds = config.train.eval_prey, config.train.eval_predators
         if "predator" in trained:
             r = run_episodes(env, {"predator": "learned", "prey": prey}, actors, episodes, seed)
             out[f"eval/pred_touches_v_{prey}"] = r.touches_mean
+            if capture_ends:
+                out[f"eval/pred_steps_to_capture_v_{prey}"] = r.episode_length
         if "prey" in trained:
             r = run_episodes(env, {"predator": preds, "prey": "learned"}, actors, episodes, seed)
             out[f"eval/prey_touches_v_{preds}"] = r.touches_mean
+            if capture_ends:
+                out[f"eval/prey_steps_to_capture_v_{preds}"] = r.episode_length
     else:
         r = run_episodes(env, {t: "learned" for t in env.teams}, actors, episodes, seed)
         out.update({f"eval/return/{t}": v for t, v in r.returns.items()})
@@ -155,13 +166,19 @@ def training_evals(config, actors, episodes: int, seed: int) -> dict[str, float]
 
 def team_scores(evals: Mapping[str, float]) -> dict[str, tuple[str, float]]:
     """Per team, the `training_evals` metric that rates it and a score where higher is
-    better: predators' touches, minus prey's touches conceded, returns elsewhere."""
+    better: predators' touches, minus prey's touches conceded, returns elsewhere. Where a
+    capture ends the episode touches say little (one per episode), so steps to the capture
+    rate the teams instead: fewer for predators, more for prey."""
     out: dict[str, tuple[str, float]] = {}
     for key, value in evals.items():
         if key.startswith("eval/pred_touches_v_"):
-            out["predator"] = (key, value)
+            out.setdefault("predator", (key, value))
         elif key.startswith("eval/prey_touches_v_"):
-            out["prey"] = (key, -value)
+            out.setdefault("prey", (key, -value))
+        elif key.startswith("eval/pred_steps_to_capture_v_"):
+            out["predator"] = (key, -value)
+        elif key.startswith("eval/prey_steps_to_capture_v_"):
+            out["prey"] = (key, value)
         elif key.startswith("eval/return/"):
             out[key.removeprefix("eval/return/")] = (key, value)
     return out

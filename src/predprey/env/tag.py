@@ -177,6 +177,12 @@ class Tag(Scenario):
             }  # fmt: skip
 
     @property
+    def capture_ends_episode(self) -> bool:
+        """Preset seed: a capture (with remove_caught, the last one) ends the episode, so
+        the steps it takes rate the teams better than the touches do."""
+        return self.preset == "seed"
+
+    @property
     def fused_step(self):
         """The one-kernel step of preset mpe with mpe observations (`tag_mpe.fused_mpe_step`);
         None for the others, which take VecEnv's generic path."""
