@@ -160,7 +160,7 @@ def training_evals(config, actors, episodes: int, seed: int) -> dict[str, float]
     else:
         r = run_episodes(env, {t: "learned" for t in env.teams}, actors, episodes, seed)
         out.update({f"eval/return/{t}": v for t, v in r.returns.items()})
-        out.update({f"eval/{k}": v for k, v in r.metrics.items()})
+        out.update({f"eval/{k}": v for k, v in r.metrics.items() if not k.endswith("_ci95")})
     return out
 
 
