@@ -53,6 +53,19 @@ def contact(dx, dy, dist_min, contact_force, margin):
 # that take arrays (even inlined ones) cost numba reference counting per env, about 2x here.
 
 
+@njit(cache=True, inline="always")
+def pair_contact(pos, size, contact_force, margin, force, e, a, b):
+    """Add the contact force between agents a and b of env e to both (equal and opposite)."""
+    fx, fy = contact(
+        pos[e, a, 0] - pos[e, b, 0], pos[e, a, 1] - pos[e, b, 1], size[a] + size[b],
+        contact_force, margin,
+    )  # fmt: skip
+    force[e, a, 0] += fx
+    force[e, a, 1] += fy
+    force[e, b, 0] -= fx
+    force[e, b, 1] -= fy
+
+
 @njit(cache=True)
 def physics_step(
     pos,  # [E, N, 2] float64, updated in place
@@ -78,14 +91,7 @@ def physics_step(
             for b in range(a + 1, N if agent_pairs else 0):
                 if not alive[e, b]:
                     continue
-                fx, fy = contact(
-                    pos[e, a, 0] - pos[e, b, 0], pos[e, a, 1] - pos[e, b, 1], size[a] + size[b],
-                    contact_force, contact_margin,
-                )  # fmt: skip
-                force[e, a, 0] += fx
-                force[e, a, 1] += fy
-                force[e, b, 0] -= fx
-                force[e, b, 1] -= fy
+                pair_contact(pos, size, contact_force, contact_margin, force, e, a, b)
             for j in range(L):
                 fx, fy = contact(
                     pos[e, a, 0] - landmark_pos[e, j, 0], pos[e, a, 1] - landmark_pos[e, j, 1],
@@ -144,14 +150,7 @@ def grid_contacts(pos, alive, size, contact_force, contact_margin, force):
                         j = ids[0, items[0, s]]
                         if j <= i:
                             continue
-                        fx, fy = contact(
-                            pos[e, i, 0] - pos[e, j, 0], pos[e, i, 1] - pos[e, j, 1],
-                            size[i] + size[j], contact_force, contact_margin,
-                        )  # fmt: skip
-                        force[e, i, 0] += fx
-                        force[e, i, 1] += fy
-                        force[e, j, 0] -= fx
-                        force[e, j, 1] -= fy
+                        pair_contact(pos, size, contact_force, contact_margin, force, e, i, j)
 
 
 @njit(cache=True)
