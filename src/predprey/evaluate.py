@@ -31,6 +31,7 @@ class EvalResult(NamedTuple):
     touches_ci95: float  # half-width of the 95% confidence interval of the mean
     returns: dict[str, float]  # team -> mean episode return (summed reward, mean over agents)
     episode_length: float
+    episode_length_ci95: float  # half-width of the 95% confidence interval of the mean
     metrics: dict[str, float]  # task measures (module docstring), mean over episodes
 
     def to_dict(self) -> dict[str, Any]:
@@ -39,6 +40,7 @@ class EvalResult(NamedTuple):
             "touches_per_episode": {"mean": self.touches_mean, "ci95": self.touches_ci95},
             "returns": self.returns,
             "episode_length": self.episode_length,
+            "episode_length_ci95": self.episode_length_ci95,
             **self.metrics,
         }
 
@@ -99,10 +101,9 @@ def run_episodes(env, who: Mapping[str, str], actors: Any, episodes: int, seed: 
         obs = res.obs
     tc = np.concatenate(touches).astype(np.float64)
     n = len(tc)
-    ci = _ci95(tc)
     steps = np.concatenate(lengths).astype(np.float64)  # [n]
     ret = {t: np.concatenate(v) for t, v in returns.items()}  # [n] each
-    metrics = {"episode_length_ci95": _ci95(steps)}
+    metrics = {}
     if "prey" in env.teams:
         metrics["touches_per_prey_step"] = float((tc / steps).mean() / env.team_sizes["prey"])
     if last["coverage"]:  # spread: touches are colliding agent pairs
@@ -113,9 +114,10 @@ def run_episodes(env, who: Mapping[str, str], actors: Any, episodes: int, seed: 
     return EvalResult(
         episodes=n,
         touches_mean=float(tc.mean()),
-        touches_ci95=float(ci),
+        touches_ci95=_ci95(tc),
         returns={t: float(v.mean()) for t, v in ret.items()},
         episode_length=float(steps.mean()),
+        episode_length_ci95=_ci95(steps),
         metrics=metrics,
     )
 
@@ -160,7 +162,7 @@ def training_evals(config, actors, episodes: int, seed: int) -> dict[str, float]
     else:
         r = run_episodes(env, {t: "learned" for t in env.teams}, actors, episodes, seed)
         out.update({f"eval/return/{t}": v for t, v in r.returns.items()})
-        out.update({f"eval/{k}": v for k, v in r.metrics.items() if not k.endswith("_ci95")})
+        out.update({f"eval/{k}": v for k, v in r.metrics.items()})
     return out
 
 
