@@ -138,3 +138,24 @@ def test_best_snapshot_holds_each_teams_best_scoring_actor(short_run):
     assert chosen.act(obs)["predator"].shape == latest.act(obs)["predator"].shape == (3, 2)
     with pytest.raises(ValueError, match="unknown policy"):
         load(run.path, "newest")
+
+
+def test_resume_redoes_metrics_past_the_checkpointed_loop_state(short_run, tmp_path):
+    """A concurrent buffer (Ray) may have inserted more env steps than the loop had seen when
+    its state (schedule, best snapshots) was taken: rows past that state, an evaluation the
+    restored best snapshots never saw among them, are dropped and redone."""
+    import shutil
+    from types import SimpleNamespace
+
+    from predprey.loop import TrainLoop
+
+    cfg, run, _ = short_run
+    copy = RunDir(shutil.copytree(run.path, tmp_path / "run"))
+    payload = checkpoint.load(copy)
+    assert payload["loop_env_steps"] == payload["env_steps"] == 1600  # one process: equal
+    payload["loop_env_steps"] = 1000  # the loop's state trailed the buffer's count
+    assert any(1000 < r["env_steps"] <= 1600 for r in copy.read_metrics())
+    loop = TrainLoop(cfg, copy, payload)
+    loop.attach(None, SimpleNamespace(inserted=payload["env_steps"], updates=0))
+    rows = copy.read_metrics()
+    assert rows and max(r["env_steps"] for r in rows) <= 1000

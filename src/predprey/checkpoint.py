@@ -36,6 +36,10 @@ def loop_state(loop: Any, teams) -> dict[str, Any]:
         "teams": [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in teams],
         "config": loop.config.to_dict(),
         "episodes": loop.episodes,
+        # The loop's own count when this state was taken: a concurrent buffer may have
+        # inserted more by the time it writes `env_steps`; metrics past this point (an
+        # evaluation this state's best snapshots never saw) are redone on resume.
+        "loop_env_steps": loop.env_steps,
         "time": loop.log.elapsed(),
         "next_log": loop.next_log,
         "next_eval": loop.next_eval,
@@ -55,6 +59,12 @@ def restore_loop_state(loop: Any, payload: dict[str, Any]) -> float:
     loop.last_eval_steps = int(payload["last_eval_steps"])
     loop.best.restore(payload.get("best") or payload.get("best_scores") or {})
     return float(payload["time"])
+
+
+def loop_env_steps(payload: dict[str, Any]) -> int:
+    """The env steps the loop had seen when its state was checkpointed (older checkpoints:
+    the buffer's count)."""
+    return int(payload.get("loop_env_steps", payload["env_steps"]))
 
 
 def learner_state(learner: Any) -> dict[str, Any]:

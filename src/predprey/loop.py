@@ -145,7 +145,7 @@ class TrainLoop:
         payload = self.payload
         if payload is not None:
             time_offset = checkpoint.restore_loop_state(self, payload)
-            truncate_metrics(self.run_dir, self.env_steps)
+            truncate_metrics(self.run_dir, min(self.env_steps, checkpoint.loop_env_steps(payload)))
             # Rows logged while a concurrent checkpoint was written may hold fewer env steps
             # than it and a later time: the clock goes on from the latest row kept.
             rows = self.run_dir.read_metrics()
