@@ -39,8 +39,13 @@ def test_tag_config_is_the_issue_baseline():
         32, (64, 64), 1e-3, 1e-3, 0.95, 0.01
     )  # fmt: skip
     assert (a.batch_size, a.env_steps_per_update, a.exploration_noise, a.grad_clip) == (
-        1024, 100, 0.1, 0.5
-    )  # fmt: skip
+        256,
+        25,
+        0.1,
+        0.5,
+    )  # fmt: skip  (small frequent updates: README, "Learning results")
+    t = cfg.train  # a quarter of the envs with random prey (README)
+    assert (t.scripted_team, t.scripted_policy, t.scripted_fraction) == ("prey", "random", 0.25)
     assert cfg.buffer.warmup == 25_600 and not a.twin_critics
     assert a.share_params  # one network per team: learns faster than per-agent (README)
     assert a.actor_reg == 1e-4  # predators take off reliably and saturate less (README)

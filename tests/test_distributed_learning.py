@@ -54,7 +54,8 @@ def test_two_runners_learn_as_well_as_one_process(tmp_path):
         [f"train.total_env_steps={STEPS}", "train.eval_every=100000", "train.eval_prey=random",
          "train.torch_threads=1", "train.record_envs=[]", "algo.teams=[predator]",
          "train.scripted_team=prey", "train.scripted_policy=random",
-         "train.scripted_fraction=1.0"],
+         "train.scripted_fraction=1.0", "algo.batch_size=1024",
+         "algo.env_steps_per_update=100"],
     )  # fmt: skip
     env = make_eval_env(base, EPISODES, seed=123)
 
