@@ -1,8 +1,10 @@
 """Slow: a few minutes of `configs/tag.yaml` training beat the scripted baselines clearly.
 
-Baseline: scripted chasers v scripted evader (about 0.5 touches per episode on this world).
-Learned predators must touch the evader clearly more often than the chasers do, and
-learned prey must concede clearly fewer touches to the chasers than the evader does.
+Baseline: scripted chasers v scripted evader (about 0.7 touches per episode on this world).
+Learned predators must touch the evader clearly more often than the chasers do and catch
+random prey nearly as often as the chasers do; learned prey must concede clearly fewer
+touches to the chasers than the evader does. The budget is in env steps (about 5 minutes
+on the 2-core development machine), so the outcome does not depend on the machine's speed.
 """
 
 from __future__ import annotations
@@ -16,18 +18,21 @@ from predprey.rundir import RunDir
 from predprey.train import Trainer
 from train_helpers import ROOT
 
-MINUTES = 5
+ENV_STEPS = 400_000
 EPISODES = 400
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(MINUTES * 60 + 300)
+@pytest.mark.timeout(3600)  # a bound: ~6 minutes on the development machine
 def test_few_minutes_of_training_beat_scripted_baselines(tmp_path):
     torch.set_num_threads(2)
-    cfg = load_config(ROOT / "configs" / "tag.yaml", ["train.eval_every=100000000"])
+    cfg = load_config(
+        ROOT / "configs" / "tag.yaml",
+        ["train.eval_every=100000000", f"train.total_env_steps={ENV_STEPS}"],
+    )
     run = RunDir(tmp_path / "run").create()
     dump_config(cfg, run.config_path)
-    Trainer(cfg, run, time_budget=MINUTES * 60).run()
+    Trainer(cfg, run).run()
 
     from predprey.policy import load
 
@@ -41,7 +46,10 @@ def test_few_minutes_of_training_beat_scripted_baselines(tmp_path):
     baseline = touches("chaser", "evader")
     learned_predators = touches("learned", "evader")
     learned_prey = touches("chaser", "learned")
+    chasers_v_random, learned_v_random = touches("chaser", "random"), touches("learned", "random")
     print(f"chaser v evader {baseline:.2f}, learned predators v evader {learned_predators:.2f}, "
-          f"chasers v learned prey {learned_prey:.2f}")  # fmt: skip
+          f"chasers v learned prey {learned_prey:.2f}, v random prey: chasers "
+          f"{chasers_v_random:.2f}, learned {learned_v_random:.2f}")  # fmt: skip
     assert learned_predators >= 1.5 * baseline
     assert learned_prey <= 0.7 * baseline
+    assert learned_v_random >= 0.8 * chasers_v_random
