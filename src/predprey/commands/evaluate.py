@@ -19,6 +19,7 @@ import json
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from predprey.evaluate import PREDATOR_CHOICES, PREY_CHOICES
+    from predprey.policy import member_arg
 
     p.add_argument("run", metavar="RUN", help="run directory, e.g. runs/tag")
     p.add_argument("--predators", default="learned", choices=PREDATOR_CHOICES)
@@ -27,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default="latest", choices=("latest", "best"),
                    help="latest checkpoint, or per team its best evaluation snapshot")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="initial positions and scripted noise")
+    p.add_argument("--member", type=member_arg, default=None, metavar="best|K",
+                   help="population runs: member K's latest actors (best: per team the "
+                        "fittest at the latest evaluation, the default)")  # fmt: skip
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="env.KEY=V",
                    help="run in another world, e.g. env.num_agents=80 (repeatable; shared "
                         "networks on obs local transfer to any number of agents)")  # fmt: skip
@@ -39,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
-    policy = policy_mod.load(args.run, args.policy, env=args.overrides)
+    policy = policy_mod.load(args.run, args.policy, env=args.overrides, member=args.member)
     env = make_eval_env(policy.config, args.episodes, args.seed)
     if set(env.teams) == {"predator", "prey"}:
         who = {"predator": args.predators, "prey": args.prey}
@@ -50,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     check_choices(env.teams, who)
     result = run_episodes(env, who, policy.actors, args.episodes, args.seed)
     line = {"run": args.run, **who, "policy": args.policy, "seed": args.seed}
+    if args.member is not None:
+        line["member"] = args.member
     line["updates"] = policy.version
     if args.overrides:
         line["env"] = {k: policy.config.env.params.get(k) for k in changed(args.overrides)}

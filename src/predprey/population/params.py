@@ -80,8 +80,10 @@ class PopulationConfig:
             raise ValueError(
                 f"tournament_size must be in [1, size={self.size}], got {self.tournament_size}"
             )
-        if not 0 <= self.elitism < max(self.size, 2):
+        if not 0 <= self.elitism < max(self.size, 2):  # size 1 keeps the default 1
             raise ValueError(f"elitism must be in [0, size - 1], got {self.elitism}")
+        if not self.mutate and self.p_hyperparameter > 0:
+            raise ValueError("mutate lists no hyperparameter: set p_hyperparameter to 0")
         probs = (self.p_none, self.p_weights, self.p_hyperparameter)
         if min(probs) < 0 or sum(probs) <= 0:
             raise ValueError("p_none, p_weights, p_hyperparameter must be >= 0, not all 0")

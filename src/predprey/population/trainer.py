@@ -286,6 +286,7 @@ class PopulationTrainer(TrainLoop):
         if config.population is None:
             raise ValueError("PopulationTrainer needs a `population` config section")
         super().__init__(config, run, checkpoint.load(run) if resume else None, **loop_args)
+        self.finishing = False
         population = Population(config, self)
         self.attach(population, population)
         for m in population.members:  # member windows start with the loop's
@@ -312,5 +313,11 @@ class PopulationTrainer(TrainLoop):
             row.update({f"member/{k}/{key}": v for key, v in e.items()})
         self.log.write(self.log.row(self.env_steps, self.updates, row))
         self.next_eval = (self.env_steps // tr.eval_every + 1) * tr.eval_every
+        if self.finishing:  # the run ends here: its last networks stay the evaluated ones
+            return
         for event in pop.events_due(self.env_steps):
             self.write_event(event)
+
+    def _finish(self) -> None:
+        self.finishing = True
+        super()._finish()
