@@ -76,7 +76,7 @@ class PopulationConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.sync_decay < 0:
             raise ValueError(f"sync_decay must be >= 0, got {self.sync_decay}")
-        if not 1 <= self.tournament_size <= self.size:
+        if self.mode == "evolve" and not 1 <= self.tournament_size <= self.size:
             raise ValueError(
                 f"tournament_size must be in [1, size={self.size}], got {self.tournament_size}"
             )

@@ -1,0 +1,37 @@
+"""`predprey train` of a population as a user runs it, then `evaluate --member`, `plot`,
+and the refusal of what a population does not do yet (--runners)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import yaml
+
+from predprey.rundir import RunDir
+from test_population_train import TEAMS, pop_data
+from train_helpers import json_line, predprey
+
+
+def test_cli_population_train_evaluate_plot(tmp_path, capsys):
+    from predprey.cli import main
+
+    data = pop_data(total=1600, mode="genetic", sync_every=400, size=2)
+    cfg = tmp_path / "pop.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    run = str(tmp_path / "r")
+    out = json_line(predprey("train", "--config", str(cfg), "--out", run, "--quiet"))  # as a user
+    assert out["env_steps"] >= 1600 and set(out["best_member"]) == set(TEAMS)
+    rows = RunDir(run).read_metrics()
+    assert any(r.get("event") == "sync" for r in rows)
+    capsys.readouterr()
+    assert main(["evaluate", run, "--member", "1", "--episodes", "4", "--prey", "evader"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["member"] == 1 and np.isfinite(ev["touches_per_episode"]["mean"])
+    assert main(["evaluate", run, "--member", "5", "--episodes", "4"]) == 2
+    assert "members 0..1" in capsys.readouterr().err
+    assert main(["plot", run]) == 0
+    assert (tmp_path / "r" / "plots" / "metrics.png").is_file()
+    args = ["train", "--config", str(cfg), "--out", str(tmp_path / "q"), "--runners", "2"]
+    assert main(args) == 2 and "one process" in capsys.readouterr().err
+    assert not (tmp_path / "q").exists()
