@@ -30,8 +30,31 @@ def test_cli_population_train_evaluate_plot(tmp_path, capsys):
     assert ev["member"] == 1 and np.isfinite(ev["touches_per_episode"]["mean"])
     assert main(["evaluate", run, "--member", "5", "--episodes", "4"]) == 2
     assert "members 0..1" in capsys.readouterr().err
+    assert main(["simulate", run, "--member", "0"]) == 0
+    sim = json.loads(capsys.readouterr().out)
+    assert sim["episodes"] == 1 and sim["updates"] == ev_updates(run, 0)
     assert main(["plot", run]) == 0
     assert (tmp_path / "r" / "plots" / "metrics.png").is_file()
     args = ["train", "--config", str(cfg), "--out", str(tmp_path / "q"), "--runners", "2"]
     assert main(args) == 2 and "one process" in capsys.readouterr().err
     assert not (tmp_path / "q").exists()
+
+
+def test_bench_train_population_sizes(tmp_path, capsys):
+    from predprey.cli import main
+
+    data = pop_data()
+    del data["population"]
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    args = ["bench", "train", "--population", "1,2", "--seconds", "2", "--config", str(cfg)]
+    assert main(args) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["population"] for x in lines] == [1, 2]
+    assert all(x["updates"] > 0 and x["env_steps_per_s"] > 0 for x in lines)
+
+
+def ev_updates(run: str, member: int) -> int:
+    from predprey import checkpoint
+
+    return checkpoint.load(RunDir(run))["population"]["members"][member]["updates"]

@@ -127,7 +127,9 @@ def test_events_and_member_curves_in_metrics(evolved):
     trainer, result = evolved
     rows = trainer.run_dir.read_metrics()
     kinds = [r["event"] for r in rows if "event" in r]
-    assert "selection" in kinds
+    assert "selection" in kinds and kinds[:3] == ["init"] * 3
+    draws = [r["hp"] for r in rows if r.get("event") == "init"]
+    assert len({h["actor_lr"] for h in draws}) == 3  # drawn from init_actor_lr
     for r in rows:
         if r.get("event") == "selection":
             assert set(r["parents"]) == set(TEAMS) and isinstance(r["detail"], str)
@@ -140,6 +142,7 @@ def test_events_and_member_curves_in_metrics(evolved):
         assert f"member/{k}/return/predator" in keys
         assert f"member/{k}/eval/pred_touches_v_evader" in keys
         assert f"member/{k}/loss/critic/prey" in keys
+        assert f"member/{k}/hp/batch_size" in keys
     assert "best_member/prey" in keys
     assert [m["hp"] for m in result["members"]] == [m.hp for m in trainer.population.members]
     # every member gets its turns: equal shares of the env steps

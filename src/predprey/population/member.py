@@ -123,6 +123,7 @@ class Member:
         src = self.source
         row = self.log.window_row(src.inserted, src.updates, self.episodes, len(src.buffer))
         del row["time"]
+        row.update({f"hp/{name}": v for name, v in self.hp.items()})  # lineage over time
         return {f"member/{self.k}/{key}": v for key, v in row.items()}
 
     # -- checkpoints -----------------------------------------------------------------

@@ -11,8 +11,9 @@ and mutates (evolve) when that is due, and writes each event as a metrics row.
 
 metrics.jsonl: the usual keys are the whole population's (training windows pool every
 member; `eval/...` are per team the best member's, which also feed best.pt); each member's
-own curves are `member/K/...`; events are rows with `event` (sync | selection | mutation),
-a readable `detail` and the structured fields (team, parents, old and new values).
+own curves are `member/K/...` (`member/K/hp/NAME`: its hyperparameters); events are rows
+with `event` (init | sync | selection | mutation), a readable `detail` and the structured
+fields (member, team, parents, old and new values, the hyperparameters after).
 """
 
 from __future__ import annotations
@@ -291,6 +292,10 @@ class PopulationTrainer(TrainLoop):
         self.attach(population, population)
         for m in population.members:  # member windows start with the loop's
             m.log.reset_window(m.source.inserted, m.source.updates)
+            if not resume:  # the first draws: where each lineage starts
+                hp = ", ".join(f"{k}={v:.4g}" for k, v in m.hp.items())
+                self.write_event({"event": "init", "detail": f"member {m.k}: {hp}",
+                                  "member": m.k, "hp": dict(m.hp)})  # fmt: skip
 
     @property
     def population(self) -> Population:

@@ -37,7 +37,8 @@ def member_series(rows: list[dict[str, Any]], subject: str, xkey: str) -> dict[i
 
 
 def events(rows: list[dict[str, Any]], xkey: str) -> list[tuple[float, str]]:
-    return [(r[xkey], r["event"]) for r in rows if isinstance(r.get("event"), str)]
+    """(x, kind) of the events that change members (not the first draws, `init`)."""
+    return [(r[xkey], r["event"]) for r in rows if r.get("event") in EVENT_STYLE]
 
 
 def draw_member_panel(ax, runs, subject: str, xkey: str, scale: float, label_of) -> None:
@@ -50,7 +51,7 @@ def draw_member_panel(ax, runs, subject: str, xkey: str, scale: float, label_of)
                     label=f"{prefix}member {k}")  # fmt: skip
         seen = set()
         for x, kind in events(run.rows, xkey):
-            color, ls = EVENT_STYLE.get(kind, ("#999999", ":"))
+            color, ls = EVENT_STYLE[kind]
             ax.axvline(x / scale, color=color, ls=ls, lw=0.8, alpha=0.6,
                        label=None if kind in seen else kind)  # fmt: skip
             seen.add(kind)
