@@ -35,6 +35,11 @@ def test_cli_population_train_evaluate_plot(tmp_path, capsys):
     assert sim["episodes"] == 1 and sim["updates"] == ev_updates(run, 0)
     assert main(["plot", run]) == 0
     assert (tmp_path / "r" / "plots" / "metrics.png").is_file()
+    from predprey.viz.plot import write_plot
+
+    titles = write_plot([run], out=tmp_path / "p.png").panels
+    assert "Members: eval: pred touches v evader" in titles and "Critic loss" in titles
+    assert not any("hyperparameter" in t for t in titles)  # genetic: nothing varies
     args = ["train", "--config", str(cfg), "--out", str(tmp_path / "q"), "--runners", "2"]
     assert main(args) == 2 and "one process" in capsys.readouterr().err
     assert not (tmp_path / "q").exists()

@@ -103,6 +103,23 @@ def test_mutation_changes_the_clone_and_is_logged(tmp_path):
     assert pop.members[0].hp["actor_lr"] == mut[0]["old"]  # the elite is not mutated
 
 
+def test_weights_mutation_noises_only_the_clones_actors(tmp_path):
+    data = pop_data(p_none=0.0, p_weights=1.0, p_hyperparameter=0.0, size=2, elitism=1)
+    pop = make(tmp_path, data).population
+    pop.set_fitness([evals(0.9, 0.5), evals(0.1, 2.0)])  # member 0 best for both teams
+    parent = {(t, p): weights(pop.members[0].learner, t, p) for t in TEAMS for p in ALL_PARTS}
+    rows = pop.evolve(800)
+    mut = [r for r in rows if r["event"] == "mutation"]
+    assert [(r["member"], r["kind"], r["teams"]) for r in mut] == [(1, "weights", list(TEAMS))]
+    for t in TEAMS:
+        child = pop.members[1].learner
+        assert not same(weights(child, t, "actors"), parent[t, "actors"])
+        for part in ("actor_targets", *CRITIC_PARTS):  # cloned, not noised
+            assert same(weights(child, t, part), parent[t, part])
+        for part in ALL_PARTS:  # the elite is untouched
+            assert same(weights(pop.members[0].learner, t, part), parent[t, part])
+
+
 def test_set_hp_reaches_optimizers_batch_and_pace(tmp_path):
     pop = make(tmp_path, pop_data()).population
     m = pop.members[1]

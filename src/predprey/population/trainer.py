@@ -60,6 +60,10 @@ class TeamPick:
 
 
 class Population:
+    """The members, as the loop's algorithm (`step`, `work_left`: every member one turn) and
+    as its source (counters, timers and buffers summed; the fittest members' actors), with
+    the fitness of the latest evaluation and the sync/evolve schedule."""
+
     counts_episodes, concurrent = True, False
 
     def __init__(self, config: Config, loop: TrainLoop):
@@ -209,11 +213,12 @@ class Population:
                 continue  # an elite of every kind: kept as it is
             kind = evo.choose_mutation(pop, self.rng) if i not in hp_elites else "none"
             mutation: dict[str, Any] = {"kind": kind}
-            if kind == "weights":
+            if kind == "weights":  # the actors of the teams this member is no elite of
                 seed = int(self.rng.integers(2**62))
-                for t in parents:
-                    if i not in evo.elites(self.fitness[t], pop.elitism):
-                        add_weight_noise(m.learner.actors.actors[t], pop.weights_noise, seed)
+                teams = [t for t in parents if i not in evo.elites(self.fitness[t], pop.elitism)]
+                for t in teams:
+                    add_weight_noise(m.learner.actors.actors[t], pop.weights_noise, seed)
+                mutation["teams"] = teams
             elif kind == "hyperparameter":
                 name, old, new = evo.mutate_hyperparameter(hp, pop, self.rng)
                 hp[name] = new
@@ -228,7 +233,11 @@ class Population:
                 "hp_parent": hp_parents[i], "fitness": {t: f[i] for t, f in self.fitness.items()},
             })  # fmt: skip
             if kind != "none":
-                what = f"{name} {old:.4g} -> {new:.4g}" if kind == "hyperparameter" else kind
+                what = (
+                    f"{name} {old:.4g} -> {new:.4g}"
+                    if kind == "hyperparameter"
+                    else f"actor weights noise ({', '.join(mutation['teams'])})"
+                )
                 rows.append({"event": "mutation", "detail": f"member {i}: {what}", "member": i,
                              **mutation, "hp": dict(hp)})  # fmt: skip
             m.lineage.append({

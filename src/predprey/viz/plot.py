@@ -146,7 +146,8 @@ def plot_metrics(runs: list[RunMetrics], x: str = "steps", smooth: int | None = 
     cleaned = [RunMetrics(r.name, drop_superseded(r.rows, xkey)) for r in runs]
     keys = {k for r in cleaned for row in r.rows for k in row}
     panels = panels_for(keys)
-    subjects = member_subjects(keys)  # a population's member curves: panels of their own
+    rows = [row for r in cleaned for row in r.rows]
+    subjects = member_subjects(keys, rows)  # a population's member curves: panels of their own
     if not panels:
         raise RunDirError(
             f"nothing to plot: the metrics have no loss/, return/, touches or perf/ keys "

@@ -19,10 +19,17 @@ EVENT_STYLE = {
 }
 
 
-def member_subjects(keys: set[str]) -> list[str]:
-    """The member metrics to draw, one panel each: `eval/pred_touches_v_evader`, ..."""
+def member_subjects(keys: set[str], rows: list[dict[str, Any]] = ()) -> list[str]:
+    """The member metrics to draw, one panel each: `eval/pred_touches_v_evader`, ...; and
+    the hyperparameters (`hp/actor_lr`) whose value differs between members or over time."""
+    values: dict[str, set] = {}
+    for r in rows:
+        for k, v in r.items():
+            if (m := MEMBER_KEY.match(k)) and m.group(2).startswith("hp/"):
+                values.setdefault(m.group(2), set()).add(v)
     found = {m.group(2) for k in keys if (m := MEMBER_KEY.match(k))}
-    return sorted(s for s in found if SUBJECTS.match(s))
+    varied = sorted(h for h, vs in values.items() if len(vs) > 1)
+    return sorted(s for s in found if SUBJECTS.match(s)) + varied
 
 
 def member_series(rows: list[dict[str, Any]], subject: str, xkey: str) -> dict[int, np.ndarray]:
@@ -58,5 +65,11 @@ def draw_member_panel(ax, runs, subject: str, xkey: str, scale: float, label_of)
     label = label_of(subject)
     if subject.startswith("return/"):
         label = f"training return: {label}"
+    elif subject == "touches_per_episode":
+        label = "training touches per episode"
+    elif subject.startswith("hp/"):
+        label = f"hyperparameter: {subject[3:]}"
+        if subject.endswith("_lr"):
+            ax.set_yscale("log")
     ax.set_title(f"Members: {label}")
     ax.set_ylabel(label)
