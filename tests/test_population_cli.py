@@ -40,6 +40,9 @@ def test_cli_population_train_evaluate_plot(tmp_path, capsys):
     titles = write_plot([run], out=tmp_path / "p.png").panels
     assert "Members: eval: pred touches v evader" in titles and "Critic loss" in titles
     assert not any("hyperparameter" in t for t in titles)  # genetic: nothing varies
+    resume = ["train", "--resume", run, "--set", "train.total_env_steps=2000", "--quiet"]
+    assert main(resume) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["env_steps"] >= 2000
     args = ["train", "--config", str(cfg), "--out", str(tmp_path / "q"), "--runners", "2"]
     assert main(args) == 2 and "one process" in capsys.readouterr().err
     assert not (tmp_path / "q").exists()
