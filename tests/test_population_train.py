@@ -67,8 +67,9 @@ def test_genetic_sync_copies_the_best_critics_and_targets_never_actors(tmp_path)
                 assert same(weights(m.learner, t, part), before[best, t, part]), (m.k, t, part)
             for part in ("actors", "actor_targets"):  # actors are never synced
                 assert same(weights(m.learner, t, part), before[m.k, t, part]), (m.k, t, part)
-    # the sync rate: not again before the next interval
-    assert pop.events_due(pop.pop.sync_every + 1) == []
+    # the sync rate: not again before the next interval, which counts from the due step
+    every = pop.pop.sync_every
+    assert pop.events_due(2 * every - 1) == [] and pop.events_due(2 * every) != []
 
 
 def test_selection_clones_per_team_and_keeps_the_elite(tmp_path):

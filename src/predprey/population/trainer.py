@@ -156,15 +156,16 @@ class Population:
     def events_due(self, env_steps: int) -> list[dict[str, Any]]:
         """Sync or evolve if due at this evaluation; the event rows."""
         mode = self.pop.mode
+        # The schedules count from when an event was due, not from the evaluation that ran
+        # it, so evaluations a little past the due step do not push later events back.
         if mode == "genetic" and env_steps >= self.next_sync:
             self.syncs += 1
-            self.next_sync = env_steps + evo.sync_interval(
-                self.syncs, self.pop.sync_every, self.pop.sync_decay
-            )
+            interval = evo.sync_interval(self.syncs, self.pop.sync_every, self.pop.sync_decay)
+            self.next_sync = max(self.next_sync + interval, env_steps + 1)
             return self.sync(env_steps)
         if mode == "evolve" and env_steps >= self.next_evolve:
             self.evolutions += 1
-            self.next_evolve = env_steps + self.pop.evolve_every
+            self.next_evolve = max(self.next_evolve + self.pop.evolve_every, env_steps + 1)
             return self.evolve(env_steps)
         return []
 
