@@ -2,6 +2,7 @@
 
   predprey evaluate runs/tag --predators learned --prey evader --episodes 200 [--seed S]
   predprey evaluate runs/spread_local --set env.num_agents=80 --set env.num_landmarks=80
+  predprey evaluate runs/tag_pop --member 2        # a population run: member 2's actors
 
 Predators: learned | random | chaser.  Prey: learned | random | still | evader.
 The line holds touches per episode (mean and 95% CI half-width), mean returns per team,

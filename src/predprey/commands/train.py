@@ -14,6 +14,10 @@ K runner actors, a replay-buffer actor and a learner actor; --address HOST:PORT 
 on an existing Ray cluster (`ray start --head` / `ray start --address`; trusted networks
 only). Crashed actors are restarted; --resume continues a distributed run with its runners.
 
+A config with a `population` section (configs/tag_population.yaml) trains P members in
+this process, taking turns, with genetic critic sync or evolutionary selection between
+them (predprey.population); --resume restores the whole population.
+
 --buffer-url URL learns from an HTTP replay buffer (`predprey serve-buffer`) fed by
 `predprey run-env` processes, and publishes the actor weights to it (PUT /policy/{team});
 `--resume RUN --buffer-url URL` continues such a run.
