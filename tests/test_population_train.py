@@ -191,6 +191,26 @@ def test_policy_load_best_and_member(evolved):
         policy.load(run.path, "best", member=1)
 
 
+def test_best_snapshot_and_latest_actors_come_from_the_fittest_member(tmp_path, monkeypatch):
+    trainer = make(tmp_path, pop_data(mode="independent"))
+    pop = trainer.population
+    scores = {id(m.learner): evals(*v) for m, v in
+              zip(pop.members, [(0.1, 0.5), (0.2, 2.0), (0.9, 1.0)], strict=True)}  # fmt: skip
+    monkeypatch.setattr("predprey.population.trainer.training_evals",
+                        lambda config, actors, episodes, seed: scores[id(actors)])  # fmt: skip
+    trainer._evaluate()
+    trainer.save_checkpoint()
+    # per team the fittest: predators of member 2, prey of member 0
+    assert trainer.last_eval == evals(0.9, 0.5)
+    row = [r for r in trainer.run_dir.read_metrics() if "eval/pred_touches_v_evader" in r][-1]
+    assert row["best_member/predator"] == 2 and row["member/1/eval/prey_touches_v_chaser"] == 2.0
+    for which in ("best", "latest"):
+        state = policy.load(trainer.run_dir.path, which).actors.actor_state()
+        assert same(state["predator"], pop.members[2].learner.actor_state()["predator"])
+        assert same(state["prey"], pop.members[0].learner.actor_state()["prey"])
+        assert not same(state["prey"], pop.members[2].learner.actor_state()["prey"])
+
+
 def test_member_on_a_single_learner_run_is_a_clear_error(tmp_path):
     data = {k: dict(v) for k, v in TINY.items()}
     data["train"]["total_env_steps"] = 240
