@@ -3,7 +3,8 @@
 Panels appear for the metric families a run actually logged (see `PANELS`); each
 series is drawn raw (faint) with a moving average on top. Several runs share the
 panels: colour tells the run, line style the series. A population run adds panels of
-its members' evaluations, returns and touches with its events marked (`plot_members`).
+its members' evaluations, returns, touches and varied hyperparameters, with its events
+marked (`plot_members`).
 """
 
 from __future__ import annotations
