@@ -87,18 +87,32 @@ def _atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def save(run: RunDir, payload: dict[str, Any], buffer: ReplayBuffer | None = None) -> Path:
-    """Write `payload` (+ `buffer`) as the latest checkpoint; returns the path of latest.pt."""
+def save(
+    run: RunDir,
+    payload: dict[str, Any],
+    buffer: ReplayBuffer | None = None,
+    named_buffers: dict[str, ReplayBuffer] | None = None,
+) -> Path:
+    """Write `payload` (+ `buffer`) as the latest checkpoint; returns the path of latest.pt.
+    `named_buffers` (a population's, one per member or one shared) go to
+    `buffer-<name>-<total_added>.npz`, listed in `payload["buffer_files"]`."""
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     payload = dict(payload, format=FORMAT, buffer_file=None)
     if buffer is not None:
         name = f"buffer-{buffer.total_added:012d}.npz"
         buffer.save(run.checkpoint_dir / name)
         payload["buffer_file"] = name
+    if named_buffers:
+        payload["buffer_files"] = {}
+        for key, buf in named_buffers.items():
+            name = f"buffer-{key}-{buf.total_added:012d}.npz"
+            buf.save(run.checkpoint_dir / name)
+            payload["buffer_files"][key] = name
+    keep = {payload["buffer_file"], *payload.get("buffer_files", {}).values()}
     path = latest_path(run)
     _atomic_save(payload, path)
     for old in run.checkpoint_dir.glob("buffer-*.npz"):
-        if old.name != payload["buffer_file"]:
+        if old.name not in keep:
             old.unlink(missing_ok=True)
     return path
 
@@ -130,9 +144,11 @@ def unreadable(path: Path, what: str) -> str:
     )
 
 
-def load_buffer(run: RunDir, payload: dict[str, Any], capacity: int) -> ReplayBuffer:
-    """The replay buffer saved with `payload`."""
-    name = payload.get("buffer_file")
+def load_buffer(
+    run: RunDir, payload: dict[str, Any], capacity: int, key: str | None = None
+) -> ReplayBuffer:
+    """The replay buffer saved with `payload` (`key`: the one of its `named_buffers`)."""
+    name = payload.get("buffer_file") if key is None else payload.get("buffer_files", {}).get(key)
     if not name:
         raise RunDirError(f"checkpoint in {run.checkpoint_dir} holds no replay buffer")
     path = run.checkpoint_dir / name

@@ -1,9 +1,10 @@
 """Frozen, typed run configuration loaded from YAML.
 
-A config has four sections (`env`, `algo`, `buffer`, `train`) and an optional
-`distributed` one. Each section is a frozen dataclass; an unknown or misspelled key
-is a `ConfigError` that names it (with a suggestion). `--set section.key=value`
-overrides are parsed as YAML scalars and type-checked like the file.
+A config has four sections (`env`, `algo`, `buffer`, `train`) and optional
+`distributed` and `population` ones (`population` absent: one learner, and not written).
+Each section is a frozen dataclass; an unknown or misspelled key is a `ConfigError`
+that names it (with a suggestion). `--set section.key=value` overrides are parsed as
+YAML scalars and type-checked like the file.
 
 The `env` section holds `scenario` and `num_envs`; every other key is a scenario
 parameter and is validated by that scenario's own parameter class (see
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from predprey.population.params import PopulationConfig
 
 
 class ConfigError(ValueError):
@@ -121,11 +124,14 @@ class Config:
     buffer: BufferConfig = field(default_factory=BufferConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    population: PopulationConfig | None = None  # None: one learner
 
     def to_dict(self) -> dict[str, Any]:
         out = {}
         for f in dataclasses.fields(self):
             sec = getattr(self, f.name)
+            if sec is None:  # an optional section left out
+                continue
             if f.name == "env":  # params is a read-only mapping: asdict cannot copy it
                 section = {"scenario": sec.scenario, "num_envs": sec.num_envs, **sec.params}
             else:
@@ -247,17 +253,22 @@ SECTIONS = {
     "train": TrainConfig,
     "distributed": DistributedConfig,
 }
+OPTIONAL_SECTIONS = {"population": PopulationConfig}  # absent: None
 
 
 def config_from_dict(data: Mapping[str, Any] | None) -> Config:
     data = dict(data or {})
-    unknown = [k for k in data if k not in ("env", *SECTIONS)]
+    known = ["env", *SECTIONS, *OPTIONAL_SECTIONS]
+    unknown = [k for k in data if k not in known]
     if unknown:
         k = unknown[0]
-        raise ConfigError(f"unknown section '{k}'{_suggest(k, ['env', *SECTIONS])}")
+        raise ConfigError(f"unknown section '{k}'{_suggest(k, known)}")
     kwargs: dict[str, Any] = {"env": _env_section(data.get("env", {}))}
     for name, cls in SECTIONS.items():
         kwargs[name] = build_dataclass(cls, data.get(name) or {}, name)
+    for name, cls in OPTIONAL_SECTIONS.items():
+        if data.get(name) is not None:
+            kwargs[name] = build_dataclass(cls, data[name], name)
     cfg = Config(**kwargs)
     validate(cfg)
     return cfg

@@ -140,12 +140,16 @@ def check_transfer(trained: tuple[TeamSpec, ...], config: Config) -> tuple[TeamS
     return here
 
 
-def load(run_dir: str | Path, which: str = "latest", env=()) -> Policy:
+def load(
+    run_dir: str | Path, which: str = "latest", env=(), member: int | str | None = None
+) -> Policy:
     """The actors of run `run_dir` (its config.yaml and checkpoints/): `which="latest"` the
     latest checkpoint's, `"best"` per team the snapshot that scored best in training's
     evaluations against scripted opponents (teams without one keep their latest actors).
     `env`: overrides `KEY=VALUE` (or `env.KEY=VALUE`) of the world the policy will act in,
-    e.g. `["num_agents=80", "num_landmarks=80"]`; see the module docstring."""
+    e.g. `["num_agents=80", "num_landmarks=80"]`; see the module docstring.
+    A population's latest actors are per team its best member's at the latest evaluation;
+    `member=K` takes member K's latest actors instead (`member="best"`: the default)."""
     from predprey.learn.maddpg import ActorSet
     from predprey.learn.spec import team_specs
 
@@ -160,6 +164,9 @@ def load(run_dir: str | Path, which: str = "latest", env=()) -> Policy:
     payload = checkpoint.load(run)
     checkpoint.check_teams(payload, teams, str(run.path))
     state = dict(payload["actors"])
+    version = int(payload.get("updates", 0))
+    if member is not None:
+        state, version = member_actors(payload, member, which, str(run.path))
     if which == "best":
         state.update({team: b["actor"] for team, b in checkpoint.load_best(run).items()})
     actors = ActorSet.build(teams, config.algo)
@@ -167,4 +174,35 @@ def load(run_dir: str | Path, which: str = "latest", env=()) -> Policy:
         actors.load_actor_state(state)
     except (KeyError, RuntimeError, ValueError) as e:
         raise RunDirError(f"incompatible checkpoint in {run.path}: {e}") from None
-    return Policy(config, teams, actors, int(payload.get("updates", 0)))
+    return Policy(config, teams, actors, version)
+
+
+def member_actors(payload: dict, member: int | str, which: str, where: str) -> tuple[dict, int]:
+    """Member `member`'s latest actor weights and updates, from a population checkpoint."""
+    members = payload.get("population", {}).get("members")
+    if members is None:
+        raise ConfigError(f"{where} is not a population run (no members); drop --member")
+    if which != "latest":
+        raise ConfigError("--member picks a member's latest actors; drop --policy best")
+    if member == "best":
+        return dict(payload["actors"]), int(payload.get("updates", 0))
+    if not isinstance(member, int) or not 0 <= member < len(members):
+        raise ConfigError(
+            f"--member {member}: this population has members 0..{len(members) - 1} (or best)"
+        )
+    return dict(members[member]["actors"]), int(members[member]["updates"])
+
+
+def member_arg(text: str) -> int | str:
+    """`--member best|K` of the commands that load a policy."""
+    if text == "best":
+        return text
+    try:
+        k = int(text)
+    except ValueError:
+        k = -1
+    if k < 0:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"expected best or a member index >= 0, got {text!r}")
+    return k

@@ -2,6 +2,7 @@
 
   predprey bench train [--seconds 60] [--config configs/tag.yaml] [--set k=v]...
   predprey bench train --runners 0,1,2 [--seconds 20] [--sample-seconds 8] [--repeats 3]
+  predprey bench train --population 1,2,4 [--seconds 60]
 
 Without --runners (or with --runners 0) it runs the config's single-process loop (buffer
 warm-up first, which is not counted) for --seconds of wall clock with evaluation,
@@ -56,12 +57,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3, help="measurements per runner count")
     p.add_argument("--sample-seconds", type=float, default=8.0,
                    help="wall clock of one sampling measurement")  # fmt: skip
+    p.add_argument("--population", type=_counts, default=None, metavar="P1,P2,...",
+                   help="population sizes to compare (independent members in turn, one "
+                        "process): env-steps/s and updates/s of the whole population")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     from predprey.config import load_config
 
     cfg = load_config(args.config, [*args.overrides, "train.record_envs=[]"])
+    if args.population:
+        return population_sizes(args)
     if args.runners and args.runners != [0]:
         if args.repeats < 1:
             raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
@@ -98,11 +104,33 @@ def train_single(cfg, seconds: float) -> dict[str, Any]:
     from predprey.rundir import RunDir
     from predprey.train import Trainer
 
+    if cfg.population is not None:
+        from predprey.population.trainer import PopulationTrainer
+
+        Trainer = PopulationTrainer  # noqa: N806
     with tempfile.TemporaryDirectory(prefix="predprey-bench-") as tmp:
         trainer = Trainer(
             cfg, RunDir(tmp).create(), time_budget=seconds, checkpoints=False, evals=False
         )
         return trainer.run()["profile"]
+
+
+def population_sizes(args) -> int:
+    """`--population P1,P2,...`: the single-process loop of P independent members each."""
+    import torch
+
+    from predprey.config import ConfigError, load_config
+
+    if min(args.population) < 1 or (args.runners and args.runners != [0]):
+        raise ConfigError("--population takes sizes >= 1 and runs in one process (no --runners)")
+    for size in args.population:
+        sets = [f"population.size={size}", "population.mode=independent"]
+        cfg = load_config(args.config, [*args.overrides, "train.record_envs=[]", *sets])
+        torch.set_num_threads(cfg.train.torch_threads or 1)
+        prof = train_single(cfg, args.seconds)
+        line = {"bench": "train", "config": args.config, "population": size, **prof}
+        print(json.dumps(line), flush=True)
+    return 0
 
 
 def sample_single(cfg, seconds: float) -> dict[str, Any]:

@@ -10,7 +10,9 @@ the episodes recorded during training (`--source train`) or by `predprey simulat
 
 With `--set env.KEY=V` the run's policy first plays one new episode in that world (as
 `predprey simulate --set ... --seed S` does, recorded as a `simulate` episode) and that
-episode is animated: a policy trained on 4 agents, shown with 80.
+episode is animated: a policy trained on 4 agents, shown with 80. `--member K` (a
+population run) likewise plays a new episode with member K's actors (training records
+member 0's episodes only).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import sys
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from predprey.policy import member_arg
+
     p.add_argument("run", metavar="RUN", help="run directory")
     p.add_argument("--env-index", type=_nonneg, default=None, metavar="I",
                    help="environment (required unless --set)")  # fmt: skip
@@ -38,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="with --set: the new episode's start")
     p.add_argument("--policy", default="latest", choices=("latest", "best"),
                    help="with --set: latest checkpoint, or per team its best snapshot")  # fmt: skip
+    p.add_argument("--member", type=member_arg, default=None, metavar="best|K",
+                   help="population runs: play a new episode with member K's latest "
+                        "actors (best: per team the fittest at the latest evaluation)")  # fmt: skip
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="env.KEY=V",
                    help="run in another world, e.g. env.num_agents=80 (repeatable; shared "
                         "networks on obs local transfer to any number of agents)")  # fmt: skip
@@ -61,11 +68,12 @@ def run(args: argparse.Namespace) -> int:
     from predprey.config import ConfigError
     from predprey.viz.animate import animate
 
-    if args.overrides:
+    if args.overrides or args.member is not None:
         from predprey.commands.simulate import simulate
 
         sim = argparse.Namespace(run=args.run, policy=args.policy, seed=args.seed, episodes=1,
-                                 env_index=0, num_envs=1, overrides=args.overrides)  # fmt: skip
+                                 env_index=0, num_envs=1, overrides=args.overrides,
+                                 member=args.member)  # fmt: skip
         args.env_index, args.episode = 0, simulate(sim)["episode_numbers"][0]
         args.source = "simulate"
     elif args.env_index is None:

@@ -2,6 +2,7 @@
 
   predprey evaluate runs/tag --predators learned --prey evader --episodes 200 [--seed S]
   predprey evaluate runs/spread_local --set env.num_agents=80 --set env.num_landmarks=80
+  predprey evaluate runs/tag_pop --member 2        # a population run: member 2's actors
 
 Predators: learned | random | chaser.  Prey: learned | random | still | evader.
 The line holds touches per episode (mean and 95% CI half-width), mean returns per team,
@@ -19,6 +20,7 @@ import json
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from predprey.evaluate import PREDATOR_CHOICES, PREY_CHOICES
+    from predprey.policy import member_arg
 
     p.add_argument("run", metavar="RUN", help="run directory, e.g. runs/tag")
     p.add_argument("--predators", default="learned", choices=PREDATOR_CHOICES)
@@ -27,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default="latest", choices=("latest", "best"),
                    help="latest checkpoint, or per team its best evaluation snapshot")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="initial positions and scripted noise")
+    p.add_argument("--member", type=member_arg, default=None, metavar="best|K",
+                   help="population runs: member K's latest actors (best: per team the "
+                        "fittest at the latest evaluation, the default)")  # fmt: skip
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="env.KEY=V",
                    help="run in another world, e.g. env.num_agents=80 (repeatable; shared "
                         "networks on obs local transfer to any number of agents)")  # fmt: skip
@@ -39,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
-    policy = policy_mod.load(args.run, args.policy, env=args.overrides)
+    policy = policy_mod.load(args.run, args.policy, env=args.overrides, member=args.member)
     env = make_eval_env(policy.config, args.episodes, args.seed)
     if set(env.teams) == {"predator", "prey"}:
         who = {"predator": args.predators, "prey": args.prey}
@@ -50,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     check_choices(env.teams, who)
     result = run_episodes(env, who, policy.actors, args.episodes, args.seed)
     line = {"run": args.run, **who, "policy": args.policy, "seed": args.seed}
+    if args.member is not None:
+        line["member"] = args.member
     line["updates"] = policy.version
     if args.overrides:
         line["env"] = {k: policy.config.env.params.get(k) for k in changed(args.overrides)}

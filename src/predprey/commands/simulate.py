@@ -16,10 +16,15 @@ import json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from predprey.policy import member_arg
+
     p.add_argument("run", metavar="RUN", help="run directory, e.g. runs/tag")
     p.add_argument("--policy", default="latest", choices=("latest", "best"),
                    help="latest checkpoint, or per team its best evaluation snapshot")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random initial positions")
+    p.add_argument("--member", type=member_arg, default=None, metavar="best|K",
+                   help="population runs: member K's latest actors (best: per team the "
+                        "fittest at the latest evaluation, the default)")  # fmt: skip
     p.add_argument("--episodes", type=int, default=1, help="episodes of --env-index to write")
     p.add_argument("--env-index", type=int, default=0, help="which environment to record")
     p.add_argument("--num-envs", type=int, default=None, help="environments (default: index+1)")
@@ -51,7 +56,8 @@ def simulate(args: argparse.Namespace) -> dict:
     if num_envs < 1 or not 0 <= args.env_index < num_envs:
         raise ConfigError(f"--env-index must be in [0, {num_envs - 1}], got {args.env_index}")
     run_dir = RunDir(args.run)
-    policy = policy_mod.load(run_dir.path, args.policy, env=args.overrides)
+    member = getattr(args, "member", None)
+    policy = policy_mod.load(run_dir.path, args.policy, env=args.overrides, member=member)
     cfg = policy.config
     cfg = cfg.replace(env=dataclasses.replace(cfg.env, num_envs=num_envs))
     env_seed, rng = seed_streams(args.seed)  # rng: scripted policies' randomness

@@ -14,6 +14,10 @@ K runner actors, a replay-buffer actor and a learner actor; --address HOST:PORT 
 on an existing Ray cluster (`ray start --head` / `ray start --address`; trusted networks
 only). Crashed actors are restarted; --resume continues a distributed run with its runners.
 
+A config with a `population` section (configs/tag_population.yaml) trains P members in
+this process, taking turns, with genetic critic sync or evolutionary selection between
+them (predprey.population); --resume restores the whole population.
+
 --buffer-url URL learns from an HTTP replay buffer (`predprey serve-buffer`) fed by
 `predprey run-env` processes, and publishes the actor weights to it (PUT /policy/{team});
 `--resume RUN --buffer-url URL` continues such a run.
@@ -77,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
                 )
         run_dir = RunDir(args.resume).require()
         config = load_config(run_dir.config_path, args.overrides)
+        _check_population(config, args)
         if args.overrides:
             dump_config(config, run_dir.config_path)  # later resumes keep the new end
     else:
@@ -90,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         if args.runners:
             overrides.append(f"distributed.runners={args.runners}")
         config = load_config(args.config, overrides)
+        _check_population(config, args)
         run_dir = RunDir(args.out)
         _prepare(run_dir.path, args.overwrite)
         run_dir.path.mkdir(parents=True, exist_ok=True)
@@ -127,6 +133,10 @@ def run(args: argparse.Namespace) -> int:
 
     from predprey.train import Trainer
 
+    if config.population is not None:  # P members in turn: predprey.population
+        from predprey.population.trainer import PopulationTrainer
+
+        Trainer = PopulationTrainer  # noqa: N806
     if config.train.torch_threads > 0:
         torch.set_num_threads(config.train.torch_threads)
     try:
@@ -139,9 +149,20 @@ def run(args: argparse.Namespace) -> int:
             raise
         raise ConfigError(str(e)) from None
     result = trainer.run()
-    summary = {k: result[k] for k in ("env_steps", "updates", "episodes", "time", "eval")}
+    keys = ("env_steps", "updates", "episodes", "time", "eval", "best_member")
+    summary = {k: result[k] for k in keys if k in result}
     print(json.dumps({"run": str(run_dir.path), **summary}))
     return 0
+
+
+def _check_population(config, args) -> None:
+    if config.population is not None and (
+        args.runners or args.buffer_url or config.distributed.runners
+    ):
+        raise ConfigError(
+            "a population trains in one process for now (members take turns); "
+            "drop --runners / --buffer-url / distributed.runners"
+        )
 
 
 def _prepare(path: Path, overwrite: bool) -> None:

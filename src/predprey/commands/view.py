@@ -9,7 +9,8 @@ Serves a small local web page (no internet needed) until interrupted with Ctrl-C
   predprey view runs/spread_local --set env.num_agents=80 --set env.num_landmarks=80
 
 With `--set env.KEY=V` the run's policy first plays a new episode in that world (recorded as
-a `simulate` episode of env index 0, as `predprey simulate --set ...` does) to watch.
+a `simulate` episode of env index 0, as `predprey simulate --set ...` does) to watch;
+`--member K` (a population run) likewise plays one with member K's actors.
 """
 
 from __future__ import annotations
@@ -19,10 +20,15 @@ import time
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from predprey.policy import member_arg
+
     p.add_argument("run", metavar="RUN", help="run directory")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=0, help="port (default 0: pick a free one)")
     p.add_argument("--open", action="store_true", help="open the page in a web browser")
+    p.add_argument("--member", type=member_arg, default=None, metavar="best|K",
+                   help="population runs: first play a new episode with member K's latest "
+                        "actors (best: per team the fittest at the latest evaluation)")  # fmt: skip
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="env.KEY=V",
                    help="run in another world, e.g. env.num_agents=80 (repeatable; shared "
                         "networks on obs local transfer to any number of agents)")  # fmt: skip
@@ -33,11 +39,12 @@ def run(args: argparse.Namespace) -> int:
 
     from predprey.viz.view import start_server
 
-    if args.overrides:
+    if args.overrides or args.member is not None:
         from predprey.commands.simulate import simulate
 
         sim = argparse.Namespace(run=args.run, policy="latest", seed=0, episodes=1, env_index=0,
-                                 num_envs=1, overrides=args.overrides)  # fmt: skip
+                                 num_envs=1, overrides=args.overrides,
+                                 member=args.member)  # fmt: skip
         print(f"predprey view: recorded {simulate(sim)['paths'][0]}", flush=True)
     try:
         server = start_server(args.run, args.host, args.port)

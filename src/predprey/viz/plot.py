@@ -2,7 +2,9 @@
 
 Panels appear for the metric families a run actually logged (see `PANELS`); each
 series is drawn raw (faint) with a moving average on top. Several runs share the
-panels: colour tells the run, line style the series.
+panels: colour tells the run, line style the series. A population run adds panels of
+its members' evaluations, returns, touches and varied hyperparameters, with its events
+marked (`plot_members`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from predprey.rundir import RunDir, RunDirError
+from predprey.viz.plot_members import draw_member_panel, member_subjects
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,8 @@ def plot_metrics(runs: list[RunMetrics], x: str = "steps", smooth: int | None = 
     cleaned = [RunMetrics(r.name, drop_superseded(r.rows, xkey)) for r in runs]
     keys = {k for r in cleaned for row in r.rows for k in row}
     panels = panels_for(keys)
+    rows = [row for r in cleaned for row in r.rows]
+    subjects = member_subjects(keys, rows)  # a population's member curves: panels of their own
     if not panels:
         raise RunDirError(
             f"nothing to plot: the metrics have no loss/, return/, touches or perf/ keys "
@@ -154,8 +159,9 @@ def plot_metrics(runs: list[RunMetrics], x: str = "steps", smooth: int | None = 
     scale = t_div if x == "time" else 1.0
     xlabel = f"wall-clock time ({t_unit})" if x == "time" else "environment steps"
 
-    ncols = 2 if len(panels) > 1 else 1
-    nrows = math.ceil(len(panels) / ncols)
+    n_panels = len(panels) + len(subjects)
+    ncols = 2 if n_panels > 1 else 1
+    nrows = math.ceil(n_panels / ncols)
     fig = Figure(figsize=(6.4 * ncols, 3.6 * nrows + 0.8), dpi=100, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     windows = set()
@@ -195,11 +201,16 @@ def plot_metrics(runs: list[RunMetrics], x: str = "steps", smooth: int | None = 
             ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
+    for ax, subject in zip(axes[len(panels) :], subjects, strict=False):
+        draw_member_panel(ax, cleaned, subject, xkey, scale, series_label)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
     xs = [row[xkey] / scale for r in cleaned for row in r.rows]
     pad = 0.02 * (max(xs) - min(xs)) or 1.0
-    for ax in axes[: len(panels)]:  # one x range for all panels, to compare them by eye
+    for ax in axes[:n_panels]:  # one x range for all panels, to compare them by eye
         ax.set_xlim(min(xs) - pad, max(xs) + pad)
-    for ax in axes[len(panels) :]:
+    for ax in axes[n_panels:]:
         ax.set_visible(False)
     smooth_txt = (
         "no smoothing"

@@ -1,0 +1,10 @@
+"""Population training: P members (learner + runner + replay + hyperparameters) on the one
+training loop, with CMU's genetic critic sync or AgileRL-style evolution between them.
+
+  params     the `population` config section (typed, validated)
+  evolution  the math: initial draws, tournament selection with elitism, mutation, the
+             sync schedule (pure functions of arrays and generators)
+  member     one member and the network copies between members
+  trainer    `PopulationTrainer`: the training loop over all members, fitness from the
+             scheduled evaluations, sync/selection/mutation events in metrics.jsonl
+"""

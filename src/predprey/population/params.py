@@ -1,0 +1,118 @@
+"""The `population` config section. Absent = one learner, as without it.
+
+Modes (seeds 001 and 002):
+  independent  P learners side by side; no exchange (the baseline of both papers)
+  genetic      CMU's Distributed Genetic MADDPG: at the first evaluation after every sync
+               interval, per team the best member's critics (and critic targets) are
+               copied to every other member; actors are never synced. The interval
+               grows by (1 + sync_decay) after each sync (their decreasing sync rate).
+  evolve       AgileRL's evolutionary HPO: at the first evaluation after every
+               `evolve_every` env steps, per team a tournament with elitism selects the
+               members whose networks the others clone, and the clones are mutated
+               (no mutation, actor weights noise, or one hyperparameter).
+
+Env steps here are the whole population's (the x axis of metrics.jsonl). Hyperparameters
+are per member (they drive one update of both teams); networks are selected per team.
+Ranges are [low, high]; `init_*` are the ranges members' first values are drawn from
+(empty = the `algo` value for every member).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MODES = ("independent", "genetic", "evolve")
+# Hyperparameters a member may hold its own value of: name -> kind of draw and mutation.
+HYPERPARAMETERS = {
+    "actor_lr": "log",
+    "critic_lr": "log",
+    "batch_size": "int",
+    "exploration_noise": "linear",
+    "env_steps_per_update": "int",
+}
+
+
+@dataclass(frozen=True)
+class PopulationConfig:
+    size: int = 4
+    mode: str = "evolve"
+    share_buffer: bool = False  # AgileRL: one replay for all members; CMU: one each
+    sync_every: int = 500_000  # genetic: env steps between critic syncs at first
+    sync_decay: float = 0.0  # genetic: each sync multiplies the interval by 1 + this
+    evolve_every: int = 500_000  # evolve: env steps between selections
+    tournament_size: int = 2
+    elitism: int = 1  # evolve: the best members per team kept unchanged
+    # evolve, per non-elite member: chance of no mutation, of actor weights noise, of one
+    # hyperparameter (normalised to sum 1)
+    p_none: float = 0.2
+    p_weights: float = 0.2
+    p_hyperparameter: float = 0.6
+    weights_noise: float = 0.1  # std of the noise, relative to each tensor's std
+    mutate: tuple[str, ...] = tuple(HYPERPARAMETERS)  # hyperparameters that may mutate
+    shrink: float = 0.8  # a mutated hyperparameter is multiplied by shrink or grow
+    grow: float = 1.25
+    # bounds every mutation stays inside
+    actor_lr_range: tuple[float, ...] = (1e-6, 1e-1)
+    critic_lr_range: tuple[float, ...] = (1e-6, 1e-1)
+    batch_size_range: tuple[int, ...] = (32, 8192)
+    exploration_noise_range: tuple[float, ...] = (0.01, 0.5)
+    env_steps_per_update_range: tuple[int, ...] = (4, 1000)
+    # first values: [low, high] (log-uniform for learning rates, uniform for noise) or, for
+    # batch_size and env_steps_per_update, the choices
+    init_actor_lr: tuple[float, ...] = ()
+    init_critic_lr: tuple[float, ...] = ()
+    init_batch_size: tuple[int, ...] = ()
+    init_exploration_noise: tuple[float, ...] = ()
+    init_env_steps_per_update: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        # ValueErrors become ConfigErrors named "population: ..." (config.build_dataclass)
+        if self.size < 1:
+            raise ValueError(f"size must be >= 1, got {self.size}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode: unknown mode {self.mode!r}; choose one of {MODES}")
+        for name in ("sync_every", "evolve_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.sync_decay < 0:
+            raise ValueError(f"sync_decay must be >= 0, got {self.sync_decay}")
+        if self.mode == "evolve" and not 1 <= self.tournament_size <= self.size:
+            raise ValueError(
+                f"tournament_size must be in [1, size={self.size}], got {self.tournament_size}"
+            )
+        if not 0 <= self.elitism < max(self.size, 2):  # size 1 keeps the default 1
+            raise ValueError(f"elitism must be in [0, size - 1], got {self.elitism}")
+        if not self.mutate and self.p_hyperparameter > 0:
+            raise ValueError("mutate lists no hyperparameter: set p_hyperparameter to 0")
+        probs = (self.p_none, self.p_weights, self.p_hyperparameter)
+        if min(probs) < 0 or sum(probs) <= 0:
+            raise ValueError("p_none, p_weights, p_hyperparameter must be >= 0, not all 0")
+        if self.weights_noise < 0:
+            raise ValueError(f"weights_noise must be >= 0, got {self.weights_noise}")
+        if not 0 < self.shrink <= 1 <= self.grow:
+            raise ValueError("mutation factors need 0 < shrink <= 1 <= grow")
+        for name in self.mutate:
+            if name not in HYPERPARAMETERS:
+                raise ValueError(
+                    f"mutate: unknown hyperparameter {name!r}; choose from {tuple(HYPERPARAMETERS)}"
+                )
+        for name, kind in HYPERPARAMETERS.items():
+            lo, hi = _pair(self, f"{name}_range")
+            if not 0 < lo <= hi:
+                raise ValueError(f"{name}_range must be [low, high] with 0 < low <= high")
+            init = getattr(self, f"init_{name}")
+            if not init:
+                continue
+            if min(init) <= 0:
+                raise ValueError(f"init_{name} values must be > 0")
+            if kind != "int":
+                a, b = _pair(self, f"init_{name}")
+                if a > b:
+                    raise ValueError(f"init_{name} must be [low, high] with low <= high")
+
+
+def _pair(cfg: PopulationConfig, name: str) -> tuple[float, float]:
+    value = getattr(cfg, name)
+    if len(value) != 2:
+        raise ValueError(f"{name} must be [low, high], got {list(value)}")
+    return value[0], value[1]

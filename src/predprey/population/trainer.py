@@ -1,0 +1,338 @@
+"""`PopulationTrainer`: the training loop (predprey.loop) over a `Population`, in one
+process. The population is the loop's algorithm and its source at once: each `step` gives
+every member one turn of its own off-policy step (collect, the updates its own pace owes),
+and the loop's counters are the members' sums.
+
+Fitness comes from the loop's scheduled evaluations: every member is evaluated with the
+same seeds; per team (`evaluate.team_scores`: predators' touches v the scripted evader,
+prey's touches conceded to the scripted chasers negated, spread's return) the fitter member
+is the better one. After an evaluation the population syncs critics (genetic) or selects
+and mutates (evolve) when that is due, and writes each event as a metrics row.
+
+metrics.jsonl: the usual keys are the whole population's (training windows pool every
+member; `eval/...` are per team the best member's, which also feed best.pt); each member's
+own curves are `member/K/...` (`member/K/hp/NAME`: its hyperparameters); events are rows
+with `event` (init | sync | selection | mutation), a readable `detail` and the structured
+fields (member, team, parents, old and new values, the hyperparameters after).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from predprey import checkpoint
+from predprey.config import Config
+from predprey.evaluate import team_scores, training_evals
+from predprey.loop import TrainLoop
+from predprey.population import evolution as evo
+from predprey.population.member import (
+    ALL_PARTS,
+    CRITIC_PARTS,
+    Member,
+    add_weight_noise,
+    load_team_state,
+    member_budget,
+    team_state,
+)
+from predprey.rundir import RunDir, RunDirError
+
+
+class TeamPick:
+    """Acts (and hands out actor weights) per team with a chosen member's learner."""
+
+    def __init__(self, learners: dict[str, Any], default: Any):
+        self.learners, self.default = learners, default
+
+    def act(self, obs, noise_std: float = 0.0, rng=None) -> dict[str, np.ndarray]:
+        out = self.default.act(obs, noise_std, rng)
+        for learner in {id(x): x for x in self.learners.values()}.values():
+            if learner is not self.default:
+                acts = learner.act(obs, noise_std, rng)
+                out.update({t: acts[t] for t, x in self.learners.items() if x is learner})
+        return out
+
+    def actor_state(self) -> dict[str, dict[str, Any]]:
+        state = self.default.actor_state()
+        state.update({t: x.actor_state()[t] for t, x in self.learners.items()})
+        return state
+
+
+class Population:
+    """The members, as the loop's algorithm (`step`, `work_left`: every member one turn) and
+    as its source (counters, timers and buffers summed; the fittest members' actors), with
+    the fitness of the latest evaluation and the sync/evolve schedule."""
+
+    counts_episodes, concurrent = True, False
+
+    def __init__(self, config: Config, loop: TrainLoop):
+        pop = config.population
+        self.config, self.pop, self.loop = config, pop, loop
+        self.rng = np.random.default_rng(np.random.SeedSequence(config.train.seed).spawn(5)[4])
+        hps = evo.initial_hyperparameters(config.algo, pop, self.rng)
+        self.members = [Member(k, config, hps[k], loop) for k in range(pop.size)]
+        if pop.share_buffer:  # AgileRL: every member adds to and samples from one replay
+            for m in self.members[1:]:
+                m.source.buffer = self.members[0].source.buffer
+        self.fitness: dict[str, list[float]] = {}  # team -> [P], the latest evaluation's
+        self.best: dict[str, int] = {}  # team -> the fittest member at that evaluation
+        self.syncs = self.evolutions = 0
+        self.next_sync, self.next_evolve = pop.sync_every, pop.evolve_every
+        if loop.payload is not None:
+            self._restore(loop.payload)
+
+    # -- the algorithm: members take turns -------------------------------------------
+    def step(self, src: Any, total: int) -> None:
+        P = len(self.members)
+        for k, m in enumerate(self.members):
+            budget = member_budget(total, P, k)
+            if m.algorithm.work_left(m.source, budget):
+                m.algorithm.step(m.source, budget)
+
+    def work_left(self, src: Any, total: int) -> bool:
+        P = len(self.members)
+        return any(
+            m.algorithm.work_left(m.source, member_budget(total, P, k))
+            for k, m in enumerate(self.members)
+        )
+
+    # -- the source: sums over the members --------------------------------------------
+    @property
+    def inserted(self) -> int:
+        return sum(m.source.inserted for m in self.members)
+
+    @property
+    def updates(self) -> int:
+        return sum(m.source.updates for m in self.members)
+
+    def timers(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for m in self.members:
+            for k, v in m.source.timers().items():
+                out[k] = out.get(k, 0.0) + v
+        return out
+
+    def actors(self) -> TeamPick:
+        """Per team the actors of the member fittest at the latest evaluation (member 0's
+        before the first)."""
+        learners = {t: self.members[k].learner for t, k in self.best.items()}
+        return TeamPick(learners, self.members[0].learner)
+
+    def _buffers(self) -> dict[str, Any]:
+        if self.pop.share_buffer:
+            return {"shared": self.members[0].source.buffer}
+        return {f"m{m.k}": m.source.buffer for m in self.members}
+
+    def buffer_size(self) -> int:
+        return sum(len(b) for b in self._buffers().values())
+
+    def log_keys(self, seconds: float) -> dict[str, Any]:
+        return {k: v for m in self.members for k, v in m.window_keys().items()}
+
+    def finish(self) -> None:
+        pass
+
+    def flush_recorded(self) -> list:
+        return self.members[0].source.flush_recorded()
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "members": [
+                {"hp": m.hp, "fitness": {t: f[m.k] for t, f in self.fitness.items()}}
+                for m in self.members
+            ],
+            "best_member": dict(self.best),
+        }
+
+    # -- fitness and events ------------------------------------------------------------
+    def set_fitness(self, evals: list[dict[str, float]]) -> dict[str, float]:
+        """Take each member's evaluation metrics; returns per team the fittest member's."""
+        scores = [team_scores(e) for e in evals]
+        self.fitness = {t: [s[t][1] for s in scores] for t in scores[0]}
+        self.best = {t: evo.elites(f, 1)[0] for t, f in self.fitness.items()}
+        return {scores[0][t][0]: evals[k][scores[0][t][0]] for t, k in self.best.items()}
+
+    def events_due(self, env_steps: int) -> list[dict[str, Any]]:
+        """Sync or evolve if due at this evaluation; the event rows."""
+        mode = self.pop.mode
+        # The schedules count from when an event was due, not from the evaluation that ran
+        # it, so evaluations a little past the due step do not push later events back.
+        if mode == "genetic" and env_steps >= self.next_sync:
+            self.syncs += 1
+            interval = evo.sync_interval(self.syncs, self.pop.sync_every, self.pop.sync_decay)
+            self.next_sync = max(self.next_sync + interval, env_steps + 1)
+            return self.sync(env_steps)
+        if mode == "evolve" and env_steps >= self.next_evolve:
+            self.evolutions += 1
+            self.next_evolve = max(self.next_evolve + self.pop.evolve_every, env_steps + 1)
+            return self.evolve(env_steps)
+        return []
+
+    def sync(self, env_steps: int) -> list[dict[str, Any]]:
+        """CMU: per team, the fittest member's critics and critic targets go to all others;
+        actors stay as they are."""
+        rows = []
+        for team, k in self.best.items():
+            snap = team_state(self.members[k].learner, team, CRITIC_PARTS)
+            for m in self.members:
+                if m.k != k:
+                    load_team_state(m.learner, team, snap)
+                    m.lineage.append({"env_steps": env_steps, "event": "sync", "team": team,
+                                      "parent": k})  # fmt: skip
+            rows.append({
+                "event": "sync", "detail": f"{team} critics: member {k} -> all",
+                "team": team, "parent": k, "fitness": list(self.fitness[team]),
+            })  # fmt: skip
+        return rows
+
+    def evolve(self, env_steps: int) -> list[dict[str, Any]]:
+        """Per team tournament selection with elitism; mutation of the non-elite clones."""
+        pop, members = self.pop, self.members
+        contestants = evo.draw_contestants(len(members), pop.tournament_size, self.rng)
+        joint = evo.rank_sum(self.fitness)
+        hp_parents = evo.tournament_parents(joint, contestants, pop.elitism)
+        hp_elites = set(evo.elites(joint, pop.elitism))
+        parents = {
+            t: evo.tournament_parents(f, contestants, pop.elitism) for t, f in self.fitness.items()
+        }
+        # Copy from snapshots taken before any member changes: a parent may be replaced too.
+        snaps = {
+            (t, j): team_state(members[j].learner, t, ALL_PARTS)
+            for t, ps in parents.items()
+            for j in set(ps)
+        }
+        old_hp = [dict(m.hp) for m in members]
+        rows = []
+        for m in members:
+            i = m.k
+            changed = {t: ps[i] for t, ps in parents.items() if ps[i] != i}
+            for t, j in changed.items():
+                load_team_state(m.learner, t, snaps[t, j])
+            hp = dict(old_hp[hp_parents[i]])
+            if i in hp_elites and not changed:
+                continue  # an elite of every kind: kept as it is
+            kind = evo.choose_mutation(pop, self.rng) if i not in hp_elites else "none"
+            mutation: dict[str, Any] = {"kind": kind}
+            if kind == "weights":  # the actors of the teams this member is no elite of
+                seed = int(self.rng.integers(2**62))
+                teams = [t for t in parents if i not in evo.elites(self.fitness[t], pop.elitism)]
+                for t in teams:
+                    add_weight_noise(m.learner.actors.actors[t], pop.weights_noise, seed)
+                mutation["teams"] = teams
+            elif kind == "hyperparameter":
+                name, old, new = evo.mutate_hyperparameter(hp, pop, self.rng)
+                hp[name] = new
+                mutation.update(name=name, old=old, new=new)
+            if hp != m.hp:
+                m.set_hp(hp)
+            who = ", ".join(f"{t} <- {j}" for t, j in changed.items()) or "networks kept"
+            rows.append({
+                "event": "selection",
+                "detail": f"member {i}: {who}; hyperparameters <- {hp_parents[i]}",
+                "member": i, "parents": {t: ps[i] for t, ps in parents.items()},
+                "hp_parent": hp_parents[i], "fitness": {t: f[i] for t, f in self.fitness.items()},
+            })  # fmt: skip
+            if kind != "none":
+                what = (
+                    f"{name} {old:.4g} -> {new:.4g}"
+                    if kind == "hyperparameter"
+                    else f"actor weights noise ({', '.join(mutation['teams'])})"
+                )
+                rows.append({"event": "mutation", "detail": f"member {i}: {what}", "member": i,
+                             **mutation, "hp": dict(hp)})  # fmt: skip
+            m.lineage.append({
+                "env_steps": env_steps, "event": "evolve", "parents": changed,
+                "hp_parent": hp_parents[i], "mutation": mutation, "hp": dict(hp),
+            })  # fmt: skip
+        return rows
+
+    # -- checkpoints -------------------------------------------------------------------
+    def save_checkpoint(self, payload: dict[str, Any]) -> None:
+        payload = {
+            **payload,
+            "actors": self.actors().actor_state(),  # what predprey.policy.load reads
+            "updates": self.updates,
+            "env_steps": self.inserted,
+            "population": {
+                "members": [m.state() for m in self.members],
+                "fitness": {t: list(f) for t, f in self.fitness.items()},
+                "best": dict(self.best),
+                "rng": self.rng.bit_generator.state,
+                "syncs": self.syncs, "evolutions": self.evolutions,
+                "next_sync": self.next_sync, "next_evolve": self.next_evolve,
+            },
+        }  # fmt: skip
+        checkpoint.save(self.loop.run_dir, payload, named_buffers=self._buffers())
+
+    def _restore(self, payload: dict[str, Any]) -> None:
+        run: RunDir = self.loop.run_dir
+        state = payload.get("population")
+        if state is None or len(state["members"]) != len(self.members):
+            have = "no population" if state is None else f"{len(state['members'])} members"
+            raise RunDirError(
+                f"incompatible checkpoint in {run.path}: it holds {have}, the config asks "
+                f"for {len(self.members)}"
+            )
+        capacity = self.config.buffer.capacity
+        buffers = {
+            k: checkpoint.load_buffer(run, payload, capacity, key=k) for k in self._buffers()
+        }
+        try:
+            for m in self.members:
+                m.restore(state["members"][m.k], buffers.get("shared") or buffers[f"m{m.k}"])
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise RunDirError(f"incompatible checkpoint in {run.path}: {e}") from None
+        self.fitness = {t: list(f) for t, f in state["fitness"].items()}
+        self.best = {t: int(k) for t, k in state["best"].items()}
+        self.rng.bit_generator.state = state["rng"]
+        self.syncs, self.evolutions = int(state["syncs"]), int(state["evolutions"])
+        self.next_sync, self.next_evolve = int(state["next_sync"]), int(state["next_evolve"])
+
+
+class PopulationTrainer(TrainLoop):
+    """The training loop over a population, in one process."""
+
+    def __init__(self, config: Config, run: RunDir, *, resume: bool = False, **loop_args: Any):
+        if config.population is None:
+            raise ValueError("PopulationTrainer needs a `population` config section")
+        super().__init__(config, run, checkpoint.load(run) if resume else None, **loop_args)
+        self.finishing = False
+        population = Population(config, self)
+        self.attach(population, population)
+        for m in population.members:  # member windows start with the loop's
+            m.log.reset_window(m.source.inserted, m.source.updates)
+            if not resume:  # the first draws: where each lineage starts
+                hp = ", ".join(f"{k}={v:.4g}" for k, v in m.hp.items())
+                self.write_event({"event": "init", "detail": f"member {m.k}: {hp}",
+                                  "member": m.k, "hp": dict(m.hp)})  # fmt: skip
+
+    @property
+    def population(self) -> Population:
+        return self.algorithm
+
+    def _evaluate(self) -> None:
+        """Every member on the same seeds; the best per team feeds best.pt and `eval/`."""
+        tr, pop = self.config.train, self.population
+        seed = tr.seed * 1_000_003 + self.eval_index  # eval streams never touch training RNGs
+        evals = [
+            training_evals(self.config, m.learner, tr.eval_episodes, seed) for m in pop.members
+        ]
+        self.last_eval = pop.set_fitness(evals)
+        self.eval_index += 1
+        self.last_eval_steps = self.env_steps
+        self.best.offer(self.last_eval, self.env_steps, pop.actors())
+        row = dict(self.last_eval)
+        row.update({f"best_member/{t}": k for t, k in pop.best.items()})
+        for k, e in enumerate(evals):
+            row.update({f"member/{k}/{key}": v for key, v in e.items()})
+        self.log.write(self.log.row(self.env_steps, self.updates, row))
+        self.next_eval = (self.env_steps // tr.eval_every + 1) * tr.eval_every
+        if self.finishing:  # the run ends here: its last networks stay the evaluated ones
+            return
+        for event in pop.events_due(self.env_steps):
+            self.write_event(event)
+
+    def _finish(self) -> None:
+        self.finishing = True
+        super()._finish()
