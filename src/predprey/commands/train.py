@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
                 )
         run_dir = RunDir(args.resume).require()
         config = load_config(run_dir.config_path, args.overrides)
+        _check_on_policy(config, args)
         if args.overrides:
             dump_config(config, run_dir.config_path)  # later resumes keep the new end
     else:
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         if args.runners:
             overrides.append(f"distributed.runners={args.runners}")
         config = load_config(args.config, overrides)
+        _check_on_policy(config, args)
         run_dir = RunDir(args.out)
         _prepare(run_dir.path, args.overwrite)
         run_dir.path.mkdir(parents=True, exist_ok=True)
@@ -142,6 +144,17 @@ def run(args: argparse.Namespace) -> int:
     summary = {k: result[k] for k in ("env_steps", "updates", "episodes", "time", "eval")}
     print(json.dumps({"run": str(run_dir.path), **summary}))
     return 0
+
+
+def _check_on_policy(config, args: argparse.Namespace) -> None:
+    """PPO trains in one process for now (predprey.learn.onpolicy says how Ray plugs in)."""
+    if config.algo.name == "ppo" and (
+        args.runners or args.address or args.buffer_url or config.distributed.runners
+    ):
+        raise ConfigError(
+            "algo.name ppo trains in one process; drop --runners/--address/--buffer-url "
+            "(and distributed.runners)"
+        )
 
 
 def _prepare(path: Path, overwrite: bool) -> None:
