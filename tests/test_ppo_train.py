@@ -109,8 +109,8 @@ def test_policy_load_acts_with_the_mean(tiny_run):
     assert load(run.path, "best").act(obs)["predator"].shape == (3, 3, 2)
 
 
-def test_cli_trains_evaluates_and_refuses_runners(tmp_path):
-    """Train and evaluate through the CLI; --runners is refused before Ray starts."""
+def test_cli_trains_evaluates_and_refuses_the_http_buffer(tmp_path, monkeypatch, capsys):
+    """Train and evaluate through the CLI; --buffer-url (off-policy data) is refused."""
     cfg = tmp_path / "ppo.yaml"
     data = {k: dict(v) for k, v in TINY.items()}
     data["env"] = {"scenario": "spread", "num_envs": 8, "num_agents": 3}
@@ -120,8 +120,14 @@ def test_cli_trains_evaluates_and_refuses_runners(tmp_path):
     assert out["env_steps"] == 256
     ev = predprey("evaluate", run, "--episodes", "4")
     assert ev.returncode == 0, ev.stderr
-    bad = predprey("train", "--config", str(cfg), "--out", str(tmp_path / "r2"), "--runners", "2")
-    assert bad.returncode != 0 and "ppo" in bad.stderr and "Traceback" not in bad.stderr
+    import predprey.service.remote_train as remote_train
+    from predprey.cli import main
+
+    monkeypatch.setattr(remote_train, "connect", lambda *a, **k: object())
+    args = ["train", "--config", str(cfg), "--out", str(tmp_path / "r2")]
+    assert main([*args, "--buffer-url", "http://127.0.0.1:9"]) == 2
+    assert "ppo learns on-policy" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()
 
 
 def test_ppo_learns_spread(tmp_path):

@@ -14,6 +14,9 @@ K runner actors, a replay-buffer actor and a learner actor; --address HOST:PORT 
 on an existing Ray cluster (`ray start --head` / `ray start --address`; trusted networks
 only). Crashed actors are restarted; --resume continues a distributed run with its runners.
 
+With algo.name ppo, --runners K starts K runner actors that return rollouts; the learner
+runs in this process (predprey.distributed.onpolicy).
+
 --buffer-url URL learns from an HTTP replay buffer (`predprey serve-buffer`) fed by
 `predprey run-env` processes, and publishes the actor weights to it (PUT /policy/{team});
 `--resume RUN --buffer-url URL` continues such a run.
@@ -147,13 +150,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_on_policy(config, args: argparse.Namespace) -> None:
-    """PPO trains in one process for now (predprey.learn.onpolicy says how Ray plugs in)."""
-    if config.algo.name == "ppo" and (
-        args.runners or args.address or args.buffer_url or config.distributed.runners
-    ):
+    """PPO learns from its own rollouts: one process or Ray runners, not the HTTP buffer."""
+    if config.algo.name == "ppo" and args.buffer_url:
         raise ConfigError(
-            "algo.name ppo trains in one process; drop --runners/--address/--buffer-url "
-            "(and distributed.runners)"
+            "algo.name ppo learns on-policy from its own runners, not from an HTTP replay "
+            "buffer; drop --buffer-url (one process, or --runners K on Ray)"
         )
 
 

@@ -11,9 +11,9 @@ runs its epochs over that rollout alone and publishes the new weights before the
                            `PPOLearner.learn`), then the weights go to the runners
 
 In one process (`predprey.rollout.RolloutSource`) the runner acts with the learner's live
-weights. On Ray a source would collect from K runner actors at once (each returns its
-rollout as NumPy arrays), run the learner, then broadcast the weights with their version:
-the loop, this class and the learner stay as they are.
+weights; on Ray (`predprey.distributed.onpolicy.RayRolloutSource`) K runner actors collect
+at once, each returning its rollout as NumPy arrays, and get the new weights with their
+next collect call.
 """
 
 from __future__ import annotations

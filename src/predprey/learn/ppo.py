@@ -89,6 +89,21 @@ class PPOLearner:
     def actor_state(self) -> dict[str, dict[str, torch.Tensor]]:
         return self.actors.actor_state()
 
+    def policy_state(self) -> dict[str, dict[str, np.ndarray]]:
+        """What a remote runner samples with: the actors and log-stds, as NumPy arrays."""
+        state = {k: {n: v.numpy() for n, v in sd.items()} for k, sd in self.actor_state().items()}
+        return {"actors": state, "log_std": {k: p.detach().numpy().copy()
+                                             for k, p in self.log_std.items()}}  # fmt: skip
+
+    def load_policy_state(self, state: Mapping) -> None:
+        actors = state["actors"]
+        self.actors.load_actor_state(
+            {k: {n: torch.tensor(v) for n, v in sd.items()} for k, sd in actors.items()}
+        )
+        with torch.no_grad():
+            for k, v in state["log_std"].items():
+                self.log_std[k].copy_(torch.as_tensor(v))
+
     def load_actor_state(self, state) -> None:
         self.actors.load_actor_state(state)
 
