@@ -147,3 +147,16 @@ def test_ppo_learns_spread(tmp_path):
     gain = after["eval/return/agent"] - before["eval/return/agent"]
     assert gain > 3.0, (before, after)  # return per agent over 25 steps; untrained ~ -27
     assert after["eval/landmark_dist"] < before["eval/landmark_dist"] - 0.1
+
+
+def test_resume_refuses_a_maddpg_checkpoint(tiny_run, tmp_path):
+    """A run trained by another learner is a clear error, not a traceback."""
+    from predprey.rundir import RunDirError
+
+    run, _ = tiny_run
+    payload = checkpoint.load(run)
+    payload["learner"] = {k: v for k, v in payload["learner"].items() if k != "log_std"}
+    other = RunDir(tmp_path / "other").create()
+    checkpoint.save(other, payload)
+    with pytest.raises(RunDirError, match="lacks \\['log_std'\\]"):
+        Trainer(_config(), other, resume=True)

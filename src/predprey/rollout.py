@@ -120,10 +120,11 @@ class RolloutSource:
     def _restore(self, payload: dict[str, Any]) -> None:
         try:
             self.learner.load_state_dict(payload["learner"])
-            self.runner.load_state_dict(payload["runner"])
+            if "runner" in payload:  # a Ray run's checkpoint has no env state: fresh envs
+                self.runner.load_state_dict(payload["runner"])
+                self.rng_collect.bit_generator.state = payload["rng"]["collect"]
+                self.rng_sample.bit_generator.state = payload["rng"]["sample"]
         except (KeyError, RuntimeError, ValueError) as e:
             raise RunDirError(f"incompatible checkpoint in {self.loop.run_dir.path}: {e}") from None
-        self.rng_collect.bit_generator.state = payload["rng"]["collect"]
-        self.rng_sample.bit_generator.state = payload["rng"]["sample"]
         self.inserted = int(payload["env_steps"])
         self.iterations = int(payload.get("iterations", 0))
