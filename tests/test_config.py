@@ -8,15 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from predprey.algos import OFFPOLICY_KEYS, PPO_KEYS
 from predprey.cli import main
-from predprey.config import (
-    OFFPOLICY_KEYS,
-    PPO_KEYS,
-    SECTIONS,
-    ConfigError,
-    dump_config,
-    load_config,
-)
+from predprey.config import SECTIONS, ConfigError, dump_config, load_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 

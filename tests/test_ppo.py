@@ -177,7 +177,7 @@ def test_config_errors_name_the_key(algo, sections, message):
 
 
 def test_separation_one_level_or_three():
-    from predprey.config import separation_levels
+    from predprey.algos import separation_levels
 
     assert separation_levels(_cfg({"name": "ppo", "separation": "team"}).algo) == ("team",) * 3
     cfg = _cfg({"name": "ppo", "separation": ["agent", "group", "team"], "group_size": 2})

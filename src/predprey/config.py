@@ -70,7 +70,7 @@ class AlgoConfig:
     # value sees every agent's observation; local = IPPO: its own). The MADDPG-only keys
     # above (tau, batch_size, exploration_noise, actor_reg, twin_critics, policy_delay,
     # target_*, env_steps_per_update) and the buffer section are errors under ppo unless
-    # left at their defaults, and the keys below under maddpg/matd3.
+    # left at their defaults, and the keys below under maddpg/matd3 (predprey.algos).
     rollout_steps: int = 32  # T: vector steps from every env per iteration
     epochs: int = 4  # passes over each rollout
     minibatches: int = 4  # gradient steps per pass
@@ -87,13 +87,6 @@ class AlgoConfig:
 
 
 CRITICS = ("central", "local")
-ALGOS = ("maddpg", "matd3", "ppo")
-LEVELS = ("agent", "group", "team")
-PPO_KEYS = ("rollout_steps", "epochs", "minibatches", "clip", "vf_clip", "ent_coef", "vf_coef",
-            "gae_lambda", "log_std_init", "separation", "group_size")  # fmt: skip
-OFFPOLICY_KEYS = ("tau", "batch_size", "exploration_noise", "actor_reg", "twin_critics",
-                  "policy_delay", "target_noise", "target_noise_clip",
-                  "env_steps_per_update")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -291,7 +284,9 @@ def config_from_dict(data: Mapping[str, Any] | None) -> Config:
 
 def validate(cfg: Config) -> None:
     a, b, t, d = cfg.algo, cfg.buffer, cfg.train, cfg.distributed
-    _validate_algo_keys(cfg)  # first: which learner decides which keys mean anything
+    from predprey.algos import validate_algo  # first: the learner decides which keys count
+
+    validate_algo(cfg)
     checks = [
         (a.batch_size >= 1, "algo.batch_size must be >= 1"),
         (0 < a.gamma <= 1, "algo.gamma must be in (0, 1]"),
@@ -326,59 +321,6 @@ def validate(cfg: Config) -> None:
                 f"train.scripted_policy: unknown policy {t.scripted_policy!r}; "
                 f"choose one of {SCRIPTED}"
             )
-
-
-def separation_levels(a: AlgoConfig) -> tuple[str, str, str]:
-    """The (reward, value, advantage) levels of `algo.separation`."""
-    sep = a.separation
-    return (sep[0],) * 3 if len(sep) == 1 else tuple(sep)  # type: ignore[return-value]
-
-
-def _validate_algo_keys(cfg: Config) -> None:
-    """algo.name picks the learner; a key of the other learner set away from its default is
-    an error (it would be silently ignored)."""
-    a = cfg.algo
-    if a.name not in ALGOS:
-        raise ConfigError(f"algo.name: unknown algorithm {a.name!r}; choose one of {ALGOS}")
-    default = AlgoConfig()
-    ppo = a.name == "ppo"
-    for key in OFFPOLICY_KEYS if ppo else PPO_KEYS:
-        if getattr(a, key) != getattr(default, key):
-            owner = "maddpg/matd3" if ppo else "ppo"
-            raise ConfigError(
-                f"algo.{key} applies only to algo.name {owner}, not {a.name!r}; remove it"
-            )
-    if not ppo:
-        return
-    if cfg.buffer != BufferConfig():
-        raise ConfigError("buffer: ppo keeps no replay buffer; remove the buffer section")
-    if cfg.train.scripted_fraction > 0:
-        raise ConfigError(
-            "train.scripted_fraction: ppo learns on-policy, from its own actions only; set 0"
-        )
-    if len(a.separation) not in (1, 3) or any(v not in LEVELS for v in a.separation):
-        raise ConfigError(
-            f"algo.separation: give one level or three [reward, value, advantage], each one "
-            f"of {LEVELS}; got {list(a.separation)}"
-        )
-    checks = [
-        (a.rollout_steps >= 1, "algo.rollout_steps must be >= 1"),
-        (a.epochs >= 1, "algo.epochs must be >= 1"),
-        (a.minibatches >= 1, "algo.minibatches must be >= 1"),
-        (a.clip > 0, "algo.clip must be > 0"),
-        (a.vf_clip >= 0, "algo.vf_clip must be >= 0 (0 = unclipped)"),
-        (a.ent_coef >= 0, "algo.ent_coef must be >= 0"),
-        (a.vf_coef >= 0, "algo.vf_coef must be >= 0"),
-        (0 <= a.gae_lambda <= 1, "algo.gae_lambda must be in [0, 1]"),
-        (a.group_size >= 0, "algo.group_size must be >= 0 (0 = the whole team)"),
-        (
-            a.minibatches <= a.rollout_steps * cfg.env.num_envs,
-            "algo.minibatches must be <= algo.rollout_steps * env.num_envs (rows per rollout)",
-        ),
-    ]
-    for ok, msg in checks:
-        if not ok:
-            raise ConfigError(msg)
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

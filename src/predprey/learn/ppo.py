@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from predprey.config import AlgoConfig, separation_levels
+from predprey.algos import separation_levels
+from predprey.config import AlgoConfig
 from predprey.learn.maddpg import _adam, _cpu, adam_step, clip_grad_norm_per_model
 from predprey.learn.networks import ActorSet, BatchedMLP, load_module_state
 from predprey.learn.separation import gae, membership, separate, unit_mean, unit_teams
