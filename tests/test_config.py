@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from predprey.algos import OFFPOLICY_KEYS, PPO_KEYS
 from predprey.cli import main
 from predprey.config import OPTIONAL_SECTIONS, SECTIONS, ConfigError, dump_config, load_config
 
@@ -24,11 +25,17 @@ def test_shipped_config_loads_builds_and_spells_out_every_key(path, tmp_path):
     env = cfg.env.make(num_envs=2)
     assert env.num_envs == 2
     data = yaml.safe_load(path.read_text())
-    assert {"env", *SECTIONS} <= set(data) <= {"env", *SECTIONS, *OPTIONAL_SECTIONS}
+    ppo = cfg.algo.name == "ppo"
+    required = {"env", *SECTIONS} - ({"buffer"} if ppo else set())  # ppo: no replay buffer
+    assert required <= set(data) <= required | set(OPTIONAL_SECTIONS)  # every section explicit
     sections = {**SECTIONS, **OPTIONAL_SECTIONS}
-    for name in ("algo", "buffer", "train", *(set(data) & set(OPTIONAL_SECTIONS))):
-        fields = {f.name for f in dataclasses.fields(sections[name])}  # every key written out
-        assert set(data[name]) == fields, (path.name, name)
+    other = OFFPOLICY_KEYS if ppo else PPO_KEYS  # the other learner's keys stay out
+    optional = set(data) & set(OPTIONAL_SECTIONS)
+    for name in ("algo", "train", *(() if ppo else ("buffer",)), *optional):  # every key
+        fields = {f.name for f in dataclasses.fields(sections[name])}
+        assert set(data[name]) == fields - (set(other) if name == "algo" else set()), (
+            path.name, name
+        )  # fmt: skip
     dump_config(cfg, tmp_path / "resolved.yaml")
     assert load_config(tmp_path / "resolved.yaml") == cfg  # the resolved config round-trips
 
@@ -143,3 +150,9 @@ def test_local_configs_scale_with_num_agents_alone():
     assert tag[0].bodies.arena[1] == pytest.approx(2.0)
     assert tag[1].bodies.arena[1] == pytest.approx(40**0.5)
     assert tag[0].obs_dims == tag[1].obs_dims
+
+
+def test_a_population_of_ppo_learners_is_refused():
+    path = CONFIGS[0].with_name("tag_population.yaml")
+    with pytest.raises(ConfigError, match="population: members are off-policy"):
+        load_config(path, ["algo.name=ppo"])

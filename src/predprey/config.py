@@ -48,7 +48,7 @@ class EnvConfig:
 
 @dataclass(frozen=True)
 class AlgoConfig:
-    name: str = "maddpg"  # label only; the flags below define the algorithm
+    name: str = "maddpg"  # maddpg | matd3 (labels: the flags below define them) | ppo
     hidden: tuple[int, ...] = (64, 64)
     actor_lr: float = 1e-3
     critic_lr: float = 1e-3
@@ -68,6 +68,25 @@ class AlgoConfig:
     target_noise_clip: float = 0.5
     env_steps_per_update: int = 100  # update-to-data ratio: one update per this many env steps
     teams: tuple[str, ...] = ()  # teams to train; empty = all teams of the scenario
+    # --- PPO only (name: ppo; predprey.learn.ppo). Shared with MADDPG: hidden, actor_lr,
+    # critic_lr, gamma, grad_clip, share_params, teams and `critic` (central = MAPPO: the
+    # value sees every agent's observation; local = IPPO: its own). The MADDPG-only keys
+    # above (tau, batch_size, exploration_noise, actor_reg, twin_critics, policy_delay,
+    # target_*, env_steps_per_update) and the buffer section are errors under ppo unless
+    # left at their defaults, and the keys below under maddpg/matd3 (predprey.algos).
+    rollout_steps: int = 32  # T: vector steps from every env per iteration
+    epochs: int = 4  # passes over each rollout
+    minibatches: int = 4  # gradient steps per pass
+    clip: float = 0.2  # epsilon of the clipped surrogate
+    vf_clip: float = 0.0  # clip of the value change per iteration; 0 = unclipped value loss
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    gae_lambda: float = 0.95
+    log_std_init: float = -0.5  # Gaussian log-std (state-independent, learned)
+    # Trajectory separation (seed 003): the level of the reward, the value and the advantage,
+    # each agent | group | team; one entry sets all three. team x3 = single brain.
+    separation: tuple[str, ...] = ("agent",)
+    group_size: int = 0  # agents per group (level group); 0 = the whole team
 
 
 CRITICS = ("central", "local")
@@ -276,6 +295,9 @@ def config_from_dict(data: Mapping[str, Any] | None) -> Config:
 
 def validate(cfg: Config) -> None:
     a, b, t, d = cfg.algo, cfg.buffer, cfg.train, cfg.distributed
+    from predprey.algos import validate_algo  # first: the learner decides which keys count
+
+    validate_algo(cfg)
     checks = [
         (a.batch_size >= 1, "algo.batch_size must be >= 1"),
         (0 < a.gamma <= 1, "algo.gamma must be in (0, 1]"),
@@ -302,6 +324,9 @@ def validate(cfg: Config) -> None:
             raise ConfigError(msg)
     if a.critic not in CRITICS:
         raise ConfigError(f"algo.critic: unknown critic {a.critic!r}; choose one of {CRITICS}")
+    if cfg.population is not None and a.name == "ppo":
+        raise ConfigError("population: members are off-policy learners (algo.name maddpg | "
+                          "matd3), not ppo")  # fmt: skip
     if t.scripted_fraction > 0:
         from predprey.env.scripted import SCRIPTED
 

@@ -70,11 +70,14 @@ class Runner:
         actors: Any = None,
         record_envs: tuple[int, ...] = (),
         record_every: int = 0,
+        with_done: bool = False,
     ):
         self.config = config
         self.env = config.env.make(seed=seed)
         self.teams = team_specs(self.env)
         self.spec = transition_spec(self.teams)
+        if with_done:  # on-policy rollouts: where episodes end, to cut the GAE trace
+            self.spec["done"] = ((), "float32")
         if actors is None:
             from predprey.learn.maddpg import ActorSet
 
@@ -186,6 +189,8 @@ class Runner:
                     out[f"next_obs/{t.name}"][s] = final_obs[t.name]
                 self.ep_return[t.name] += res.reward[t.name]
             out["terminated"][s] = res.info["terminated"]
+            if "done" in out:
+                out["done"][s] = res.done
             self.ep_touches += res.info["touches"]
             self.ep_length += 1
             if res.done.any():

@@ -1,5 +1,6 @@
 """Single-process training: `Trainer` = the training loop (predprey.loop) with `OffPolicy`
-over a `LocalSource`, plain Python calls with no Ray or HTTP imported.
+over a `LocalSource`, plain Python calls with no Ray or HTTP imported (`algo.name: ppo`:
+`OnPolicy` over a `predprey.rollout.RolloutSource` instead).
 
 One step: act (uniform random during buffer warm-up, then the actors plus Gaussian noise)
 -> step all envs -> add the whole vector step to the replay buffer -> run as many learner
@@ -147,6 +148,12 @@ class Trainer(TrainLoop):
 
     def __init__(self, config: Config, run: RunDir, *, resume: bool = False, **loop_args: Any):
         super().__init__(config, run, checkpoint.load(run) if resume else None, **loop_args)
+        if config.algo.name == "ppo":  # on-policy: predprey.rollout, predprey.learn.onpolicy
+            from predprey.learn.onpolicy import OnPolicy
+            from predprey.rollout import RolloutSource
+
+            self.attach(OnPolicy(config), RolloutSource(config, self))
+            return
         a, E = config.algo, config.env.num_envs
         pace = UpdateCredit(a.env_steps_per_update, a.batch_size, config.buffer.warmup, E)
         self.attach(OffPolicy(config, pace), LocalSource(config, self))

@@ -18,6 +18,9 @@ A config with a `population` section (configs/tag_population.yaml) trains P memb
 this process, taking turns, with genetic critic sync or evolutionary selection between
 them (predprey.population); --resume restores the whole population.
 
+With algo.name ppo, --runners K starts K runner actors that return rollouts; the learner
+runs in this process (predprey.distributed.onpolicy).
+
 --buffer-url URL learns from an HTTP replay buffer (`predprey serve-buffer`) fed by
 `predprey run-env` processes, and publishes the actor weights to it (PUT /policy/{team});
 `--resume RUN --buffer-url URL` continues such a run.
@@ -82,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         run_dir = RunDir(args.resume).require()
         config = load_config(run_dir.config_path, args.overrides)
         _check_population(config, args)
+        _check_on_policy(config, args)
         if args.overrides:
             dump_config(config, run_dir.config_path)  # later resumes keep the new end
     else:
@@ -96,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             overrides.append(f"distributed.runners={args.runners}")
         config = load_config(args.config, overrides)
         _check_population(config, args)
+        _check_on_policy(config, args)
         run_dir = RunDir(args.out)
         _prepare(run_dir.path, args.overwrite)
         run_dir.path.mkdir(parents=True, exist_ok=True)
@@ -162,6 +167,15 @@ def _check_population(config, args) -> None:
         raise ConfigError(
             "a population trains in one process for now (members take turns); "
             "drop --runners / --buffer-url / distributed.runners"
+        )
+
+
+def _check_on_policy(config, args: argparse.Namespace) -> None:
+    """PPO learns from its own rollouts: one process or Ray runners, not the HTTP buffer."""
+    if config.algo.name == "ppo" and args.buffer_url:
+        raise ConfigError(
+            "algo.name ppo learns on-policy from its own runners, not from an HTTP replay "
+            "buffer; drop --buffer-url (one process, or --runners K on Ray)"
         )
 
 

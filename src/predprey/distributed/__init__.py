@@ -38,7 +38,10 @@ def train_distributed(
     info = init_ray(address, None if address else local_cpus(runners))  # before `import ray`
     import ray
 
-    from predprey.distributed.driver import DistributedTrainer
+    if config.algo.name == "ppo":  # on-policy: predprey.distributed.onpolicy
+        from predprey.distributed.onpolicy import RolloutTrainer as DistributedTrainer
+    else:
+        from predprey.distributed.driver import DistributedTrainer
 
     try:
         trainer = DistributedTrainer(

@@ -3,7 +3,11 @@
 N agents (one team, "agent") should cover N landmarks without bumping into each other.
 Every agent gets reward = (1 - local_ratio) * global + local_ratio * local, where
 global = -sum over landmarks of the distance to its nearest agent, and local = -1 for each
-other agent it collides with (mpe2 default local_ratio 0.5). Agents: radius 0.15,
+other agent it collides with (mpe2 default local_ratio 0.5). `credit: nearest` (not mpe2)
+splits the global term: each landmark's distance counts only for the agent nearest to it,
+so the agents' terms sum to the shared one; an agent nearest to no landmark gets no
+coverage penalty that step (blame passes to whoever is nearest: credit, not incentive to
+cover, which the shared term still gives at team level). Agents: radius 0.15,
 acceleration 5, no speed limit; landmarks do not collide; 25-step episodes.
 Observation `mpe`: [own vel (2), own pos (2), landmark - own pos (2L), other - own pos
 (2(N-1))], i.e. mpe2's without its always-zero communication part; `local`: see
@@ -35,6 +39,7 @@ from predprey.env.state import State
 
 OBS_MODES = ("mpe", "local")
 COVER_RADIUS = 0.1  # a landmark is covered when an agent's centre is this close
+CREDITS = ("shared", "nearest")
 
 
 def arena_half_width(num_agents: int, density: float | None) -> float:
@@ -54,6 +59,9 @@ class SpreadParams:
     k_agents: int | None = None  # obs local only: nearest other agents seen (default 3)
     k_landmarks: int | None = None  # obs local only: nearest landmarks seen (default 3)
     density: float | None = None  # agents per unit area: the arena grows with N (walled)
+    # shared: every agent gets the whole coverage term (mpe2); nearest: each landmark's
+    # distance term goes to its nearest agent only (per-agent credit; same team total)
+    credit: str = "shared"
 
     def __post_init__(self):
         if self.obs not in OBS_MODES:
@@ -74,6 +82,8 @@ class SpreadParams:
                 continue
             if isinstance(a, bool) or not isinstance(a, int | float) or not 0 < a < np.inf:
                 raise ValueError(f"{name} must be a positive number, got {a!r}")
+        if self.credit not in CREDITS:
+            raise ValueError(f"credit: unknown credit {self.credit!r}; choose one of {CREDITS}")
         for name in ("k_agents", "k_landmarks"):
             if getattr(self, name) is not None and self.obs != "local":
                 raise ValueError(f"{name} applies only to obs 'local', not {self.obs!r}")
@@ -140,16 +150,18 @@ class Spread(Scenario):
         pairs = np.empty(E, np.int64)
         coverage, landmark_dist = np.empty(E), np.empty(E)
         spread_outcome(state.pos, state.landmark_pos, self.bodies.size, self.local_ratio,
-                       COVER_RADIUS, rew, pairs, coverage, landmark_dist)  # fmt: skip
+                       COVER_RADIUS, self.params.credit == "nearest", rew, pairs, coverage,
+                       landmark_dist)  # fmt: skip
         metrics = {"coverage": coverage, "landmark_dist": landmark_dist, "collisions": pairs}
         return Outcome({"agent": rew}, pairs, np.zeros(E, dtype=bool), metrics)
 
 
 @njit(cache=True)
-def spread_outcome(pos, landmark_pos, size, local_ratio, cover_radius, rew, pairs, coverage,
-                   landmark_dist):  # fmt: skip
+def spread_outcome(pos, landmark_pos, size, local_ratio, cover_radius, nearest, rew, pairs,
+                   coverage, landmark_dist):  # fmt: skip
     """mpe2's reward: rew [E, N] = (1 - local_ratio) * -(sum over landmarks of the distance
-    to the nearest agent) - local_ratio * (other agents this one overlaps); pairs [E]
+    to the nearest agent) - local_ratio * (other agents this one overlaps); with `nearest`
+    the sum for agent i is over the landmarks whose nearest agent is i. pairs [E]
     colliding pairs; coverage [E], landmark_dist [E] as in the module docstring. Nearest
     agents and overlaps come from a cell grid: O(N + L) per env."""
     E, N, L = pos.shape[0], pos.shape[1], landmark_pos.shape[1]
@@ -157,16 +169,19 @@ def spread_outcome(pos, landmark_pos, size, local_ratio, cover_radius, rew, pair
     every = np.empty(0, np.bool_)
     idx, dist = np.empty(1, np.int64), np.empty(1)
     hits = np.empty(N, np.int64)
+    own = np.empty(N)  # nearest: distance terms of the landmarks each agent is nearest to
     reach = 2.0 * size.max()
     for e in range(E):
         m = grid_fill(pos[e], every, 0, N, xs[0], ys[0], ids[0])
         grid_build(xs[0], ys[0], m, items[0], cell_of[0], start[0], geo[0])
         total, covered = 0.0, 0
+        own[:] = 0.0
         for j in range(L):
             grid_knn(landmark_pos[e, j, 0], landmark_pos[e, j, 1], -1, 1, xs[0], ys[0], ids[0],
                      m, items[0], start[0], geo[0], idx, dist)  # fmt: skip
             d = math.sqrt(dist[0])
             total += d
+            own[idx[0]] += d
             covered += d < cover_radius
         hits[:] = 0
         n_pairs = 0
@@ -194,7 +209,8 @@ def spread_outcome(pos, landmark_pos, size, local_ratio, cover_radius, rew, pair
                             hits[j] += 1
                             n_pairs += 1
         for i in range(N):
-            rew[e, i] = (1.0 - local_ratio) * -total - local_ratio * hits[i]
+            cover = own[i] if nearest else total
+            rew[e, i] = (1.0 - local_ratio) * -cover - local_ratio * hits[i]
         pairs[e] = n_pairs
         coverage[e] = covered / L
         landmark_dist[e] = total / L

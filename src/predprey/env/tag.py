@@ -31,6 +31,7 @@ from predprey.env.state import State
 from predprey.env.tag_mpe import fused_mpe_step, mpe_observe, mpe_rewards
 
 PRESETS = ("mpe", "seed")
+CREDITS = ("shared", "own")
 OBS_MODES = ("mpe", "local", "rays")
 
 
@@ -61,6 +62,9 @@ class TagParams:
     k_prey: int | tuple[int, ...] | None = None
     k_landmarks: int | None = None
     density: float | None = None  # preset mpe: agents per unit area, the arena grows with N
+    # preset mpe: shared = every predator +10 per touch of any predator (mpe2); own = +10 per
+    # prey this predator touches (per-agent credit: the team total is the same per touch / 3)
+    predator_credit: str | None = None
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -90,6 +94,9 @@ class TagParams:
                 raise ValueError(f"{name} must be a positive number, got {v!r}")
         if self.remove_caught is not None and not isinstance(self.remove_caught, bool):
             raise ValueError(f"remove_caught must be true or false, got {self.remove_caught!r}")
+        if self.predator_credit not in (None, *CREDITS):
+            raise ValueError(f"predator_credit: unknown credit {self.predator_credit!r}; "
+                             f"choose one of {CREDITS}")  # fmt: skip
         obs = self.resolved()["obs"]
         for name, (kind, value) in ONLY_FOR.items():
             have = self.preset if kind == "preset" else obs
@@ -115,13 +122,13 @@ ONLY_FOR = dict(arena_size=("preset", "seed"), capture_radius=("preset", "seed")
                 remove_caught=("preset", "seed"), num_rays=("obs", "rays"),
                 view_distance=("obs", "rays"), k_predators=("obs", "local"),
                 k_prey=("obs", "local"), k_landmarks=("obs", "local"),
-                density=("preset", "mpe"))  # fmt: skip
+                density=("preset", "mpe"), predator_credit=("preset", "mpe"))  # fmt: skip
 OBS_DEFAULTS = dict(num_rays=30, k_predators=3, k_prey=3, k_landmarks=2)
 # fmt: off
 PRESET_DEFAULTS = {
     "mpe": dict(obs="mpe", num_predators=3, num_prey=1, num_obstacles=2, episode_length=25,
                 predator_size=0.075, prey_size=0.05, obstacle_size=0.2, view_distance=2.0,
-                density=None, **OBS_DEFAULTS),
+                density=None, predator_credit="shared", **OBS_DEFAULTS),
     "seed": dict(obs="rays", num_predators=5, num_prey=5, num_obstacles=0, episode_length=200,
                  predator_size=seed.PREDATOR["size"], prey_size=seed.PREY["size"],
                  obstacle_size=seed.OBSTACLE_SIZE, arena_size=seed.ARENA_SIZE,
@@ -148,6 +155,7 @@ class Tag(Scenario):
         self.k_team = np.array(pair, np.int64).T  # [observer team, seen team]
         self.k_landmarks = r["k_landmarks"]
         self.density = r.get("density")  # preset mpe only
+        self.own_credit = r.get("predator_credit") == "own"
         if self.preset == "seed":
             self.capture_radius, self.remove_caught = r["capture_radius"], r["remove_caught"]
             self.bodies = seed.bodies(self.n_pred, self.n_prey, self.num_landmarks,
@@ -250,6 +258,6 @@ class Tag(Scenario):
         bound_pos = state.pos
         if self.density is not None:  # the penalty band at the same distance from the walls
             bound_pos = np.maximum(np.abs(state.pos - self._centre()) - (self.half - 1.0), 0.0)
-        pred_r, prey_r = mpe_rewards(bound_pos, per_agent, touches, self.n_pred)
+        pred_r, prey_r = mpe_rewards(bound_pos, per_agent, touches, self.n_pred, self.own_credit)
         terminated = np.zeros(state.pos.shape[0], dtype=bool)
         return Outcome({"predator": pred_r, "prey": prey_r}, touches, terminated)

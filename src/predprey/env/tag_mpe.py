@@ -64,13 +64,14 @@ def _bound(x):
 
 
 @njit(cache=True)
-def mpe_rewards_into(pos, per_agent, touches, n_pred, out_pred, out_prey):
-    """Predators +10 per touching pair (shared by all); prey -10 per touching predator minus
-    the boundary penalty. per_agent [E, N], touches [E]; out_* [E, n_team] float32."""
+def mpe_rewards_into(pos, per_agent, touches, n_pred, own, out_pred, out_prey):
+    """Predators +10 per touching pair (shared by all; with `own`, per prey this predator
+    touches); prey -10 per touching predator minus the boundary penalty. per_agent [E, N],
+    touches [E]; out_* [E, n_team] float32."""
     E, N = pos.shape[0], pos.shape[1]
     for e in range(E):
         for i in range(n_pred):
-            out_pred[e, i] = 10.0 * touches[e]
+            out_pred[e, i] = 10.0 * (per_agent[e, i] if own else touches[e])
         for j in range(n_pred, N):
             out_prey[e, j - n_pred] = (
                 -10.0 * per_agent[e, j] - _bound(abs(pos[e, j, 0])) - _bound(abs(pos[e, j, 1]))
@@ -78,12 +79,12 @@ def mpe_rewards_into(pos, per_agent, touches, n_pred, out_pred, out_prey):
 
 
 @njit(cache=True)
-def mpe_rewards(pos, per_agent, touches, n_pred):
+def mpe_rewards(pos, per_agent, touches, n_pred, own=False):
     """Rewards of all envs: predator [E, n_pred], prey [E, n_prey] float32."""
     E, N = pos.shape[0], pos.shape[1]
     pred = np.empty((E, n_pred), np.float32)
     prey = np.empty((E, N - n_pred), np.float32)
-    mpe_rewards_into(pos, per_agent, touches, n_pred, pred, prey)
+    mpe_rewards_into(pos, per_agent, touches, n_pred, own, pred, prey)
     return pred, prey
 
 
@@ -102,6 +103,7 @@ def mpe_tag_step(
     pos, vel, landmark_pos, t, alive,  # state [E, N, 2] x2, [E, L, 2], [E], [E, N]; in place
     act_pred, act_prey,  # [E, n_pred, 2], [E, n_prey, 2] float64 actions in [-1, 1]
     consts,  # float64 [6 + 3N + L], see `pack_consts`
+    own,  # bool: predators rewarded for their own touches (predator_credit: own)
     obs_pred, obs_prey, rew_pred, rew_prey,  # outputs [E, n, D] and [E, n] float32
     touches, truncated, done,  # outputs [E] int64, bool, bool
 ):  # fmt: skip
@@ -128,7 +130,7 @@ def mpe_tag_step(
     )  # fmt: skip
     per_agent = np.empty((E, N), np.int64)
     count_touches(pos, alive, size, n_pred, touches, per_agent)
-    mpe_rewards_into(pos, per_agent, touches, n_pred, rew_pred, rew_prey)
+    mpe_rewards_into(pos, per_agent, touches, n_pred, own, rew_pred, rew_prey)
     mpe_observe(pos, vel, landmark_pos, n_pred, obs_pred, obs_prey)
     n_done = 0
     for e in range(E):
@@ -155,6 +157,7 @@ def fused_mpe_step(scenario) -> Callable[[State, Sequence[np.ndarray]], StepOut]
     The bodies are read once, here."""
     consts = pack_consts(scenario.bodies, scenario.episode_length)
     n_pred, n_prey = scenario.n_pred, scenario.n_prey
+    own = scenario.own_credit
     d_pred, d_prey = scenario.obs_dims["predator"], scenario.obs_dims["prey"]
 
     def step(state: State, actions: Sequence[np.ndarray]) -> StepOut:
@@ -168,7 +171,8 @@ def fused_mpe_step(scenario) -> Callable[[State, Sequence[np.ndarray]], StepOut]
         done = np.empty(E, np.bool_)
         n_done = mpe_tag_step(
             state.pos, state.vel, state.landmark_pos, state.t, state.alive, actions[0],
-            actions[1], consts, obs_pred, obs_prey, rew_pred, rew_prey, touches, truncated, done,
+            actions[1], consts, own, obs_pred, obs_prey, rew_pred, rew_prey, touches,
+            truncated, done,
         )  # fmt: skip
         return StepOut(
             obs={"predator": obs_pred, "prey": obs_prey},

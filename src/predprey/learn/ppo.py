@@ -1,0 +1,333 @@
+"""PPO-clip (Schulman et al. 2017) with GAE(lambda) for teams of agents, with trajectory
+separation (seed 003): rewards, values and advantages per agent, per group or per team
+(`predprey.learn.separation`).
+
+Policy: agent i's action is Gaussian around mu_i(o_i) = tanh(MLP(o_i)) with a learned,
+state-independent std exp(log_std) per model. mu is MADDPG's `ActorSet`, so
+`predprey.policy`, evaluation and best snapshots read a PPO run unchanged and act with the
+mean. Samples are not squashed: the environment clips forces to [-1, 1] (as CleanRL and
+JaxMARL do) and log-probabilities are those of the unclipped sample.
+
+Value: V_i(o_i) with `critic: local` (IPPO), or V_i(o_1..o_N, onehot(i)) with
+`critic: central` (MAPPO: every agent's observation, and which agent of its team it is, so
+a shared critic can still tell its agents apart). One model per agent, or per team with
+`share_params`, as the actors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from predprey.algos import separation_levels
+from predprey.config import AlgoConfig
+from predprey.learn.maddpg import _adam, _cpu, adam_step, clip_grad_norm_per_model
+from predprey.learn.networks import ActorSet, BatchedMLP, load_module_state
+from predprey.learn.separation import gae, membership, separate, unit_mean, unit_teams
+from predprey.learn.spec import TeamSpec
+
+PARTS = ("reward", "value", "advantage")
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+class PPOLearner:
+    def __init__(self, teams: Sequence[TeamSpec], algo: AlgoConfig, seed: int = 0):
+        self.teams, self.algo = tuple(teams), algo
+        names = [t.name for t in self.teams]
+        unknown = [t for t in algo.teams if t not in names]
+        if unknown:
+            raise ValueError(f"algo.teams names unknown team {unknown[0]!r}; teams are {names}")
+        self.trained = tuple(t for t in self.teams if not algo.teams or t.name in algo.teams)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.version = 0  # gradient steps taken
+        self.local = algo.critic == "local"
+        joint = sum(t.n_agents * t.obs_dim for t in self.teams)
+
+        self.actors = ActorSet(self.teams, algo, self.generator)
+        self.log_std, self.critics = nn.ParameterDict(), nn.ModuleDict()
+        for t in self.trained:
+            models = 1 if algo.share_params else t.n_agents
+            std = torch.full((models, t.act_dim), float(algo.log_std_init))
+            self.log_std[t.name] = nn.Parameter(std)
+            d_in = t.obs_dim if self.local else joint + t.n_agents
+            sizes = (d_in, *algo.hidden, 1)
+            self.critics[t.name] = BatchedMLP(models, sizes, self.generator, tanh_out=False)
+
+        sizes = [t.n_agents for t in self.trained]
+        levels = separation_levels(algo)
+        self.levels = dict(zip(PARTS, levels, strict=True))
+        M = {p: membership(sizes, lvl, algo.group_size) for p, lvl in self.levels.items()}
+        self.M_np = M  # [A, U_part] numpy, for the rollout's GAE
+        self.M = {p: torch.from_numpy(m) for p, m in M.items()}
+        self.K = {p: torch.from_numpy(unit_teams(sizes, m)) for p, m in M.items()}  # [U, k]
+
+        self.actor_groups = [
+            [*self.actors.actors[t.name].parameters(), self.log_std[t.name]] for t in self.trained
+        ]
+        self.critic_groups = [list(self.critics[t.name].parameters()) for t in self.trained]
+        self.actor_opt = _adam([p for g in self.actor_groups for p in g], algo.actor_lr)
+        self.critic_opt = _adam(list(self.critics.parameters()), algo.critic_lr)
+
+    # ------------------------------------------------------------------ acting
+    def act(self, obs, noise_std: float = 0.0, rng=None) -> dict[str, np.ndarray]:
+        """The mean actions (deterministic; evaluation)."""
+        return self.actors.act(obs, noise_std, rng)
+
+    def sample(self, obs: Mapping[str, np.ndarray], rng: np.random.Generator) -> dict:
+        """Training actions: mean + std * N(0, 1) for the trained teams (unclipped, float32);
+        the mean for teams kept fixed."""
+        out = self.actors.act(obs)
+        for t in self.trained:
+            std = np.exp(self.log_std[t.name].detach().numpy())  # [models, 2]
+            a = out[t.name]  # [E, n, 2]
+            out[t.name] = a + rng.standard_normal(a.shape, dtype=np.float32) * std
+        return out
+
+    def actor_state(self) -> dict[str, dict[str, torch.Tensor]]:
+        return self.actors.actor_state()
+
+    def policy_state(self) -> dict[str, dict[str, np.ndarray]]:
+        """What a remote runner samples with: the actors and log-stds, as NumPy arrays."""
+        state = {k: {n: v.numpy() for n, v in sd.items()} for k, sd in self.actor_state().items()}
+        return {"actors": state, "log_std": {k: p.detach().numpy().copy()
+                                             for k, p in self.log_std.items()}}  # fmt: skip
+
+    def load_policy_state(self, state: Mapping) -> None:
+        actors = state["actors"]
+        self.actors.load_actor_state(
+            {k: {n: torch.tensor(v) for n, v in sd.items()} for k, sd in actors.items()}
+        )
+        with torch.no_grad():
+            for k, v in state["log_std"].items():
+                self.log_std[k].copy_(torch.as_tensor(v))
+
+    def load_actor_state(self, state) -> None:
+        self.actors.load_actor_state(state)
+
+    # ------------------------------------------------------------------ networks
+    def _forward(self, obs: Mapping[str, torch.Tensor], actor: bool = True):
+        """obs {team: [B, n, d]} -> mean [B, A, 2], log_std [A, 2] (None without the actor),
+        value [B, A] of the trained teams' A agents."""
+        means, log_stds, values = [], [], []
+        for t in self.trained:
+            if actor:
+                mlp = self.actors.actors[t.name].mlp
+                means.append(_per_agent(mlp, obs[t.name], tanh=True))  # [B, n, 2]
+                log_stds.append(self.log_std[t.name].expand(t.n_agents, -1))  # [n, 2]
+            x = self._critic_input(obs, t)  # [B, n, d_in]
+            values.append(_per_agent(self.critics[t.name], x)[..., 0])  # [B, n]
+        value = torch.cat(values, 1)
+        if not actor:
+            return None, None, value
+        return torch.cat(means, 1), torch.cat(log_stds, 0), value
+
+    def _critic_input(self, obs: Mapping[str, torch.Tensor], t: TeamSpec) -> torch.Tensor:
+        if self.local:
+            return obs[t.name]  # [B, n, obs_dim]
+        B, n = obs[t.name].shape[:2]
+        joint = torch.cat([obs[s.name].reshape(B, -1) for s in self.teams], 1)  # [B, J]
+        who = torch.eye(n).expand(B, n, n)  # [B, n, n]: one-hot agent index in its team
+        return torch.cat([joint.unsqueeze(1).expand(B, n, -1), who], 2)  # [B, n, J + n]
+
+    @staticmethod
+    def _log_prob(act: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+        """Diagonal Gaussian log-density, summed over the action components: [B, A]."""
+        z = (act - mean) / log_std.exp()
+        return (-0.5 * z.pow(2) - log_std - LOG_SQRT_2PI).sum(-1)
+
+    # ------------------------------------------------------------------ learning
+    def learn(self, rollout: Mapping[str, np.ndarray], T: int, E: int, rng) -> list[dict]:
+        """One PPO iteration on a rollout of T vector steps of E envs (fields of
+        `predprey.runner` transitions plus `done`, rows [T * E] time-major): GAE, then
+        `epochs` passes of `minibatches` gradient steps. Returns each step's metrics and,
+        last, the iteration's explained variance."""
+        a = self.algo
+        data, ev = self.prepare(rollout, T, E)
+        R = T * E
+        metrics = []
+        for _ in range(a.epochs):
+            for idx in np.array_split(rng.permutation(R), a.minibatches):
+                i = torch.from_numpy(idx)
+                metrics.append(self.update({k: v[i] for k, v in data.items()}))
+        metrics.append(ev)
+        return metrics
+
+    @torch.no_grad()
+    def prepare(self, rollout: Mapping[str, np.ndarray], T: int, E: int):
+        """Tensors of the rollout for `update` (rows [T * E]) and the explained variance of
+        the values before the update, per team."""
+        a, M = self.algo, self.M_np
+        obs = {t.name: torch.as_tensor(rollout[f"obs/{t.name}"]) for t in self.teams}
+        nxt = {t.name: torch.as_tensor(rollout[f"next_obs/{t.name}"]) for t in self.teams}
+        act = torch.cat([torch.as_tensor(rollout[f"act/{t.name}"]) for t in self.trained], 1)
+        rew = np.concatenate([rollout[f"rew/{t.name}"] for t in self.trained], 1)  # [R, A]
+        mean, log_std, v = self._forward(obs)  # [R, A, 2], [A, 2], [R, A]
+        _, _, v_next = self._forward(nxt, actor=False)  # [R, A]
+        logp = self._log_prob(act, mean, log_std)  # [R, A]
+
+        def tea(x):  # [R, A] -> [T, E, A]
+            return np.asarray(x, np.float32).reshape(T, E, -1)
+
+        value = separate(tea(v.numpy()), M["value"])  # [T, E, A]: each agent its unit's value
+        adv = gae(
+            separate(tea(rew), M["reward"]), value, separate(tea(v_next.numpy()), M["value"]),
+            rollout["terminated"].reshape(T, E), rollout["done"].reshape(T, E), a.gamma,
+            a.gae_lambda,
+        )  # fmt: skip
+        ret = adv + value  # [T, E, A]: lambda-returns, the value targets
+        data = {
+            **{f"obs/{k}": o for k, o in obs.items()},
+            "act": act, "logp": logp, "adv": torch.from_numpy(adv.reshape(T * E, -1)),
+            "ret": torch.from_numpy(ret.reshape(T * E, -1)),
+            "value": torch.from_numpy(value.reshape(T * E, -1)),
+        }  # fmt: skip
+        v_u, r_u = unit_mean(value, M["value"]), unit_mean(ret, M["value"])  # [T, E, Uv]
+        K = self.K["value"].numpy()
+        resid = ((r_u - v_u).reshape(-1, K.shape[0]).var(0) @ K) / K.sum(0)  # [k]
+        spread = (r_u.reshape(-1, K.shape[0]).var(0) @ K) / K.sum(0)
+        ev = 1.0 - resid / np.maximum(spread, 1e-8)
+        names = [f"explained_variance/{t.name}" for t in self.trained]
+        return data, {k: float(x) for k, x in zip(names, ev, strict=True)}
+
+    def update(self, mb: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """One PPO gradient step on a minibatch of B rows.
+
+        Shapes: A agents of the trained teams, U_r/U_v/U_a units of the reward/value/
+        advantage level, k trained teams. mb: obs/{team} [B, n, d], act [B, A, 2], logp (old)
+        [B, A], adv, ret, value (old) [B, A] at agent resolution (each agent holds its
+        unit's number). Per advantage unit u the ratio is that of the unit's joint action,
+        rho_u = exp(sum_{i in u} log pi(a_i|o_i) - log pi_old(a_i|o_i)), so team level is the
+        single brain with the team's log-probabilities summed.
+
+            L_pi = -mean_B min(rho_u A_u, clip(rho_u, 1 - eps, 1 + eps) A_u)   A_u normalised
+            L_V  = 1/2 mean_B (V_u - R_u)^2   [or max with the clipped V_old + clip(V - V_old)]
+            L    = sum over teams of mean over its units of L_pi + c_V L_V - c_H H_u
+        """
+        a, M, K = self.algo, self.M, self.K
+        mean, log_std, value = self._forward({t.name: mb[f"obs/{t.name}"] for t in self.teams})
+        logp = self._log_prob(mb["act"], mean, log_std)  # [B, A]
+        entropy = (0.5 + LOG_SQRT_2PI + log_std).sum(-1)  # [A]: state-independent std
+
+        # --- policy: clipped surrogate per advantage unit
+        log_ratio = (logp - mb["logp"]) @ M["advantage"]  # [B, U_a]: summed over the unit
+        ratio = log_ratio.exp()
+        adv = _normalise(unit_mean(mb["adv"], M["advantage"]), K["advantage"])  # [B, U_a]
+        surrogate = torch.min(ratio * adv, ratio.clamp(1 - a.clip, 1 + a.clip) * adv)
+        pg = -surrogate.mean(0)  # [U_a]
+        ent = entropy @ M["advantage"]  # [U_a]: the unit's joint entropy
+
+        # --- value per value unit
+        v, ret = unit_mean(value, M["value"]), unit_mean(mb["ret"], M["value"])  # [B, U_v]
+        err = (v - ret).pow(2)
+        if a.vf_clip > 0:
+            old = unit_mean(mb["value"], M["value"])
+            clipped = old + (v - old).clamp(-a.vf_clip, a.vf_clip)
+            err = torch.max(err, (clipped - ret).pow(2))
+        vf = 0.5 * err.mean(0)  # [U_v]
+
+        per_team = {  # [k] each: means over the team's units
+            "loss/policy": _team_mean(pg, K["advantage"]),
+            "loss/value": _team_mean(vf, K["value"]),
+            "entropy": _team_mean(ent, K["advantage"]),
+        }
+        loss = per_team["loss/policy"] + a.vf_coef * per_team["loss/value"]
+        loss = (loss - a.ent_coef * per_team["entropy"]).sum()
+        self.actor_opt.zero_grad(set_to_none=True)
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for group in (*self.actor_groups, *self.critic_groups):
+            clip_grad_norm_per_model(group, a.grad_clip)
+        adam_step(self.actor_opt)
+        adam_step(self.critic_opt)
+        self.version += 1
+
+        with torch.no_grad():
+            kl = ((ratio - 1) - log_ratio).mean(0)  # [U_a]: k3 estimator of KL(old || new)
+            clipped_share = ((ratio - 1).abs() > a.clip).float().mean(0)
+            per_team["approx_kl"] = _team_mean(kl, K["advantage"])
+            per_team["clip_frac"] = _team_mean(clipped_share, K["advantage"])
+            values = torch.stack([x.detach() for x in per_team.values()]).tolist()
+        return {
+            f"{name}/{t.name}": row[j]
+            for name, row in zip(per_team, values, strict=True)
+            for j, t in enumerate(self.trained)
+        }
+
+    # ------------------------------------------------------------------ checkpoints
+    state_dict_keys = ("teams", "trained", "actors", "log_std", "critics", "actor_opt",
+                       "critic_opt", "version", "generator")  # fmt: skip
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue learning; torch.save-able with weights_only=True."""
+        return {
+            "teams": [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in self.teams],
+            "trained": [t.name for t in self.trained],
+            "actors": {k: _cpu(m.state_dict()) for k, m in self.actors.actors.items()},
+            "log_std": {k: p.detach().clone() for k, p in self.log_std.items()},
+            "critics": {k: _cpu(m.state_dict()) for k, m in self.critics.items()},
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "version": int(self.version),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Restore a `state_dict()`; other teams, shapes or missing parts: ValueError."""
+        missing = [k for k in self.state_dict_keys if k not in state]
+        if missing:
+            raise ValueError(f"learner checkpoint lacks {missing} (not a ppo checkpoint?)")
+        want = [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in self.teams]
+        if [list(t) for t in state["teams"]] != want:
+            raise ValueError(f"checkpoint teams {state['teams']} do not match {want}")
+        if list(state["trained"]) != [t.name for t in self.trained]:
+            raise ValueError(f"checkpoint trains teams {state['trained']}")
+        for name, module in self.actors.actors.items():
+            load_module_state(module, state["actors"][name], f"actors {name!r}")
+        for name, module in self.critics.items():
+            load_module_state(module, state["critics"][name], f"critics {name!r}")
+        with torch.no_grad():
+            for name, p in self.log_std.items():
+                if tuple(state["log_std"][name].shape) != tuple(p.shape):
+                    raise ValueError(f"log_std {name!r} has another shape")
+                p.copy_(state["log_std"][name])
+        try:
+            self.actor_opt.load_state_dict(state["actor_opt"])
+            self.critic_opt.load_state_dict(state["critic_opt"])
+        except (ValueError, KeyError) as e:
+            raise ValueError(f"checkpoint optimizer state does not fit: {e}") from None
+        self.version = int(state["version"])
+        self.generator.set_state(state["generator"])
+
+
+def _per_agent(mlp: BatchedMLP, x: torch.Tensor, tanh: bool = False) -> torch.Tensor:
+    """x [B, n, d] through one model per agent (or one shared model) -> [B, n, out].
+
+    Row-major (h W + b): at PPO's minibatches of thousands of rows this is faster than the
+    feature-major `mlp_t` that suits MADDPG's thin batches."""
+    B, n, d = x.shape
+    h = x.transpose(0, 1).reshape(mlp.n_models, -1, d)  # [models, rows, d]
+    layers = mlp.layers()
+    for k, (w, b) in enumerate(layers):
+        h = torch.baddbmm(b, h, w)  # [models, rows, out]
+        if k < len(layers) - 1:
+            h = torch.relu(h)
+    h = torch.tanh(h) if tanh else h
+    return h.reshape(n, B, -1).transpose(0, 1)
+
+
+def _team_mean(x: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """Per-unit x [U] -> the mean over each team's units [k]."""
+    return (x @ K) / K.sum(0)
+
+
+def _normalise(adv: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """Advantages [B, U] to zero mean and unit std within each team (over rows and the
+    team's units): teams' rewards have different scales."""
+    n = adv.shape[0] * K.sum(0)  # [k] samples per team
+    mu = (adv.sum(0) @ K / n) @ K.T  # [U]
+    var = ((adv - mu).pow(2).sum(0) @ K / n) @ K.T  # [U]
+    return (adv - mu) / (var.sqrt() + 1e-8)

@@ -1,0 +1,130 @@
+"""On-policy training in one process: `RolloutSource` is the source the training loop
+(predprey.loop) runs `OnPolicy` (predprey.learn.onpolicy) over. Plain calls, no Ray or HTTP.
+
+One iteration: the runner steps all E envs T = `algo.rollout_steps` times with actions
+sampled from the PPO policy (NumPy end to end: the rollout is the runner's transition
+arrays, rows [T * E] time-major, plus `done`) -> `PPOLearner.learn` (GAE, epochs of
+minibatch steps) -> the loop logs, evaluates and checkpoints on its schedules. Nothing is
+published: the runner acts with the learner's live weights.
+
+Checkpoints fall between iterations, so they hold no rollout: weights, optimizers, the
+action and minibatch RNG states, env state and counters. `--resume` continues exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from predprey import checkpoint
+from predprey.config import Config
+from predprey.learn.ppo import PPOLearner
+from predprey.loop import TrainLoop, seed_sequences
+from predprey.rundir import RunDirError
+from predprey.runner import Runner
+
+
+class Sampler:
+    """What the runner acts with during collection: Gaussian samples around the mean."""
+
+    def __init__(self, learner: PPOLearner):
+        self.learner = learner
+
+    def act(self, obs, noise_std: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return self.learner.sample(obs, rng)
+
+    def load_actor_state(self, state) -> None:
+        self.learner.load_actor_state(state)
+
+
+class RolloutSource:
+    counts_episodes, concurrent = True, False
+
+    def __init__(self, config: Config, loop: TrainLoop):
+        self.config, self.loop = config, loop
+        tr = config.train
+        seeds = seed_sequences(config)
+        env_seed, learner_seed = (int(s.generate_state(1)[0]) for s in seeds[:2])
+        self.rng_collect = np.random.default_rng(seeds[2])  # action samples
+        self.rng_sample = np.random.default_rng(seeds[3])  # minibatch permutations
+        self.learner = PPOLearner(loop.teams, config.algo, seed=learner_seed)
+        self.runner = Runner(
+            config, env_seed, Sampler(self.learner), tr.record_envs, tr.record_every,
+            with_done=True,
+        )  # fmt: skip
+        self.inserted = self.iterations = 0
+        self.rollout: dict[str, np.ndarray] | None = None
+        self.seconds = {"learn": 0.0}
+        if loop.payload is not None:
+            self._restore(loop.payload)
+
+    @property
+    def updates(self) -> int:
+        return self.learner.version
+
+    def collect(self, steps: int) -> None:
+        res = self.runner.collect(steps, 0.0, self.rng_collect, False, self.inserted)
+        self.rollout, self.rollout_steps = res.transitions, steps
+        self.inserted += res.env_steps
+        self.loop.add_episodes(res.episodes)
+        self.loop.add_recorded(res.recorded)
+
+    def learn(self) -> None:
+        t0 = time.perf_counter()
+        T, E = self.rollout_steps, self.runner.num_envs
+        for metrics in self.learner.learn(self.rollout, T, E, self.rng_sample):
+            self.loop.add_losses(metrics)
+        self.rollout = None
+        self.iterations += 1
+        self.seconds["learn"] += time.perf_counter() - t0
+
+    # -- what the loop asks ----------------------------------------------------------
+    def timers(self) -> dict[str, float]:
+        return {"env": self.runner.timers.env, "act": self.runner.timers.act, **self.seconds}
+
+    def actors(self):
+        return self.learner
+
+    def buffer_size(self) -> int:
+        return self.config.algo.rollout_steps * self.runner.num_envs  # rows per rollout
+
+    def log_keys(self, seconds: float) -> dict[str, Any]:
+        return {"iterations": self.iterations}
+
+    def finish(self) -> None:
+        pass
+
+    def flush_recorded(self) -> list:
+        return self.runner.recorder.flush()
+
+    def result(self) -> dict[str, Any]:
+        return {"iterations": self.iterations}
+
+    # -- checkpoints -----------------------------------------------------------------
+    def save_checkpoint(self, payload: dict[str, Any]) -> None:
+        payload = {
+            **payload,
+            **checkpoint.learner_state(self.learner),
+            "env_steps": self.inserted,
+            "iterations": self.iterations,
+            "rng": {
+                "collect": self.rng_collect.bit_generator.state,
+                "sample": self.rng_sample.bit_generator.state,
+            },
+            "runner": self.runner.state_dict(),
+        }
+        checkpoint.save(self.loop.run_dir, payload)
+
+    def _restore(self, payload: dict[str, Any]) -> None:
+        try:
+            self.learner.load_state_dict(payload["learner"])
+            if "runner" in payload:  # a Ray run's checkpoint has no env state: fresh envs
+                self.runner.load_state_dict(payload["runner"])
+                self.rng_collect.bit_generator.state = payload["rng"]["collect"]
+                self.rng_sample.bit_generator.state = payload["rng"]["sample"]
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise RunDirError(f"incompatible checkpoint in {self.loop.run_dir.path}: {e}") from None
+        self.inserted = int(payload["env_steps"])
+        self.iterations = int(payload.get("iterations", 0))

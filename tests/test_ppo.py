@@ -1,0 +1,184 @@
+"""PPO's math: GAE, trajectory separation as reductions, the clipped loss against a direct
+formula, and the config rules of algo.name: ppo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from predprey.config import AlgoConfig, ConfigError, config_from_dict
+from predprey.learn.ppo import PPOLearner
+from predprey.learn.separation import gae, membership, separate, unit_mean, unit_teams
+from predprey.learn.spec import TeamSpec
+
+
+# -- GAE ---------------------------------------------------------------------------------
+def test_gae_matches_a_hand_computed_rollout():
+    # one env, one agent, 3 steps: step 1 ends by time limit (bootstraps from the final
+    # observation's value 4.0, trace cut), step 2 terminates (no bootstrap)
+    rew = np.array([1.0, 2.0, 3.0]).reshape(3, 1, 1)
+    value = np.array([0.5, 1.0, 1.5]).reshape(3, 1, 1)
+    next_value = np.array([1.0, 4.0, 2.0]).reshape(3, 1, 1)
+    terminated = np.array([0, 0, 1]).reshape(3, 1)
+    done = np.array([0, 1, 1]).reshape(3, 1)
+    adv = gae(rew, value, next_value, terminated, done, gamma=0.9, lam=0.5)
+    # delta = [1 + .9 * 1 - .5, 2 + .9 * 4 - 1, 3 - 1.5] = [1.4, 4.6, 1.5]
+    # A2 = 1.5; A1 = 4.6 (done cuts the trace); A0 = 1.4 + .9 * .5 * 4.6 = 3.47
+    np.testing.assert_allclose(adv.ravel(), [3.47, 4.6, 1.5], rtol=1e-6)
+
+
+def test_gae_with_lambda_one_is_the_discounted_return_minus_the_value():
+    rng = np.random.default_rng(0)
+    T, E, A, g = 6, 4, 3, 0.9
+    rew, value = rng.normal(size=(T, E, A)), rng.normal(size=(T, E, A))
+    next_value = np.concatenate([value[1:], rng.normal(size=(1, E, A))])  # no episode ends
+    zeros = np.zeros((T, E))
+    adv = gae(rew, value, next_value, zeros, zeros, gamma=g, lam=1.0)
+    ret = next_value[-1]
+    for t in range(T - 1, -1, -1):
+        ret = rew[t] + g * ret
+        np.testing.assert_allclose(adv[t], ret - value[t], rtol=1e-5, atol=1e-6)
+
+
+# -- separation --------------------------------------------------------------------------
+def test_membership_levels_for_two_teams():
+    sizes = [3, 1]  # e.g. 3 predators, 1 prey
+    assert (membership(sizes, "agent") == np.eye(4)).all()
+    team = membership(sizes, "team")
+    assert team.tolist() == [[1, 0], [1, 0], [1, 0], [0, 1]]
+    group = membership(sizes, "group", group_size=2)  # {0, 1}, {2}, {3}: never across teams
+    assert group.tolist() == [[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    assert membership(sizes, "group").tolist() == team.tolist()  # size 0 = the team
+    assert unit_teams(sizes, group).tolist() == [[1, 0], [1, 0], [0, 1]]
+
+
+def test_reductions_keep_shapes_and_team_sums():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(5, 7, 4))  # [T, E, A], teams of 3 and 1
+    for level, units in (("agent", 4), ("group", 3), ("team", 2)):
+        M = membership([3, 1], level, group_size=2)
+        assert unit_mean(x, M).shape == (5, 7, units)
+        s = separate(x, M)
+        assert s.shape == x.shape
+        # each team's total is kept; within a unit every agent holds the unit's mean
+        np.testing.assert_allclose(s[..., :3].sum(-1), x[..., :3].sum(-1), rtol=1e-6)
+        np.testing.assert_allclose(s[..., 3], x[..., 3])
+    team = separate(x, membership([3, 1], "team"))
+    np.testing.assert_allclose(team[..., 0], x[..., :3].mean(-1), rtol=1e-6)
+    np.testing.assert_allclose(team[..., 0], team[..., 2])
+
+
+# -- the loss ----------------------------------------------------------------------------
+TEAM = (TeamSpec("agent", 3, 5),)
+
+
+def _minibatch(learner, B=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(B, 3, 5, generator=g)
+    with torch.no_grad():
+        mean, log_std, value = learner._forward({"agent": obs})
+    act = mean + 0.3 * torch.randn(B, 3, 2, generator=g)
+    logp_old = learner._log_prob(act, mean, log_std) + 0.1 * torch.randn(B, 3, generator=g)
+    return {
+        "obs/agent": obs, "act": act, "logp": logp_old,
+        "adv": torch.randn(B, 3, generator=g), "ret": torch.randn(B, 3, generator=g),
+        "value": value + 0.2 * torch.randn(B, 3, generator=g),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("level", ["agent", "team"])
+@pytest.mark.parametrize("vf_clip", [0.0, 0.1])
+def test_ppo_loss_matches_the_direct_formula(level, vf_clip):
+    algo = AlgoConfig(name="ppo", hidden=(8,), separation=(level,), vf_clip=vf_clip, clip=0.1)
+    learner = PPOLearner(TEAM, algo, seed=3)
+    mb = _minibatch(learner)
+    with torch.no_grad():
+        mean, log_std, value = learner._forward({"agent": mb["obs/agent"]})
+    dist = torch.distributions.Normal(mean, log_std.exp())
+    logp = dist.log_prob(mb["act"]).sum(-1)  # [B, 3]
+    ent = dist.entropy().sum(-1)[0]  # [3]
+    units = [[0], [1], [2]] if level == "agent" else [[0, 1, 2]]
+    pg, vf, en = [], [], []
+    for u in units:  # one unit at a time, written out
+        ratio = torch.exp((logp[:, u] - mb["logp"][:, u]).sum(1))
+        adv = mb["adv"][:, u].mean(1)
+        pg.append((ratio, adv))
+        v, r, old = value[:, u].mean(1), mb["ret"][:, u].mean(1), mb["value"][:, u].mean(1)
+        err = (v - r) ** 2
+        if vf_clip:
+            err = torch.max(err, (old + (v - old).clamp(-vf_clip, vf_clip) - r) ** 2)
+        vf.append(0.5 * err.mean())
+        en.append(ent[u].sum())
+    advs = torch.stack([a for _, a in pg], 1)
+    advs = (advs - advs.mean()) / (advs.std(unbiased=False) + 1e-8)  # over rows and units
+    pg_loss = torch.stack(
+        [-torch.min(r * advs[:, k], r.clamp(0.9, 1.1) * advs[:, k]).mean()
+         for k, (r, _) in enumerate(pg)]
+    ).mean()  # fmt: skip
+    got = learner.update(mb)
+    assert got["loss/policy/agent"] == pytest.approx(float(pg_loss), rel=1e-4, abs=1e-6)
+    assert got["loss/value/agent"] == pytest.approx(float(torch.stack(vf).mean()), rel=1e-4)
+    assert got["entropy/agent"] == pytest.approx(float(torch.stack(en).mean()), rel=1e-5)
+
+
+def test_a_step_raises_the_probability_of_actions_with_positive_advantage():
+    learner = PPOLearner(TEAM, AlgoConfig(name="ppo", hidden=(8,), actor_lr=1e-2), seed=0)
+    mb = _minibatch(learner, B=64)
+    with torch.no_grad():
+        mean, log_std, _ = learner._forward({"agent": mb["obs/agent"]})
+        mb["logp"] = learner._log_prob(mb["act"], mean, log_std)
+    mb["adv"] = torch.where(torch.arange(64)[:, None] < 32, 1.0, -1.0).expand(64, 3)
+    before = mb["logp"]
+    for _ in range(3):
+        learner.update(mb)
+    with torch.no_grad():
+        mean, log_std, _ = learner._forward({"agent": mb["obs/agent"]})
+        after = learner._log_prob(mb["act"], mean, log_std)
+    change = (after - before).mean(1)
+    assert change[:32].mean() > 0 > change[32:].mean()
+
+
+def test_state_dict_round_trip_and_mismatch():
+    a = PPOLearner(TEAM, AlgoConfig(name="ppo", hidden=(8,)), seed=0)
+    a.update(_minibatch(a))
+    b = PPOLearner(TEAM, AlgoConfig(name="ppo", hidden=(8,)), seed=1)
+    b.load_state_dict(a.state_dict())
+    mb = _minibatch(a, seed=5)
+    assert a.update(mb) == b.update(mb)
+    with pytest.raises(ValueError, match="shape"):
+        PPOLearner(TEAM, AlgoConfig(name="ppo", hidden=(16,))).load_state_dict(a.state_dict())
+
+
+# -- config ------------------------------------------------------------------------------
+def _cfg(algo, **sections):
+    return config_from_dict({"env": {"scenario": "spread"}, "algo": algo, **sections})
+
+
+@pytest.mark.parametrize(
+    "algo, sections, message",
+    [
+        ({"name": "ppo2"}, {}, "algo.name: unknown algorithm 'ppo2'"),
+        ({"name": "ppo", "tau": 0.5}, {}, "algo.tau applies only to algo.name maddpg/matd3"),
+        ({"name": "maddpg", "epochs": 3}, {}, "algo.epochs applies only to algo.name ppo"),
+        ({"name": "ppo", "separation": ["agent", "crowd", "team"]}, {}, "algo.separation"),
+        ({"name": "ppo", "separation": ["agent", "team"]}, {}, "one level or three"),
+        ({"name": "ppo"}, {"buffer": {"capacity": 10}}, "ppo keeps no replay buffer"),
+        ({"name": "ppo"}, {"train": {"scripted_fraction": 0.5}}, "on-policy"),
+        ({"name": "ppo", "rollout_steps": 0}, {}, "algo.rollout_steps must be >= 1"),
+        ({"name": "ppo", "gae_lambda": 1.5}, {}, "algo.gae_lambda"),
+        ({"name": "ppo", "minibatches": 10**6}, {}, "algo.minibatches must be <="),
+        ({"name": "ppo", "clipp": 0.1}, {}, "did you mean 'clip'"),
+    ],
+)
+def test_config_errors_name_the_key(algo, sections, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        _cfg(algo, **sections)
+
+
+def test_separation_one_level_or_three():
+    from predprey.algos import separation_levels
+
+    assert separation_levels(_cfg({"name": "ppo", "separation": "team"}).algo) == ("team",) * 3
+    cfg = _cfg({"name": "ppo", "separation": ["agent", "group", "team"], "group_size": 2})
+    assert separation_levels(cfg.algo) == ("agent", "group", "team")
