@@ -22,12 +22,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from predprey.config import AlgoConfig
+from predprey.learn import learner_state
+from predprey.learn.learner_state import team_states
 from predprey.learn.networks import (
     ActorSet,
     Critic,
     Layers,
     linear_t,
-    load_module_state,
     mlp_t,
     stack_heads,
 )
@@ -264,54 +265,21 @@ class Learner:
 
     def state_dict(self) -> dict:
         """Everything needed to continue learning; torch.save-able with weights_only=True."""
-
-        def team_states(modules: nn.ModuleDict) -> dict:
-            return {k: _cpu(m.state_dict()) for k, m in modules.items()}
-
-        return {
-            "teams": [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in self.teams],
-            "trained": [t.name for t in self.trained],
+        return learner_state.save(self, {
             "actors": team_states(self.actors.actors),
             "actor_targets": team_states(self.actor_targets.actors),
             "critics": team_states(self.critics),
             "critic_targets": team_states(self.critic_targets),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "version": int(self.version),
-            "generator": self.generator.get_state(),
-        }
+        })  # fmt: skip
 
     def load_state_dict(self, state: Mapping) -> None:
         """Restore a `state_dict()`; other teams, network shapes or missing parts: ValueError."""
-        missing = [k for k in self.state_dict_keys if k not in state]
-        if missing:
-            raise ValueError(f"learner checkpoint lacks {missing}")
-        want = [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in self.teams]
-        have = [list(t) for t in state.get("teams", [])]
-        if have != want:
-            raise ValueError(f"checkpoint teams {have} do not match this learner's teams {want}")
-        trained = [t.name for t in self.trained]
-        if list(state.get("trained", [])) != trained:
-            raise ValueError(
-                f"checkpoint trains teams {state.get('trained')}, this learner trains {trained}"
-            )
-        for key, modules in (
-            ("actors", self.actors.actors),
-            ("actor_targets", self.actor_targets.actors),
-            ("critics", self.critics),
-            ("critic_targets", self.critic_targets),
-        ):
-            for name, module in modules.items():
-                if name not in state[key]:
-                    raise ValueError(f"learner checkpoint has no {key} for team {name!r}")
-                load_module_state(module, state[key][name], f"{key} {name!r}")
-        try:
-            self.actor_opt.load_state_dict(state["actor_opt"])
-            self.critic_opt.load_state_dict(state["critic_opt"])
-        except (ValueError, KeyError) as e:
-            raise ValueError(f"checkpoint optimizer state does not fit: {e}") from None
-        self.version = int(state["version"])
-        self.generator.set_state(state["generator"])
+        learner_state.check(self, state, self.state_dict_keys)
+        learner_state.load_teams(state, "actors", self.actors.actors)
+        learner_state.load_teams(state, "actor_targets", self.actor_targets.actors)
+        learner_state.load_teams(state, "critics", self.critics)
+        learner_state.load_teams(state, "critic_targets", self.critic_targets)
+        learner_state.load_rest(self, state)
 
 
 def _adam(params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
@@ -348,10 +316,6 @@ def adam_step(opt: torch.optim.Adam) -> None:
         grad_scale=None,
         found_inf=None,
     )
-
-
-def _cpu(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in sd.items()}
 
 
 def clip_grad_norm_per_model(params: Sequence[torch.Tensor], max_norm: float) -> None:

@@ -25,8 +25,10 @@ from torch import nn
 
 from predprey.algos import separation_levels
 from predprey.config import AlgoConfig
-from predprey.learn.maddpg import _adam, _cpu, adam_step, clip_grad_norm_per_model
-from predprey.learn.networks import ActorSet, BatchedMLP, load_module_state
+from predprey.learn import learner_state
+from predprey.learn.learner_state import team_states
+from predprey.learn.maddpg import _adam, adam_step, clip_grad_norm_per_model
+from predprey.learn.networks import ActorSet, BatchedMLP
 from predprey.learn.separation import gae, membership, separate, unit_mean, unit_teams
 from predprey.learn.spec import TeamSpec
 
@@ -263,44 +265,23 @@ class PPOLearner:
 
     def state_dict(self) -> dict:
         """Everything needed to continue learning; torch.save-able with weights_only=True."""
-        return {
-            "teams": [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in self.teams],
-            "trained": [t.name for t in self.trained],
-            "actors": {k: _cpu(m.state_dict()) for k, m in self.actors.actors.items()},
+        return learner_state.save(self, {
+            "actors": team_states(self.actors.actors),
             "log_std": {k: p.detach().clone() for k, p in self.log_std.items()},
-            "critics": {k: _cpu(m.state_dict()) for k, m in self.critics.items()},
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "version": int(self.version),
-            "generator": self.generator.get_state(),
-        }
+            "critics": team_states(self.critics),
+        })  # fmt: skip
 
     def load_state_dict(self, state: Mapping) -> None:
         """Restore a `state_dict()`; other teams, shapes or missing parts: ValueError."""
-        missing = [k for k in self.state_dict_keys if k not in state]
-        if missing:
-            raise ValueError(f"learner checkpoint lacks {missing} (not a ppo checkpoint?)")
-        want = [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in self.teams]
-        if [list(t) for t in state["teams"]] != want:
-            raise ValueError(f"checkpoint teams {state['teams']} do not match {want}")
-        if list(state["trained"]) != [t.name for t in self.trained]:
-            raise ValueError(f"checkpoint trains teams {state['trained']}")
-        for name, module in self.actors.actors.items():
-            load_module_state(module, state["actors"][name], f"actors {name!r}")
-        for name, module in self.critics.items():
-            load_module_state(module, state["critics"][name], f"critics {name!r}")
+        learner_state.check(self, state, self.state_dict_keys, " (not a ppo checkpoint?)")
+        learner_state.load_teams(state, "actors", self.actors.actors)
+        learner_state.load_teams(state, "critics", self.critics)
         with torch.no_grad():
             for name, p in self.log_std.items():
                 if tuple(state["log_std"][name].shape) != tuple(p.shape):
                     raise ValueError(f"log_std {name!r} has another shape")
                 p.copy_(state["log_std"][name])
-        try:
-            self.actor_opt.load_state_dict(state["actor_opt"])
-            self.critic_opt.load_state_dict(state["critic_opt"])
-        except (ValueError, KeyError) as e:
-            raise ValueError(f"checkpoint optimizer state does not fit: {e}") from None
-        self.version = int(state["version"])
-        self.generator.set_state(state["generator"])
+        learner_state.load_rest(self, state)
 
 
 def _per_agent(mlp: BatchedMLP, x: torch.Tensor, tanh: bool = False) -> torch.Tensor:
