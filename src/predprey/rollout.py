@@ -72,13 +72,7 @@ class RolloutSource:
         self.loop.add_recorded(res.recorded)
 
     def learn(self) -> None:
-        t0 = time.perf_counter()
-        T, E = self.rollout_steps, self.runner.num_envs
-        for metrics in self.learner.learn(self.rollout, T, E, self.rng_sample):
-            self.loop.add_losses(metrics)
-        self.rollout = None
-        self.iterations += 1
-        self.seconds["learn"] += time.perf_counter() - t0
+        learn_rollout(self, self.runner.num_envs)
 
     # -- what the loop asks ----------------------------------------------------------
     def timers(self) -> dict[str, float]:
@@ -128,3 +122,14 @@ class RolloutSource:
             raise RunDirError(f"incompatible checkpoint in {self.loop.run_dir.path}: {e}") from None
         self.inserted = int(payload["env_steps"])
         self.iterations = int(payload.get("iterations", 0))
+
+
+def learn_rollout(src: Any, envs: int) -> None:
+    """One learner iteration on the rollout `src` holds ([T, envs] rows): its losses go to
+    the loop; the rollout is spent. The same for the in-process and the Ray source."""
+    t0 = time.perf_counter()
+    for metrics in src.learner.learn(src.rollout, src.rollout_steps, envs, src.rng_sample):
+        src.loop.add_losses(metrics)
+    src.rollout = None
+    src.iterations += 1
+    src.seconds["learn"] += time.perf_counter() - t0

@@ -28,6 +28,7 @@ from predprey.distributed.fleet import _kill
 from predprey.learn.onpolicy import OnPolicy
 from predprey.learn.ppo import PPOLearner
 from predprey.loop import TrainLoop, learner_seed
+from predprey.rollout import learn_rollout
 from predprey.rundir import RunDir, RunDirError
 
 START_TIMEOUT = 300.0  # seconds for a new actor to come up (imports torch, compiles kernels)
@@ -159,13 +160,7 @@ class RayRolloutSource:
         return info, (i, trans)
 
     def learn(self) -> None:
-        t0 = time.perf_counter()
-        T, E = self.rollout_steps, self.rollout_envs
-        for metrics in self.learner.learn(self.rollout, T, E, self.rng_sample):
-            self.loop.add_losses(metrics)
-        self.rollout = None
-        self.iterations += 1
-        self.seconds["learn"] += time.perf_counter() - t0
+        learn_rollout(self, self.rollout_envs)
 
     # -- what the loop asks ------------------------------------------------------------
     def timers(self) -> dict[str, float]:

@@ -13,6 +13,15 @@ from torch import nn
 from predprey.learn.networks import load_module_state
 
 
+def trained_teams(teams: tuple, algo: Any) -> tuple:
+    """The teams `algo.teams` trains (empty: all); a name the scenario lacks is an error."""
+    names = [t.name for t in teams]
+    unknown = [t for t in algo.teams if t not in names]
+    if unknown:
+        raise ValueError(f"algo.teams names unknown team {unknown[0]!r}; teams are {names}")
+    return tuple(t for t in teams if not algo.teams or t.name in algo.teams)
+
+
 def cpu_state(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in sd.items()}
 

@@ -41,11 +41,8 @@ class Learner:
     def __init__(self, teams: Sequence[TeamSpec], algo: AlgoConfig, seed: int = 0):
         self.teams = tuple(teams)
         self.algo = algo
+        self.trained = learner_state.trained_teams(self.teams, algo)
         names = [t.name for t in self.teams]
-        unknown = [t for t in algo.teams if t not in names]
-        if unknown:
-            raise ValueError(f"algo.teams names unknown team {unknown[0]!r}; teams are {names}")
-        self.trained = tuple(t for t in self.teams if not algo.teams or t.name in algo.teams)
         self.generator = torch.Generator().manual_seed(seed)
         self.version = 0  # completed update() calls
 

@@ -39,11 +39,7 @@ LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 class PPOLearner:
     def __init__(self, teams: Sequence[TeamSpec], algo: AlgoConfig, seed: int = 0):
         self.teams, self.algo = tuple(teams), algo
-        names = [t.name for t in self.teams]
-        unknown = [t for t in algo.teams if t not in names]
-        if unknown:
-            raise ValueError(f"algo.teams names unknown team {unknown[0]!r}; teams are {names}")
-        self.trained = tuple(t for t in self.teams if not algo.teams or t.name in algo.teams)
+        self.trained = learner_state.trained_teams(self.teams, algo)
         self.generator = torch.Generator().manual_seed(seed)
         self.version = 0  # gradient steps taken
         self.local = algo.critic == "local"
