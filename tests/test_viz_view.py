@@ -525,7 +525,8 @@ def test_episode_reports_agent_counts(tmp_path):
     assert ViewerApp(run).episode({"env": ["0"]})["trained_num_agents"] is None
 
 
-def test_cli_serves_until_interrupted(run):
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_cli_serves_until_interrupted(run, signum):
     import signal
     import subprocess
     import sys
@@ -541,5 +542,5 @@ def test_cli_serves_until_interrupted(run):
         status, info = get(url + "api/info")
         assert status == 200 and info["run"] == "live"
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, signum))
         assert proc.wait(timeout=60) == 0  # generous: CI machines are busy

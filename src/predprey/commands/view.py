@@ -16,7 +16,8 @@ a `simulate` episode of env index 0, as `predprey simulate --set ...` does) to w
 from __future__ import annotations
 
 import argparse
-import time
+import signal
+import threading
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,14 +52,18 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"predprey view: error: cannot listen on {args.host}:{args.port}: {e}")
         return 2
-    try:  # from here on Ctrl-C (even one arriving right away) closes the server cleanly
+    # Ctrl-C / SIGTERM only set an event: an exception raised at an arbitrary point of the
+    # main thread (inside a lock of threading, say) once left the process hanging at exit.
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
         print(f"predprey view: serving {args.run} at {server.url}  (Ctrl-C to stop)", flush=True)
         if args.open:
             webbrowser.open(server.url)
-        while server.thread.is_alive():
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+        while not stop.wait(0.5) and server.thread.is_alive():
+            pass
     finally:
         server.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     return 0
