@@ -525,16 +525,22 @@ def test_episode_reports_agent_counts(tmp_path):
     assert ViewerApp(run).episode({"env": ["0"]})["trained_num_agents"] is None
 
 
-@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
-def test_cli_serves_until_interrupted(run, signum):
+@pytest.mark.parametrize("signum, ignored", [("SIGINT", False), ("SIGTERM", False),
+                                             ("SIGINT", True)])  # fmt: skip
+def test_cli_serves_until_interrupted(run, signum, ignored):
+    """`ignored`: started with SIGINT ignored, as `nohup predprey view ... &` starts it."""
     import signal
     import subprocess
     import sys
+
+    def ignore_sigint():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "predprey.cli", "view", str(run.path), "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=ignore_sigint if ignored else None,
     )
     try:
         line = proc.stdout.readline()  # "predprey view: serving RUN at http://127.0.0.1:PORT/ ..."

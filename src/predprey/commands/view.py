@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"predprey view: error: cannot listen on {args.host}:{args.port}: {e}")
         return 2
-    # Ctrl-C / SIGTERM only set an event: an exception raised at an arbitrary point of the
-    # main thread (inside a lock of threading, say) once left the process hanging at exit.
+    # Our own handlers, which only set an event: a process started in the background
+    # (`nohup cmd &`) inherits SIGINT ignored, and then Python raises no KeyboardInterrupt.
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
