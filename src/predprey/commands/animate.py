@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from predprey.commands import add_world_overrides
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from predprey.policy import member_arg
@@ -45,9 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--member", type=member_arg, default=None, metavar="best|K",
                    help="population runs: play a new episode with member K's latest "
                         "actors (best: per team the fittest at the latest evaluation)")  # fmt: skip
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="env.KEY=V",
-                   help="run in another world, e.g. env.num_agents=80 (repeatable; shared "
-                        "networks on obs local transfer to any number of agents)")  # fmt: skip
+    add_world_overrides(p)
 
 
 def _nonneg(s: str) -> int:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from predprey.commands import add_world_overrides
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from predprey.policy import member_arg
@@ -28,9 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=1, help="episodes of --env-index to write")
     p.add_argument("--env-index", type=int, default=0, help="which environment to record")
     p.add_argument("--num-envs", type=int, default=None, help="environments (default: index+1)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="env.KEY=V",
-                   help="run in another world, e.g. env.num_agents=80 (repeatable; shared "
-                        "networks on obs local transfer to any number of agents)")  # fmt: skip
+    add_world_overrides(p)
 
 
 def run(args: argparse.Namespace) -> int:
