@@ -36,6 +36,8 @@ import statistics
 import time
 from typing import Any
 
+from predprey.threads import limit_threads
+
 
 def _counts(text: str) -> list[int]:
     try:
@@ -77,18 +79,23 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     if cfg.train.torch_threads > 0:
-        torch.set_num_threads(cfg.train.torch_threads)
+        limit_threads(cfg.train.torch_threads)
     prof = train_single(cfg, args.seconds)
     a = cfg.algo
+    if a.name == "ppo":  # one rollout, then epochs x minibatches: no replay, no warm-up
+        recipe = {"rollout_steps": a.rollout_steps, "epochs": a.epochs,
+                  "minibatches": a.minibatches}  # fmt: skip
+    else:
+        recipe = {"batch_size": a.batch_size, "env_steps_per_update": a.env_steps_per_update,
+                  "warmup_env_steps": cfg.buffer.warmup}  # fmt: skip
     line = {
         "bench": "train",
         "config": args.config,
+        "algo": a.name,
         "num_envs": cfg.env.num_envs,
-        "batch_size": a.batch_size,
         "hidden": list(a.hidden),
-        "env_steps_per_update": a.env_steps_per_update,
+        **recipe,
         "torch_threads": torch.get_num_threads(),
-        "warmup_env_steps": cfg.buffer.warmup,
         **prof,
     }
     if prof["updates"] == 0:
@@ -117,7 +124,6 @@ def train_single(cfg, seconds: float) -> dict[str, Any]:
 
 def population_sizes(args) -> int:
     """`--population P1,P2,...`: the single-process loop of P independent members each."""
-    import torch
 
     from predprey.config import ConfigError, load_config
 
@@ -126,7 +132,7 @@ def population_sizes(args) -> int:
     for size in args.population:
         sets = [f"population.size={size}", "population.mode=independent"]
         cfg = load_config(args.config, [*args.overrides, "train.record_envs=[]", *sets])
-        torch.set_num_threads(cfg.train.torch_threads or 1)
+        limit_threads(cfg.train.torch_threads or 1)
         prof = train_single(cfg, args.seconds)
         line = {"bench": "train", "config": args.config, "population": size, **prof}
         print(json.dumps(line), flush=True)

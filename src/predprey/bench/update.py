@@ -13,6 +13,8 @@ import json
 import time
 from contextlib import contextmanager
 
+from predprey.threads import limit_threads
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--updates", type=int, default=200, help="timed updates (after warm-up)")
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from predprey.env import make
     from predprey.learn.spec import team_specs, transition_spec
 
-    torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
     teams = team_specs(make("tag", num_envs=1, preset="mpe"))
     matd3 = dict(twin_critics=True, policy_delay=2, target_noise=0.2) if args.twin else {}
     algo = AlgoConfig(

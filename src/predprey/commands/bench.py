@@ -4,6 +4,8 @@ predprey bench env      vectorized env steps/s for several numbers of envs
 predprey bench train    training loop env-steps/s and updates/s
 predprey bench buffer   HTTP replay-buffer ingest and sample latency
 predprey bench update   Learner.update() latency with a time split
+predprey bench jaxmarl  PPO v JaxMARL IPPO on spread-3, the same wall clock, one plot
+predprey bench ablation PPO trajectory separation: agent v group v team, to a fixed score
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ TARGETS = {
     "train": "predprey.bench.train",
     "buffer": "predprey.bench.buffer",
     "update": "predprey.bench.update",
+    "jaxmarl": "predprey.bench.jaxmarl",
+    "ablation": "predprey.bench.ablation",
 }
 
 

@@ -134,8 +134,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # -- end distributed -------------------------------------------------------------------
 
-    import torch
-
+    from predprey.threads import limit_threads
     from predprey.train import Trainer
 
     if config.population is not None:  # P members in turn: predprey.population
@@ -143,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
         Trainer = PopulationTrainer  # noqa: N806
     if config.train.torch_threads > 0:
-        torch.set_num_threads(config.train.torch_threads)
+        limit_threads(config.train.torch_threads)
     try:
         trainer = Trainer(
             config, run_dir, resume=bool(args.resume), time_budget=args.time_budget,

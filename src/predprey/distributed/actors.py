@@ -20,6 +20,7 @@ from predprey.config import AlgoConfig, Config
 from predprey.learn.spec import TeamSpec
 from predprey.recorder import Episode
 from predprey.runner import EpisodeStats
+from predprey.threads import limit_threads
 
 
 class ActorBase:
@@ -56,9 +57,7 @@ def weights_to_torch(state: Mapping) -> dict:
 
 
 def _threads(n: int) -> None:
-    import torch
-
-    torch.set_num_threads(max(1, n))
+    limit_threads(max(1, n))
 
 
 class CollectInfo(NamedTuple):

@@ -207,7 +207,7 @@ class Learner:
             h_obs = linear_t(w1[:, :d_obs], b1, obs_flat.T)[critic_of]  # [A, h, B]: obs rows
             w1_act = w1[critic_of, d_obs:]  # [A, 2N, h]: layer 1, action rows
             rest = [(w[critic_of], b[critic_of]) for w, b in rest]  # layers 2.., [A] heads
-        h = torch.relu(torch.baddbmm(h_obs, w1_act.transpose(1, 2), acts))  # [A, h, B]
+        h = torch.relu_(torch.baddbmm(h_obs, w1_act.transpose(1, 2), acts))  # [A, h, B]
         return -mlp_t(rest, h).view(A, B).mean(1)
 
     @staticmethod

@@ -126,7 +126,7 @@ def mlp_t(layers: Layers, h: torch.Tensor, tanh_out: bool = False) -> torch.Tens
     for k in range(last + 1):
         h = linear_t(*layers[k], h)
         if k < last:
-            h = torch.relu(h)
+            h = torch.relu_(h)  # in place: one activation fewer allocated per layer
     return torch.tanh(h) if tanh_out else h
 
 

@@ -291,7 +291,7 @@ def _per_agent(mlp: BatchedMLP, x: torch.Tensor, tanh: bool = False) -> torch.Te
     for k, (w, b) in enumerate(layers):
         h = torch.baddbmm(b, h, w)  # [models, rows, out]
         if k < len(layers) - 1:
-            h = torch.relu(h)
+            h = torch.relu_(h)  # in place: one activation fewer allocated per layer
     h = torch.tanh(h) if tanh else h
     return h.reshape(n, B, -1).transpose(0, 1)
 

@@ -227,11 +227,10 @@ def train_remote(
     config: Config, run: RunDir, client: BufferClient, url: str, **kwargs: Any
 ) -> dict[str, Any]:
     """Build a `RemoteTrainer` and run it, with service failures as one clear message."""
-    import torch
-
     from predprey.service.errors import service_errors
+    from predprey.threads import limit_threads
 
     if config.train.torch_threads > 0:
-        torch.set_num_threads(config.train.torch_threads)
+        limit_threads(config.train.torch_threads)
     with client, service_errors(url):
         return RemoteTrainer(config, run, client, url, **kwargs).run()

@@ -1,0 +1,147 @@
+"""PPO against JaxMARL's IPPO on spread-3, the same wall clock, one plot.
+
+  predprey bench jaxmarl --python JAX_VENV/bin/python \
+      --script ../shared/bench/jaxmarl_ippo_spread.py --seconds 300 --out runs/vs_jaxmarl
+
+Runs the peer script (JaxMARL's IPPO recipe, jitted on the CPU; it needs a Python with
+`jax[cpu] jaxmarl flax optax`, which predprey does not install) for --seconds, then
+`predprey train --config configs/spread_ppo.yaml --time-budget SECONDS` in a fresh process,
+one after the other so that each has the machine. Both report the mean return per agent of
+the training episodes (one agent's 25 rewards summed, the sampling policy acting). Writes
+OUT/jaxmarl.jsonl, OUT/predprey/ (the run), OUT/compare.png (return per agent v wall clock
+and v env steps, both systems) and OUT/summary.json, and prints the summary: env-steps/s
+of each (all env steps over the training seconds), the final return (mean over the
+last tenth of the wall clock) and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--python", required=True, help="a Python with jax, jaxmarl, flax, optax")
+    p.add_argument("--script", required=True, help="jaxmarl_ippo_spread.py (the peer bench)")
+    p.add_argument("--seconds", type=float, default=300.0, help="training wall clock of each")
+    p.add_argument("--out", required=True, help="directory for the run, curves and plot")
+    p.add_argument("--config", default="configs/spread_ppo.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jax-envs", type=int, default=16, help="the peer's number of envs")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if args.seconds <= 0:
+        raise SystemExit("--seconds must be > 0")
+    for path in (args.python, args.script, args.config):
+        if not Path(path).exists():
+            raise SystemExit(f"not found: {path}")
+    if (out / "predprey").exists():
+        raise SystemExit(f"{out / 'predprey'} exists: pick a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()[0]
+    jax_rows = run_jaxmarl(args, out / "jaxmarl.jsonl")
+    ours = run_predprey(args, out / "predprey")
+    summary = summarise(jax_rows, ours, args.seconds)
+    summary.update(load_before=round(load_before, 2), load_after=round(os.getloadavg()[0], 2))
+    summary.update(config=args.config, overrides=args.overrides, seed=args.seed)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    plot(jax_rows, ours, out / "compare.png", summary)
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+def run_jaxmarl(args, path: Path) -> list[dict[str, Any]]:
+    cmd = [args.python, args.script, str(args.seconds), str(args.jax_envs), str(args.seed)]
+    # jit compilation comes before the timed part: give it generous time
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + 900)
+    rows = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+    if proc.returncode != 0 or not rows:
+        raise SystemExit(f"the JaxMARL script failed (rc {proc.returncode}): {proc.stderr[-800:]}")
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return [
+        {"time": r["seconds"], "env_steps": r["env_steps"], "return": r["return_per_agent"]}
+        for r in rows
+    ]
+
+
+def run_predprey(args, run_dir: Path) -> list[dict[str, Any]]:
+    cmd = [sys.executable, "-m", "predprey.cli", "train", "--config", args.config,
+           "--out", str(run_dir), "--time-budget", str(args.seconds), "--seed", str(args.seed),
+           "--quiet"]  # fmt: skip
+    for kv in args.overrides:
+        cmd += ["--set", kv]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + 900)
+    if proc.returncode != 0:
+        raise SystemExit(f"predprey train failed (rc {proc.returncode}): {proc.stderr[-800:]}")
+    rows = []
+    with open(run_dir / "metrics.jsonl") as f:
+        for line in f:
+            r = json.loads(line)
+            if "return/agent" in r:
+                rows.append({"time": r["time"], "env_steps": r["env_steps"],
+                             "return": r["return/agent"]})  # fmt: skip
+    if not rows:
+        raise SystemExit(f"no return/agent rows in {run_dir / 'metrics.jsonl'}")
+    return rows
+
+
+def _final(rows: list[dict[str, Any]], seconds: float) -> float:
+    """Mean return over the last tenth of the wall clock (at least the last row)."""
+    tail = [r["return"] for r in rows if r["time"] >= 0.9 * seconds] or [rows[-1]["return"]]
+    return sum(tail) / len(tail)
+
+
+def summarise(jax_rows, ours, seconds: float) -> dict[str, Any]:
+    def rate(rows):
+        return rows[-1]["env_steps"] / rows[-1]["time"]
+
+    j, p = rate(jax_rows), rate(ours)
+    jr, pr = _final(jax_rows, seconds), _final(ours, seconds)
+    return {
+        "bench": "jaxmarl",
+        "seconds": seconds,
+        "jaxmarl_env_steps_per_s": round(j),
+        "predprey_env_steps_per_s": round(p),
+        "env_steps_per_s_ratio": round(p / j, 2),
+        "jaxmarl_env_steps": jax_rows[-1]["env_steps"],
+        "predprey_env_steps": ours[-1]["env_steps"],
+        "jaxmarl_final_return_per_agent": round(jr, 2),
+        "predprey_final_return_per_agent": round(pr, 2),
+        "return_at_least_jaxmarl": pr >= jr,
+    }
+
+
+def plot(jax_rows, ours, path: Path, summary: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    for rows, label in ((jax_rows, "JaxMARL IPPO (jit, CPU)"), (ours, "predprey PPO")):
+        axes[0].plot([r["time"] for r in rows], [r["return"] for r in rows], label=label)
+        axes[1].plot([r["env_steps"] for r in rows], [r["return"] for r in rows], label=label)
+    axes[0].set_xlabel("wall clock (s)")
+    axes[1].set_xlabel("env steps")
+    axes[1].set_xscale("log")
+    for ax in axes:
+        ax.set_ylabel("training return per agent")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(
+        f"spread, 3 agents: {summary['predprey_env_steps_per_s']:,} v "
+        f"{summary['jaxmarl_env_steps_per_s']:,} env-steps/s "
+        f"({summary['env_steps_per_s_ratio']}x); final return "
+        f"{summary['predprey_final_return_per_agent']} v "
+        f"{summary['jaxmarl_final_return_per_agent']}"
+    )
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
