@@ -182,3 +182,28 @@ def test_separation_one_level_or_three():
     assert separation_levels(_cfg({"name": "ppo", "separation": "team"}).algo) == ("team",) * 3
     cfg = _cfg({"name": "ppo", "separation": ["agent", "group", "team"], "group_size": 2})
     assert separation_levels(cfg.algo) == ("agent", "group", "team")
+
+
+@pytest.mark.parametrize("bootstrap", [True, False])
+def test_time_limit_bootstraps_or_ends_the_return(bootstrap):
+    """T = 2 steps of E = 1 env, the episode truncated (not terminated) at the second step:
+    its advantage is r + gamma V(final obs) - V(o) when bootstrapping, r - V(o) when not."""
+    algo = AlgoConfig(name="ppo", hidden=(8,), gamma=0.9, gae_lambda=1.0,
+                      bootstrap_time_limit=bootstrap)  # fmt: skip
+    learner = PPOLearner(TEAM, algo, seed=1)
+    g = torch.Generator().manual_seed(0)
+    obs, nxt = torch.randn(2, 3, 5, generator=g), torch.randn(2, 3, 5, generator=g)
+    rollout = {
+        "obs/agent": obs.numpy(), "next_obs/agent": nxt.numpy(),
+        "act/agent": np.zeros((2, 3, 2), np.float32),
+        "rew/agent": np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], np.float32),
+        "terminated": np.zeros(2, np.float32), "done": np.array([0.0, 1.0], np.float32),
+    }  # fmt: skip
+    data, _ = learner.prepare(rollout, 2, 1)
+    with torch.no_grad():
+        v = learner._forward({"agent": obs}, actor=False)[2]  # [2, 3]
+        v_next = learner._forward({"agent": nxt}, actor=False)[2]  # [2, 3]
+    last = torch.tensor([4.0, 5.0, 6.0]) + (0.9 * v_next[1] if bootstrap else 0.0) - v[1]
+    np.testing.assert_allclose(data["adv"][1], last, rtol=1e-5, atol=1e-5)
+    first = torch.tensor([1.0, 2.0, 3.0]) + 0.9 * v_next[0] - v[0] + 0.9 * last  # lambda 1
+    np.testing.assert_allclose(data["adv"][0], first, rtol=1e-5, atol=1e-5)

@@ -83,6 +83,11 @@ class AlgoConfig:
     vf_coef: float = 0.5
     gae_lambda: float = 0.95
     log_std_init: float = -0.5  # Gaussian log-std (state-independent, learned)
+    # At a time limit the value target bootstraps from V(final observation) (true), or the
+    # limit ends the return (false, as JaxMARL's IPPO and MAPPO do). Final observations are
+    # never regressed on, so where they leave the states the critic trains on (tag: agents
+    # drift outwards) bootstrapping fed its extrapolation back until it diverged.
+    bootstrap_time_limit: bool = True
     # Trajectory separation (seed 003): the level of the reward, the value and the advantage,
     # each agent | group | team; one entry sets all three. team x3 = single brain.
     separation: tuple[str, ...] = ("agent",)

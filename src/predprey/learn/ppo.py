@@ -171,10 +171,10 @@ class PPOLearner:
             return np.asarray(x, np.float32).reshape(T, E, -1)
 
         value = separate(tea(v.numpy()), M["value"])  # [T, E, A]: each agent its unit's value
+        ends = rollout["terminated" if a.bootstrap_time_limit else "done"].reshape(T, E)
         adv = gae(
             separate(tea(rew), M["reward"]), value, separate(tea(v_next.numpy()), M["value"]),
-            rollout["terminated"].reshape(T, E), rollout["done"].reshape(T, E), a.gamma,
-            a.gae_lambda,
+            ends, rollout["done"].reshape(T, E), a.gamma, a.gae_lambda,
         )  # fmt: skip
         ret = adv + value  # [T, E, A]: lambda-returns, the value targets
         data = {
