@@ -164,7 +164,7 @@ def _cfg(algo, **sections):
         ({"name": "ppo", "separation": ["agent", "crowd", "team"]}, {}, "algo.separation"),
         ({"name": "ppo", "separation": ["agent", "team"]}, {}, "one level or three"),
         ({"name": "ppo"}, {"buffer": {"capacity": 10}}, "ppo keeps no replay buffer"),
-        ({"name": "ppo"}, {"train": {"scripted_fraction": 0.5}}, "on-policy"),
+        ({"name": "ppo"}, {"train": {"scripted_fraction": 1.0}}, "on-policy"),
         ({"name": "ppo", "rollout_steps": 0}, {}, "algo.rollout_steps must be >= 1"),
         ({"name": "ppo", "gae_lambda": 1.5}, {}, "algo.gae_lambda"),
         ({"name": "ppo", "minibatches": 10**6}, {}, "algo.minibatches must be <="),
@@ -193,6 +193,7 @@ def test_time_limit_bootstraps_or_ends_the_return(bootstrap):
     learner = PPOLearner(TEAM, algo, seed=1)
     g = torch.Generator().manual_seed(0)
     obs, nxt = torch.randn(2, 3, 5, generator=g), torch.randn(2, 3, 5, generator=g)
+    nxt[0] = obs[1]  # within the episode the next observation is the next row's
     rollout = {
         "obs/agent": obs.numpy(), "next_obs/agent": nxt.numpy(),
         "act/agent": np.zeros((2, 3, 2), np.float32),
@@ -207,3 +208,73 @@ def test_time_limit_bootstraps_or_ends_the_return(bootstrap):
     np.testing.assert_allclose(data["adv"][1], last, rtol=1e-5, atol=1e-5)
     first = torch.tensor([1.0, 2.0, 3.0]) + 0.9 * v_next[0] - v[0] + 0.9 * last  # lambda 1
     np.testing.assert_allclose(data["adv"][0], first, rtol=1e-5, atol=1e-5)
+
+
+def test_rows_of_scripted_opponents_leave_the_update_unchanged():
+    """Opponent mixing: rows marked own = 0 (a scripted policy acted) are left out of every
+    mean, so the step equals one on the other rows alone, whatever the masked rows hold."""
+    algo = AlgoConfig(name="ppo", hidden=(8,), vf_clip=0.1)
+    masked, direct = PPOLearner(TEAM, algo, seed=5), PPOLearner(TEAM, algo, seed=5)
+    mb = _minibatch(masked, B=48)
+    keep = torch.arange(48) % 3 != 0  # a third of the rows: scripted
+    mixed = {k: v.clone() for k, v in mb.items()}
+    for k in ("adv", "ret", "logp"):  # garbage where the policy did not act
+        mixed[k][~keep] = 1e3
+    mixed["own"] = keep[:, None].float().expand(48, 3)
+    got = masked.update(mixed)
+    want = direct.update({k: v[keep] for k, v in mb.items()})
+    assert got == pytest.approx(want, rel=1e-5, abs=1e-7)
+    for p, q in zip(masked.critics.parameters(), direct.critics.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+    for p, q in zip(masked.actors.parameters(), direct.actors.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+
+
+def test_on_policy_rollouts_mark_the_scripted_teams_rows():
+    from predprey.runner import Runner
+
+    cfg = config_from_dict({
+        "env": {"scenario": "tag", "num_envs": 8, "preset": "mpe"},
+        "algo": {"name": "ppo", "hidden": [8]},
+        "train": {"scripted_team": "prey", "scripted_policy": "random",
+                  "scripted_fraction": 0.25},
+    })  # fmt: skip
+    learner = PPOLearner(team_specs_of(cfg), cfg.algo)
+    from predprey.rollout import Sampler
+
+    runner = Runner(cfg, 0, Sampler(learner), with_done=True)
+    rows = runner.collect(3, 0.0, np.random.default_rng(0)).transitions
+    np.testing.assert_array_equal(rows["scripted/prey"], np.tile([0.0] * 6 + [1.0] * 2, 3))
+    assert "scripted/predator" not in rows  # rows [T * E], time-major
+    data, _ = learner.prepare(rows, 3, 8)
+    own = data["own"].reshape(3, 8, 4)  # agents: 3 predators, then the prey
+    assert own[..., :3].all() and (own[:, :6, 3] == 1).all() and (own[:, 6:, 3] == 0).all()
+
+
+def team_specs_of(cfg):
+    from predprey.learn.spec import team_specs
+
+    return team_specs(cfg.env.make(seed=0))
+
+
+def test_next_values_from_the_next_row_equal_the_critic_on_next_obs():
+    """A real rollout with episode ends inside it: the shortcut of `_next_values` (the next
+    row's value within an episode) equals the critic on every row's next observation."""
+    from predprey.rollout import Sampler
+    from predprey.runner import Runner
+
+    cfg = config_from_dict({
+        "env": {"scenario": "tag", "num_envs": 4, "preset": "mpe", "episode_length": 3},
+        "algo": {"name": "ppo", "hidden": [8], "critic": "central"},
+    })  # fmt: skip
+    learner = PPOLearner(team_specs_of(cfg), cfg.algo, seed=2)
+    runner = Runner(cfg, 0, Sampler(learner), with_done=True)
+    rows = runner.collect(7, 0.0, np.random.default_rng(0)).transitions
+    assert 0 < rows["done"].sum() < len(rows["done"])
+    obs = {t.name: torch.as_tensor(rows[f"obs/{t.name}"]) for t in learner.teams}
+    nxt = {t.name: torch.as_tensor(rows[f"next_obs/{t.name}"]) for t in learner.teams}
+    with torch.no_grad():
+        v = learner._forward(obs, actor=False)[2]
+        want = learner._forward(nxt, actor=False)[2]
+        got = learner._next_values(v, nxt, rows["done"], 7, 4)
+    torch.testing.assert_close(got, want)

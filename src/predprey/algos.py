@@ -39,9 +39,12 @@ def validate_algo(cfg: Config) -> None:
         return
     if cfg.buffer != BufferConfig():
         raise ConfigError("buffer: ppo keeps no replay buffer; remove the buffer section")
-    if cfg.train.scripted_fraction > 0:
+    if cfg.train.scripted_fraction >= 1 and (
+        not a.teams or cfg.train.scripted_team in a.teams
+    ):  # fmt: skip
         raise ConfigError(
-            "train.scripted_fraction: ppo learns on-policy, from its own actions only; set 0"
+            "train.scripted_fraction: ppo learns on-policy, from its own actions only; with "
+            "every env scripted the scripted team has none (< 1, or leave it out of algo.teams)"
         )
     if len(a.separation) not in (1, 3) or any(v not in LEVELS for v in a.separation):
         raise ConfigError(

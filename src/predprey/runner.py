@@ -99,6 +99,12 @@ class Runner:
                 f"train.scripted_team {tr.scripted_team!r} is not a team of this scenario "
                 f"({list(self.env.teams)})"
             )
+        self.scripted_rows: dict[str, np.ndarray] = {}  # field -> [E]: constant per env
+        if with_done and self.scripted_envs:  # on-policy: the rows no policy acted in
+            mask = np.zeros(E, np.float32)
+            mask[E - self.scripted_envs :] = 1.0
+            self.scripted_rows[f"scripted/{tr.scripted_team}"] = mask
+            self.spec.update({k: ((), "float32") for k in self.scripted_rows})
 
     @property
     def num_envs(self) -> int:
@@ -170,6 +176,8 @@ class Runner:
         list, which then receives the rows whose next_obs is not the next row's obs)."""
         E = self.env.num_envs
         out["version"][:S] = self.version
+        for k, mask in self.scripted_rows.items():
+            out[k][:S] = mask
         finished_returns = {t.name: [] for t in self.teams}
         finished_touches, finished_lengths, recorded = [], [], []
         for s in range(S):

@@ -164,7 +164,7 @@ class PPOLearner:
         act = torch.cat([torch.as_tensor(rollout[f"act/{t.name}"]) for t in self.trained], 1)
         rew = np.concatenate([rollout[f"rew/{t.name}"] for t in self.trained], 1)  # [R, A]
         mean, log_std, v = self._forward(obs)  # [R, A, 2], [A, 2], [R, A]
-        _, _, v_next = self._forward(nxt, actor=False)  # [R, A]
+        v_next = self._next_values(v, nxt, rollout["done"], T, E)  # [R, A]
         logp = self._log_prob(act, mean, log_std)  # [R, A]
 
         def tea(x):  # [R, A] -> [T, E, A]
@@ -177,11 +177,17 @@ class PPOLearner:
             ends, rollout["done"].reshape(T, E), a.gamma, a.gae_lambda,
         )  # fmt: skip
         ret = adv + value  # [T, E, A]: lambda-returns, the value targets
+        none = np.zeros(T * E, np.float32)
+        own = np.concatenate([  # [R, A]: 1 where the agent's policy acted (train.scripted_*)
+            np.repeat(1.0 - rollout.get(f"scripted/{t.name}", none)[:, None], t.n_agents, 1)
+            for t in self.trained
+        ], 1)  # fmt: skip
         data = {
             **{f"obs/{k}": o for k, o in obs.items()},
             "act": act, "logp": logp, "adv": torch.from_numpy(adv.reshape(T * E, -1)),
             "ret": torch.from_numpy(ret.reshape(T * E, -1)),
             "value": torch.from_numpy(value.reshape(T * E, -1)),
+            "own": torch.from_numpy(own.astype(np.float32)),
         }  # fmt: skip
         v_u, r_u = unit_mean(value, M["value"]), unit_mean(ret, M["value"])  # [T, E, Uv]
         K = self.K["value"].numpy()
@@ -191,13 +197,28 @@ class PPOLearner:
         names = [f"explained_variance/{t.name}" for t in self.trained]
         return data, {k: float(x) for k, x in zip(names, ev, strict=True)}
 
+    def _next_values(self, v, nxt, done, T: int, E: int) -> torch.Tensor:
+        """V of every row's next observation [R, A]. Within an episode that is the next
+        row's observation (rows are time-major: row t * E + e, then (t + 1) * E + e), whose
+        value `v` [R, A] holds; only the final observations of ended episodes and the
+        rollout's last step go through the critic again (a third of `prepare` saved)."""
+        v_next = torch.empty_like(v)
+        v_next[:-E] = v[E:]
+        fresh = done.reshape(T, E).astype(bool)
+        fresh[-1] = True
+        rows = torch.from_numpy(np.flatnonzero(fresh))  # [F]
+        v_next[rows] = self._forward({k: x[rows] for k, x in nxt.items()}, actor=False)[2]
+        return v_next
+
     def update(self, mb: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """One PPO gradient step on a minibatch of B rows.
 
         Shapes: A agents of the trained teams, U_r/U_v/U_a units of the reward/value/
         advantage level, k trained teams. mb: obs/{team} [B, n, d], act [B, A, 2], logp (old)
         [B, A], adv, ret, value (old) [B, A] at agent resolution (each agent holds its
-        unit's number). Per advantage unit u the ratio is that of the unit's joint action,
+        unit's number), own [B, A] (optional): 0 where a scripted opponent acted instead of
+        the agent's policy (opponent mixing), rows every mean below leaves out. Per
+        advantage unit u the ratio is that of the unit's joint action,
         rho_u = exp(sum_{i in u} log pi(a_i|o_i) - log pi_old(a_i|o_i)), so team level is the
         single brain with the team's log-probabilities summed.
 
@@ -210,12 +231,15 @@ class PPOLearner:
         logp = self._log_prob(mb["act"], mean, log_std)  # [B, A]
         entropy = (0.5 + LOG_SQRT_2PI + log_std).sum(-1)  # [A]: state-independent std
 
+        own = mb["own"] if "own" in mb else torch.ones_like(mb["adv"])  # [B, A]
+        w_a, w_v = unit_mean(own, M["advantage"]), unit_mean(own, M["value"])  # [B, U]
+
         # --- policy: clipped surrogate per advantage unit
         log_ratio = (logp - mb["logp"]) @ M["advantage"]  # [B, U_a]: summed over the unit
         ratio = log_ratio.exp()
-        adv = _normalise(unit_mean(mb["adv"], M["advantage"]), K["advantage"])  # [B, U_a]
+        adv = _normalise(unit_mean(mb["adv"], M["advantage"]), K["advantage"], w_a)  # [B, U_a]
         surrogate = torch.min(ratio * adv, ratio.clamp(1 - a.clip, 1 + a.clip) * adv)
-        pg = -surrogate.mean(0)  # [U_a]
+        pg = -_mean_rows(surrogate, w_a)  # [U_a]
         ent = entropy @ M["advantage"]  # [U_a]: the unit's joint entropy
 
         # --- value per value unit
@@ -225,7 +249,7 @@ class PPOLearner:
             old = unit_mean(mb["value"], M["value"])
             clipped = old + (v - old).clamp(-a.vf_clip, a.vf_clip)
             err = torch.max(err, (clipped - ret).pow(2))
-        vf = 0.5 * err.mean(0)  # [U_v]
+        vf = 0.5 * _mean_rows(err, w_v)  # [U_v]
 
         per_team = {  # [k] each: means over the team's units
             "loss/policy": _team_mean(pg, K["advantage"]),
@@ -244,8 +268,8 @@ class PPOLearner:
         self.version += 1
 
         with torch.no_grad():
-            kl = ((ratio - 1) - log_ratio).mean(0)  # [U_a]: k3 estimator of KL(old || new)
-            clipped_share = ((ratio - 1).abs() > a.clip).float().mean(0)
+            kl = _mean_rows((ratio - 1) - log_ratio, w_a)  # [U_a]: k3 estimate of KL(old||new)
+            clipped_share = _mean_rows(((ratio - 1).abs() > a.clip).float(), w_a)
             per_team["approx_kl"] = _team_mean(kl, K["advantage"])
             per_team["clip_frac"] = _team_mean(clipped_share, K["advantage"])
             values = torch.stack([x.detach() for x in per_team.values()]).tolist()
@@ -301,10 +325,15 @@ def _team_mean(x: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return (x @ K) / K.sum(0)
 
 
-def _normalise(adv: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """Advantages [B, U] to zero mean and unit std within each team (over rows and the
-    team's units): teams' rewards have different scales."""
-    n = adv.shape[0] * K.sum(0)  # [k] samples per team
-    mu = (adv.sum(0) @ K / n) @ K.T  # [U]
-    var = ((adv - mu).pow(2).sum(0) @ K / n) @ K.T  # [U]
+def _mean_rows(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Per-unit mean over the rows of weight 1 (w [B, U] of 0 / 1): [U]."""
+    return (x * w).sum(0) / w.sum(0).clamp(min=1.0)
+
+
+def _normalise(adv: torch.Tensor, K: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Advantages [B, U] to zero mean and unit std within each team (over its rows of
+    weight w = 1 and its units): teams' rewards have different scales."""
+    n = (w.sum(0) @ K).clamp(min=1.0)  # [k] samples per team
+    mu = ((adv * w).sum(0) @ K / n) @ K.T  # [U]
+    var = (((adv - mu).pow(2) * w).sum(0) @ K / n) @ K.T  # [U]
     return (adv - mu) / (var.sqrt() + 1e-8)
