@@ -22,6 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MODES = ("independent", "genetic", "evolve")
+SHARE_BUFFER_ON_RAY = (
+    "population.share_buffer: true needs one process: on Ray each member has its own buffer "
+    "actor and write-ahead log (drop --runners, or set share_buffer: false)"
+)
 # Hyperparameters a member may hold its own value of: name -> kind of draw and mutation.
 HYPERPARAMETERS = {
     "actor_lr": "log",
