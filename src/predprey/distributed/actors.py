@@ -18,6 +18,7 @@ import ray
 
 from predprey.config import AlgoConfig, Config
 from predprey.learn.spec import TeamSpec
+from predprey.population.member import add_weight_noise, apply_hp, load_team_state, team_state
 from predprey.recorder import Episode
 from predprey.runner import EpisodeStats
 
@@ -170,9 +171,23 @@ class LearnerActor(ActorBase):
         self.learner = Learner(teams, algo, seed)
         if state is not None:
             self.learner.load_state_dict(state)
+            apply_hp(self.learner, algo)  # a population member's may be newer than `state`
 
     def version(self) -> int:
         return self.learner.version
+
+    # -- a population member's network operations (predprey.population.member) ------
+    def set_hp(self, algo: AlgoConfig) -> None:
+        apply_hp(self.learner, algo)
+
+    def team_state(self, team: str, parts: Sequence[str]) -> dict:
+        return team_state(self.learner, team, parts)
+
+    def load_team_state(self, team: str, state: Mapping) -> None:
+        load_team_state(self.learner, team, state)
+
+    def add_weight_noise(self, team: str, relative_std: float, seed: int) -> None:
+        add_weight_noise(self.learner.actors.actors[team], relative_std, seed)
 
     def weights(self) -> dict:
         return weights_to_numpy(self.learner.actor_state())
