@@ -59,7 +59,8 @@ def test_ray_population_trains_evolves_and_resumes(local_ray, tmp_path):
         own = checkpoint.load(member_run(run, m.k))
         assert own["env_steps"] == m.source.inserted >= 1200
         assert own["updates"] == m.source.updates > 0
-        assert checkpoint.load_buffer(member_run(run, m.k), own, 20000).total_added == own["env_steps"]
+        buffer = checkpoint.load_buffer(member_run(run, m.k), own, 20000)
+        assert buffer.total_added == own["env_steps"]
     rows = run.read_metrics()
     events = [r["event"] for r in rows if "event" in r]
     assert events.count("init") == 2 and "selection" in events and "mutation" in events
