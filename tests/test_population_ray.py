@@ -1,6 +1,7 @@
 """A population on Ray (predprey.distributed.population): every member its own runner,
 buffer and learner actors and durable state under RUN/members/K; evolution, events and
-checkpoints as in one process; --resume restores the whole population."""
+checkpoints as in one process; --resume restores the whole population; a member whose
+learner is killed with SIGKILL mid-run is restored and the population goes on."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import dataclasses
 
 import pytest
 
-from distributed_harness import new_run, tiny_config
+from distributed_harness import Killer, actor_pid, new_run, tiny_config
 from predprey import checkpoint, policy
 from predprey.config import ConfigError
 
@@ -93,3 +94,56 @@ def test_shared_buffer_on_ray_is_a_clear_error(local_ray, tmp_path):
     config = pop_config(share_buffer=True)
     with pytest.raises(ConfigError, match="share_buffer"):
         RayPopulationTrainer(config, new_run(tmp_path / "run", config), 1)
+
+
+UNBOUNDED = 10**9
+AFTER_KILL = 1500  # env steps the population takes after the kill before it may end
+
+
+def _member_checkpoint_updates(run, k) -> int:
+    try:
+        return int(checkpoint.load(member_run(run, k)).get("updates", 0))
+    except Exception:  # not written yet
+        return 0
+
+
+def test_killed_member_learner_is_restored_and_the_population_goes_on(local_ray, tmp_path):
+    """SIGKILL member 1's learner actor once member 1 has a checkpoint with updates (the run
+    cannot end by itself until then); the run ends AFTER_KILL env steps later."""
+    config = pop_config(UNBOUNDED)
+    config = config.replace(train=dataclasses.replace(config.train, checkpoint_every=1.0))
+    run = new_run(tmp_path / "run", config)
+    trainer = RayPopulationTrainer(config, run, 1, evals=False)
+    victim = trainer.population.members[1]
+    at_kill = {}
+
+    def when():
+        return _member_checkpoint_updates(run, 1) > 0 and victim.source.updates >= 20
+
+    def end_later():
+        at_kill["env_steps"], at_kill["updates"] = trainer.env_steps, victim.source.updates
+        trainer.total_env_steps = trainer.env_steps + AFTER_KILL
+
+    def end_now():
+        trainer.total_env_steps = 0
+
+    killer = Killer(when, actor_pid(victim.fleet.learner), end_later, end_now)
+    killer.start()
+    try:
+        result = trainer.run()
+    finally:
+        trainer.fleet.shutdown()
+    killer.join(5)
+    assert killer.error is None and killer.killed_pid is not None, killer.error
+    assert result["env_steps"] >= at_kill["env_steps"] + AFTER_KILL  # it went on past the kill
+    assert result["restarts"] == {"runner": 0, "buffer": 0, "learner": 1}
+    event = next(r for r in run.read_metrics() if r.get("dist/restarts") == 1)
+    assert event["member"] == 1 and event["member/1/dist/restarts/learner"] == 1
+    restored = victim.fleet.learner_version  # the new learner's version when it started
+    assert 0 < restored <= at_kill["updates"]  # from the member's checkpoint, not from scratch
+    assert victim.source.updates > restored  # and it trained on
+    assert result["lost_rows"] == 0  # every acknowledged row of every member is kept
+    for m in trainer.population.members:
+        own = checkpoint.load(member_run(run, m.k))
+        buffer = checkpoint.load_buffer(member_run(run, m.k), own, 20000)
+        assert buffer.total_added == m.source.acked_rows == m.source.inserted
