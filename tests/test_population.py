@@ -51,12 +51,22 @@ def test_population_section_round_trips_and_is_typed():
         ({"init_critic_lr": [1e-2, 1e-5]}, "init_critic_lr must be [low, high]"),
         ({"init_batch_size": [64, 0]}, "init_batch_size values must be > 0"),
         ({"size": "four"}, "population.size: expected an integer"),
+        ({"hidden_range": [64, 16]}, "hidden_range must be [low, high]"),
+        ({"init_hidden": [0, 16]}, "init_hidden values must be > 0"),
+        ({"init_hidden": ["wide"]}, "population.init_hidden"),
     ],
 )
 def test_bad_population_config_names_the_key(section, needle):
     with pytest.raises(ConfigError) as e:
         config_from_dict({"population": section})
     assert needle in str(e.value)
+
+
+def test_hidden_mutation_needs_layers_of_one_width():
+    section = {"mutate": ["hidden"]}
+    with pytest.raises(ConfigError, match=r"algo.hidden \[64, 32\] has layers of different"):
+        config_from_dict({"algo": {"hidden": [64, 32]}, "population": section})
+    assert config_from_dict({"algo": {"hidden": [64, 32]}, "population": {}}).population
 
 
 def test_tag_population_config_is_the_search_from_a_bad_start():
@@ -115,10 +125,11 @@ def test_rank_sum_weighs_every_team_alike():
 # -- mutation and first draws ---------------------------------------------------------
 def test_mutations_stay_inside_their_ranges():
     pop = PopulationConfig(size=4, batch_size_range=(64, 256), actor_lr_range=(1e-4, 1e-3),
-                           env_steps_per_update_range=(10, 20))  # fmt: skip
+                           env_steps_per_update_range=(10, 20), hidden_range=(16, 48),
+                           mutate=tuple(HYPERPARAMETERS))  # fmt: skip
     rng = np.random.default_rng(1)
     hp = {"actor_lr": 1e-3, "critic_lr": 1e-3, "batch_size": 256,
-          "exploration_noise": 0.1, "env_steps_per_update": 20}  # fmt: skip
+          "exploration_noise": 0.1, "env_steps_per_update": 20, "hidden": 32}  # fmt: skip
     names = set()
     for _ in range(500):
         name, old, new = evo.mutate_hyperparameter(hp, pop, rng)
@@ -156,6 +167,18 @@ def test_initial_draws_follow_the_init_ranges():
     assert {h["critic_lr"] for h in hps} == {3e-4} and {h["env_steps_per_update"] for h in hps} == {
         50
     }
+    assert "hidden" not in pop.mutate and all("hidden" not in h for h in hps)  # opt-in
+
+
+def test_hidden_width_is_a_hyperparameter_only_where_named():
+    algo = AlgoConfig(hidden=(32, 32))
+    rng = np.random.default_rng(0)
+    drawn = PopulationConfig(size=50, init_hidden=(16, 64), mutate=("actor_lr",))
+    assert {h["hidden"] for h in evo.initial_hyperparameters(algo, drawn, rng)} == {16, 64}
+    mutated = PopulationConfig(size=2, mutate=("hidden",))
+    assert [h["hidden"] for h in evo.initial_hyperparameters(algo, mutated, rng)] == [32, 32]
+    name, old, new = evo.mutate_hyperparameter({"hidden": 32}, mutated, rng)
+    assert name == "hidden" and old == 32 and new in (26, 40)  # x 0.8 or x 1.25, rounded
 
 
 def test_sync_interval_grows_with_decay():

@@ -18,7 +18,8 @@ import ray
 
 from predprey.config import AlgoConfig, Config
 from predprey.learn.spec import TeamSpec
-from predprey.population.member import add_weight_noise, apply_hp, load_team_state, team_state
+from predprey.population.member import add_weight_noise, load_team_state, team_state
+from predprey.population.resize import fit_actors, learner_widths, with_hidden, with_hp
 from predprey.recorder import Episode
 from predprey.runner import EpisodeStats
 
@@ -82,6 +83,14 @@ class RunnerActor(ActorBase):
         envs = tr.record_envs if record else ()
         env_seed, self.rng = seed_streams(seed)
         self.runner = Runner(config, env_seed, record_envs=envs, record_every=tr.record_every)
+        self.algo = config.algo
+
+    def _load(self, weights: Mapping, version: int) -> None:
+        """Load actor weights, of whatever width they have (a population member's may
+        change: predprey.population.resize)."""
+        r = self.runner
+        r.actors = fit_actors(r.actors, r.teams, self.algo, weights_to_torch(weights))
+        r.version = int(version)
 
     @ray.method(num_returns=2)
     def collect(
@@ -99,7 +108,7 @@ class RunnerActor(ActorBase):
         the driver."""
 
         if weights is not None:
-            self.runner.set_weights(weights_to_torch(weights), version)
+            self._load(weights, version)
         t0 = time.perf_counter()
         res = self.runner.collect(
             vector_steps, noise_std, self.rng, random_actions, env_steps_before, packed=True
@@ -113,7 +122,7 @@ class RunnerActor(ActorBase):
     def set_weights(self, weights: Mapping, version: int) -> float:
         """Load actor weights (Ray has fetched them by then); returns the load seconds."""
         t0 = time.perf_counter()
-        self.runner.set_weights(weights_to_torch(weights), version)
+        self._load(weights, version)
         return time.perf_counter() - t0
 
     def flush_recorded(self) -> list[Episode]:
@@ -168,17 +177,19 @@ class LearnerActor(ActorBase):
         from predprey.learn.maddpg import Learner
 
         _threads(torch_threads)
-        self.learner = Learner(teams, algo, seed)
-        if state is not None:
+        if state is None:
+            self.learner = Learner(teams, algo, seed)
+        else:  # the state's widths, then `algo`'s (a population member's may be newer)
+            self.learner = Learner(teams, with_hidden(algo, learner_widths(state)), seed)
             self.learner.load_state_dict(state)
-            apply_hp(self.learner, algo)  # a population member's may be newer than `state`
+            self.learner = with_hp(self.learner, algo)
 
     def version(self) -> int:
         return self.learner.version
 
     # -- a population member's network operations (predprey.population.member) ------
     def set_hp(self, algo: AlgoConfig) -> None:
-        apply_hp(self.learner, algo)
+        self.learner = with_hp(self.learner, algo)
 
     def team_state(self, team: str, parts: Sequence[str]) -> dict:
         return team_state(self.learner, team, parts)

@@ -32,6 +32,7 @@ from predprey.distributed.driver import RaySource, wait_any
 from predprey.learn.offpolicy import OffPolicy
 from predprey.population.member import MemberBase, MemberLimiter, _Hooks
 from predprey.population.params import SHARE_BUFFER_ON_RAY
+from predprey.population.resize import fit_actors
 from predprey.population.trainer import PopulationTrainer
 from predprey.rundir import RunDir
 
@@ -45,9 +46,13 @@ class RayMember(MemberBase):
     remote = True
 
     def __init__(self, k: int, config: Config, hp: Mapping[str, Any], loop: Any, runners: int):
-        super().__init__(k, config, hp, loop)
         run = member_run(loop.run_dir, k)
-        payload = checkpoint.load(run) if loop.payload is not None else None
+        payload = None
+        if loop.payload is not None:  # resumed: its actors start with its saved widths and hp
+            payload = checkpoint.load(run)
+            saved = loop.payload.get("population", {}).get("members", [])
+            hp = saved[k]["hp"] if k < len(saved) else hp  # else: an error in _restore
+        super().__init__(k, config, hp, loop)
         self.source = src = RaySource(self.config, _Hooks(self, loop, run, payload), runners)
         src.wait_seconds = 0.0  # the population waits on every member at once
         d = config.distributed
@@ -98,11 +103,8 @@ class RayMember(MemberBase):
 
     def actors(self):
         """A copy of the learner actor's current actors (for evaluation)."""
-        from predprey.learn.maddpg import ActorSet
-
-        if self._actor_set is None:
-            self._actor_set = ActorSet.build(self.fleet.teams, self.config.algo)
-        self._actor_set.load_actor_state(weights_to_torch(self._call("weights")))
+        weights = weights_to_torch(self._call("weights"))
+        self._actor_set = fit_actors(self._actor_set, self.fleet.teams, self.config.algo, weights)
         return self._actor_set
 
     # -- checkpoints -----------------------------------------------------------------

@@ -21,6 +21,7 @@ import torch
 from predprey.config import Config
 from predprey.learn.offpolicy import OffPolicy
 from predprey.learn.rate_limiter import RateLimiter, UpdateCredit, samples_per_insert
+from predprey.population.resize import copy_overlap, with_hp
 from predprey.trainlog import TrainLog
 
 CRITIC_PARTS = ("critics", "critic_targets")  # what a genetic sync copies
@@ -37,11 +38,16 @@ def member_budget(total: int, size: int, k: int) -> int:
 
 
 def member_config(config: Config, k: int, hp: Mapping[str, Any]) -> Config:
+    """The config member k trains with: its seed, its hyperparameters (`hidden`: the width
+    of each of `algo.hidden`'s layers)."""
     tr = config.train
     train = dataclasses.replace(
         tr, seed=member_seed(tr.seed, k), record_envs=tr.record_envs if k == 0 else ()
     )
-    return config.replace(algo=dataclasses.replace(config.algo, **hp), train=train)
+    values = dict(hp)
+    if "hidden" in values:
+        values["hidden"] = (int(values["hidden"]),) * len(config.algo.hidden)
+    return config.replace(algo=dataclasses.replace(config.algo, **values), train=train)
 
 
 class MemberPace:
@@ -196,8 +202,8 @@ class Member(MemberBase):
         return self.source.learner
 
     def apply_hp(self) -> None:
-        apply_hp(self.learner, self.config.algo)
         src = self.source
+        src.learner = src.runner.actors = with_hp(src.learner, self.config.algo)
         self.algorithm.pace = MemberPace(self.config, src.inserted, src.updates)
 
     # -- the network operations of the population ---------------------------------------
@@ -233,6 +239,7 @@ class Member(MemberBase):
         }
 
     def restore(self, state: Mapping[str, Any], buffer) -> None:
+        self.restore_lineage(state)  # first: its hyperparameters give its networks' widths
         src = self.source
         src.learner.load_state_dict(state["learner"])
         src.runner.load_state_dict(state["runner"])
@@ -240,15 +247,6 @@ class Member(MemberBase):
         src.rng_sample.bit_generator.state = state["rng"]["sample"]
         src.inserted = int(state["env_steps"])
         src.buffer = buffer
-        self.restore_lineage(state)
-
-
-def apply_hp(learner, algo) -> None:
-    """A learner's hyperparameters from `algo`: its config and optimizer learning rates."""
-    learner.algo = algo
-    for opt, lr in ((learner.actor_opt, algo.actor_lr), (learner.critic_opt, algo.critic_lr)):
-        for group in opt.param_groups:
-            group["lr"] = lr
 
 
 # -- copies between members ----------------------------------------------------------
@@ -284,15 +282,18 @@ def team_state(learner, team: str, parts: Sequence[str]) -> dict[str, Any]:
 
 def load_team_state(learner, team: str, state: Mapping[str, Any]) -> None:
     """Overwrite `team`'s networks of `learner` with a `team_state` copy, in place (the
-    optimizers and the Polyak update keep their references to the parameters)."""
+    optimizers and the Polyak update keep their references to the parameters). A copy of
+    another width is fitted into this learner's (`resize.copy_overlap`); the parameters it
+    resized lose their Adam moments."""
     for part, (weights, moments) in state.items():
         module = _modules(learner, team)[part]
-        module.load_state_dict(weights)
+        own = module.state_dict()  # the live tensors, in parameters() order
+        resized = [copy_overlap(own[k], weights[k]) for k in own]
         opt = _optimizer(learner, part)
         if opt is None or moments is None:
             continue
-        for p, m in zip(module.parameters(), moments, strict=True):
-            if m is None:
+        for p, m, fitted in zip(module.parameters(), moments, resized, strict=True):
+            if m is None or fitted:
                 opt.state.pop(p, None)
             else:
                 opt.state[p] = {k: v.clone() for k, v in m.items()}

@@ -242,9 +242,11 @@ class Population:
         for m in members:
             i = m.k
             changed = {t: ps[i] for t, ps in parents.items() if ps[i] != i}
-            for t, j in changed.items():
-                m.load_team_state(t, snaps[t, j])
             hp = dict(old_hp[hp_parents[i]])
+            if hp.get("hidden") != m.hp.get("hidden"):  # the parent's architecture first
+                m.set_hp({**m.hp, "hidden": hp["hidden"]})
+            for t, j in changed.items():  # (a team's parent of another width: fitted in)
+                m.load_team_state(t, snaps[t, j])
             if i in hp_elites and not changed:
                 continue  # an elite of every kind: kept as it is
             kind = evo.choose_mutation(pop, self.rng) if i not in hp_elites else "none"
