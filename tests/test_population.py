@@ -3,6 +3,7 @@ section, and the math of selection, mutation, initial draws, sync schedule and p
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from predprey.config import AlgoConfig, ConfigError, config_from_dict, load_config
 from predprey.learn.rate_limiter import UpdateCredit
 from predprey.population import evolution as evo
-from predprey.population.member import MemberPace, member_budget
+from predprey.population.member import MemberLimiter, MemberPace, changed_pace, member_budget
 from predprey.population.params import HYPERPARAMETERS, PopulationConfig
 from train_helpers import ROOT
 
@@ -208,3 +209,23 @@ def test_member_pace_is_update_credit_until_a_change_then_pays_only_new_steps():
     assert pace.batches_allowed(1000, 80 * 128) == 0
     assert pace.batches_allowed(1040, 80 * 128) == 10
     assert pace.batches_allowed(1040, 85 * 128) == 5
+
+
+def test_a_change_of_pace_carries_the_updates_still_owed():
+    """Rows a member inserted under its old ratio keep paying for updates after a change (on
+    Ray a member may insert many rows while the population settles; before this carry a
+    member changed at every selection never learned at all)."""
+    cfg = config_from_dict({"env": {"num_envs": 4}, "algo": {"batch_size": 64,
+                            "env_steps_per_update": 8}, "buffer": {"warmup": 200}})  # fmt: skip
+    new = cfg.replace(algo=cfg.algo.__class__(batch_size=128, env_steps_per_update=4))
+    old = MemberPace(cfg)
+    owed = old.owed(1000, 80)  # (1000 - 200) / 8 = 100 earned, 80 done
+    assert owed == 20
+    pace = changed_pace(old, functools.partial(MemberPace, new), 1000, 80)
+    assert pace.batches_allowed(1000, 80 * 128) == 20  # still owed
+    assert pace.batches_allowed(1040, 90 * 128) == 20  # + 10 earned at the new ratio, 10 done
+    fresh = changed_pace(MemberPace(cfg), functools.partial(MemberPace, new), 100, 0)
+    assert (fresh.inserted0, fresh.updates0) == (0, 0)  # nothing learned yet: from the start
+    limiter = MemberLimiter(cfg, slack=400)
+    moved = changed_pace(limiter, functools.partial(MemberLimiter, new, 400), 1000, 0)
+    assert moved.batches_allowed(1000, 0) == limiter.owed(1000, 0) > 0

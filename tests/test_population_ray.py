@@ -12,6 +12,7 @@ import pytest
 from distributed_harness import Killer, actor_pid, new_run, tiny_config
 from predprey import checkpoint, policy
 from predprey.config import ConfigError
+from predprey.population.resize import widths
 
 ray = pytest.importorskip("ray")
 
@@ -35,7 +36,8 @@ def pop_config(total=2400, **population):
         population={
             "size": 2, "mode": "evolve", "evolve_every": 600, "tournament_size": 2,
             "p_none": 0.0, "p_weights": 0.0, "p_hyperparameter": 1.0,
-            "mutate": ["batch_size"], "init_batch_size": [32, 64], **population,
+            "mutate": ["hidden"], "hidden_range": [8, 64], "init_batch_size": [32, 64],
+            **population,
         },
     )  # fmt: skip
 
@@ -67,9 +69,12 @@ def test_ray_population_trains_evolves_and_resumes(local_ray, tmp_path):
     assert events.count("init") == 2 and "selection" in events and "mutation" in events
     assert any("member/1/dist/policy_lag" in r for r in rows)
     assert all(m.lineage for m in members)  # every member went through a selection
+    # every selection resized the non-elite clone (learner and runner actors) on Ray
+    assert len({m.hp["hidden"] for m in members}) == 2
     for k, m in enumerate(members):  # the member's actors as evaluated and saved
         p = policy.load(run.path, member=k)
         assert p.version == m.source.updates
+        assert {widths(a.state_dict()) for a in p.actors.actors.values()} == {(m.hp["hidden"],) * 2}
 
     # --resume: hyperparameters, lineage, schedule and every member's counters come back
     before = [(dict(m.hp), list(m.lineage), m.source.inserted, m.source.updates) for m in members]

@@ -20,6 +20,7 @@ after the members' own, so `--resume` restores the whole population.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,7 +31,7 @@ from predprey.config import Config, ConfigError
 from predprey.distributed.actors import weights_to_torch
 from predprey.distributed.driver import RaySource, wait_any
 from predprey.learn.offpolicy import OffPolicy
-from predprey.population.member import MemberBase, MemberLimiter, _Hooks
+from predprey.population.member import MemberBase, MemberLimiter, _Hooks, changed_pace
 from predprey.population.params import SHARE_BUFFER_ON_RAY
 from predprey.population.resize import fit_actors
 from predprey.population.trainer import PopulationTrainer
@@ -81,7 +82,8 @@ class RayMember(MemberBase):
         self.fleet.config = self.config  # batch size of its learn calls, a new learner's lr
         self._call("set_hp", self.config.algo)
         src = self.source
-        self.algorithm.pace = MemberLimiter(self.config, self.slack, src.inserted, src.updates)
+        make = functools.partial(MemberLimiter, self.config, self.slack)
+        self.algorithm.pace = changed_pace(self.algorithm.pace, make, src.inserted, src.updates)
 
     def restarts(self) -> int:
         return sum(self.fleet.restarts.values())

@@ -12,6 +12,8 @@ member 0 records training episodes (the file names have no member).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -53,7 +55,8 @@ def member_config(config: Config, k: int, hp: Mapping[str, Any]) -> Config:
 class MemberPace:
     """`UpdateCredit` counted from the member's latest hyperparameter change (at env steps
     `inserted0` and updates `updates0`; 0, 0 = never changed, exactly `UpdateCredit`): a new
-    update-to-data ratio pays only for the env steps taken after it."""
+    update-to-data ratio pays only for the env steps taken after it (plus, through
+    `updates0`, what the old one still owed: `changed_pace`)."""
 
     def __init__(self, config: Config, inserted0: int = 0, updates0: int = 0):
         a = config.algo
@@ -73,6 +76,10 @@ class MemberPace:
 
     def may_insert(self, inserted: int, sampled: int, rows: int) -> bool:
         return True
+
+    def owed(self, inserted: int, updates: int) -> int:
+        """Updates this pace still allows after `updates` (none in flight)."""
+        return self.batches_allowed(inserted, updates * self.credit.batch_size)
 
 
 class MemberLimiter:
@@ -96,10 +103,29 @@ class MemberLimiter:
         return inserted - self.inserted0 + lim.warmup, sampled - self.updates0 * lim.batch_size
 
     def batches_allowed(self, inserted: int, sampled: int) -> int:
-        return self.limiter.batches_allowed(*self._since_change(inserted, sampled))
+        if self.inserted0 == 0:
+            return self.limiter.batches_allowed(inserted, sampled)
+        credit = self.limiter.credit(*self._since_change(inserted, sampled))
+        return max(0, math.floor(credit / self.limiter.batch_size))
+
+    def owed(self, inserted: int, updates: int) -> int:
+        """Updates this pace still allows after `updates` (none in flight)."""
+        return self.batches_allowed(inserted, updates * self.limiter.batch_size)
 
     def may_insert(self, inserted: int, sampled: int, rows: int) -> bool:
         return self.limiter.may_insert(*self._since_change(inserted, sampled), rows)
+
+
+def changed_pace(old, make, inserted: int, updates: int):
+    """The pace after a hyperparameter change at `inserted` env steps and `updates` updates
+    (nothing in flight): `make(inserted0, updates0)` counting from the change, the updates
+    the `old` pace still owed carried over (env steps already taken paid for them; a member
+    on Ray may have inserted many rows while the population settled for the change); from
+    the start (`make()`) if the member has had no update to pay for yet."""
+    owed = old.owed(inserted, updates)
+    if updates == 0 and owed == 0:
+        return make()
+    return make(inserted, updates + owed)
 
 
 class _Hooks:
@@ -204,7 +230,8 @@ class Member(MemberBase):
     def apply_hp(self) -> None:
         src = self.source
         src.learner = src.runner.actors = with_hp(src.learner, self.config.algo)
-        self.algorithm.pace = MemberPace(self.config, src.inserted, src.updates)
+        make = functools.partial(MemberPace, self.config)
+        self.algorithm.pace = changed_pace(self.algorithm.pace, make, src.inserted, src.updates)
 
     # -- the network operations of the population ---------------------------------------
     def team_state(self, team: str, parts: Sequence[str]) -> dict[str, Any]:
