@@ -135,7 +135,7 @@ class RaySource:
             value = ray.get(ref)
         except ray.exceptions.RayActorError as e:
             self.tasks[ref] = task  # settled below together with its actor's other tasks
-            self._on_actor_died(e.actor_id)
+            self.on_actor_died(e.actor_id)
             if self.tasks.pop(ref, None) is not None:
                 self._settle(task)
             return
@@ -196,7 +196,7 @@ class RaySource:
         pass
 
     # -- failures --------------------------------------------------------------------
-    def _on_actor_died(self, actor_id: str | None) -> None:
+    def on_actor_died(self, actor_id: str | None) -> None:
         """Replace the actor (if it is still ours) and settle every task it was running."""
         role = self.fleet.role_of(actor_id)
         if role is None:

@@ -71,7 +71,7 @@ class RayMember(MemberBase):
         try:
             return ray.get(getattr(self.fleet.learner, method).remote(*args))
         except ray.exceptions.RayActorError as e:
-            self.source._on_actor_died(e.actor_id or self.fleet.learner_id)
+            self.source.on_actor_died(e.actor_id or self.fleet.learner_id)
             return ray.get(getattr(self.fleet.learner, method).remote(*args))
 
     def _publish(self) -> None:
@@ -79,8 +79,9 @@ class RayMember(MemberBase):
         self.fleet.publish(self.fleet.learner.weights.remote(), self.source.updates)
 
     def apply_hp(self) -> None:
-        self.fleet.config = self.config  # batch size of its learn calls, a new learner's lr
+        self.fleet.config = self.config  # batch size of its learn calls, a new learner's hp
         self._call("set_hp", self.config.algo)
+        self._publish()  # a new width reaches the runners now, not at the next publish
         src = self.source
         make = functools.partial(MemberLimiter, self.config, self.slack)
         self.algorithm.pace = changed_pace(self.algorithm.pace, make, src.inserted, src.updates)

@@ -88,6 +88,8 @@ class Population:
             budget = member_budget(total, P, k)
             if m.algorithm.work_left(m.source, budget):
                 m.algorithm.step(m.source, budget)
+            else:  # done, but calls may be in flight (Ray): take their results
+                m.source.wait()
         if self.wait is not None:
             self.wait(self.members)
 
