@@ -31,7 +31,7 @@ from predprey.config import Config, ConfigError
 from predprey.distributed.actors import weights_to_torch
 from predprey.distributed.driver import RaySource, wait_any
 from predprey.learn.offpolicy import OffPolicy
-from predprey.population.member import MemberBase, MemberLimiter, _Hooks, changed_pace
+from predprey.population.member import MemberBase, MemberHooks, MemberLimiter, changed_pace
 from predprey.population.params import SHARE_BUFFER_ON_RAY
 from predprey.population.resize import fit_actors
 from predprey.population.trainer import PopulationTrainer
@@ -44,6 +44,10 @@ def member_run(run: RunDir, k: int) -> RunDir:
 
 
 class RayMember(MemberBase):
+    """A member whose runners, replay and learner are actors (a `RaySource` of its own, with
+    its durable state in RUN/members/K); the population's operations on its networks are
+    calls on its learner actor."""
+
     remote = True
 
     def __init__(self, k: int, config: Config, hp: Mapping[str, Any], loop: Any, runners: int):
@@ -54,7 +58,7 @@ class RayMember(MemberBase):
             saved = loop.payload.get("population", {}).get("members", [])
             hp = saved[k]["hp"] if k < len(saved) else hp  # else: an error in _restore
         super().__init__(k, config, hp, loop)
-        self.source = src = RaySource(self.config, _Hooks(self, loop, run, payload), runners)
+        self.source = src = RaySource(self.config, MemberHooks(self, loop, run, payload), runners)
         src.wait_seconds = 0.0  # the population waits on every member at once
         d = config.distributed
         self.slack = max(d.insert_slack or 2 * runners * src.chunk, src.chunk)

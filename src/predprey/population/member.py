@@ -128,7 +128,7 @@ def changed_pace(old, make, inserted: int, updates: int):
     return make(inserted, updates + owed)
 
 
-class _Hooks:
+class MemberHooks:
     """The loop a member's source reports to: its own window and the population's. A member
     on Ray keeps its durable state (checkpoint, replay files, write-ahead log) in its own
     `run_dir` (RUN/members/K) and restores from its own `payload`."""
@@ -220,7 +220,7 @@ class Member(MemberBase):
         from predprey.train import LocalSource
 
         super().__init__(k, config, hp, loop)
-        self.source = LocalSource(self.config, _Hooks(self, loop))
+        self.source = LocalSource(self.config, MemberHooks(self, loop))
         self.algorithm = OffPolicy(self.config, MemberPace(self.config))
 
     @property
