@@ -1,11 +1,13 @@
 """A population on Ray (predprey.distributed.population): every member its own runner,
 buffer and learner actors and durable state under RUN/members/K; evolution, events and
-checkpoints as in one process; --resume restores the whole population; a member whose
-learner is killed with SIGKILL mid-run is restored and the population goes on."""
+checkpoints as in one process; --resume restores the whole population; members whose
+learner or runner is killed with SIGKILL mid-run are restored and the population goes on."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 
 import pytest
 import torch
@@ -117,21 +119,28 @@ def _member_checkpoint_updates(run, k) -> int:
         return 0
 
 
-def test_killed_member_learner_is_restored_and_the_population_goes_on(local_ray, tmp_path):
+def test_killed_member_actors_are_restored_and_the_population_goes_on(local_ray, tmp_path):
     """SIGKILL member 1's learner actor once member 1 has a checkpoint with updates (the run
-    cannot end by itself until then); the run ends AFTER_KILL env steps later."""
+    cannot end by itself until then), and with it the runner of the member that is behind
+    (it has env steps left to take, so its runner's death is seen); the run ends AFTER_KILL
+    env steps later."""
     config = pop_config(UNBOUNDED)
     config = config.replace(train=dataclasses.replace(config.train, checkpoint_every=1.0))
     run = new_run(tmp_path / "run", config)
     trainer = RayPopulationTrainer(config, run, 1, evals=False)
-    victim = trainer.population.members[1]
+    members = trainer.population.members
+    victim = members[1]
+    runner_pids = [actor_pid(m.fleet.slots[0].handle) for m in members]  # idle: answer at once
     at_kill = {}
 
     def when():
         return _member_checkpoint_updates(run, 1) > 0 and victim.source.updates >= 20
 
     def end_later():
-        at_kill["env_steps"], at_kill["updates"] = trainer.env_steps, victim.source.updates
+        behind = min(members, key=lambda m: m.source.inserted)
+        os.kill(runner_pids[behind.k], signal.SIGKILL)
+        at_kill["runner_of"], at_kill["env_steps"] = behind, trainer.env_steps
+        at_kill["updates"] = victim.source.updates
         trainer.total_env_steps = trainer.env_steps + AFTER_KILL
 
     def end_now():
@@ -146,12 +155,17 @@ def test_killed_member_learner_is_restored_and_the_population_goes_on(local_ray,
     killer.join(5)
     assert killer.error is None and killer.killed_pid is not None, killer.error
     assert result["env_steps"] >= at_kill["env_steps"] + AFTER_KILL  # it went on past the kill
-    assert result["restarts"] == {"runner": 0, "buffer": 0, "learner": 1}
-    event = next(r for r in run.read_metrics() if r.get("dist/restarts") == 1)
-    assert event["member"] == 1 and event["member/1/dist/restarts/learner"] == 1
+    assert result["restarts"] == {"runner": 1, "buffer": 0, "learner": 1}
+    rows = [r for r in run.read_metrics() if "member" in r and "dist/restarts" in r]
+    assert sorted(r["dist/restarts"] for r in rows) == [1, 2]  # the population's count
+    runner_of = at_kill["runner_of"]
+    assert any(r.get("member/1/dist/restarts/learner") == 1 for r in rows if r["member"] == 1)
+    assert any(r.get(f"member/{runner_of.k}/dist/restarts/runner") == 1 for r in rows)
     restored = victim.fleet.learner_version  # the new learner's version when it started
     assert 0 < restored <= at_kill["updates"]  # from the member's checkpoint, not from scratch
     assert victim.source.updates > restored  # and it trained on
+    slot = runner_of.fleet.slots[0]
+    assert slot.incarnation == 1 and slot.version > 0  # a new runner with learned weights
     assert result["lost_rows"] == 0  # every acknowledged row of every member is kept
     for m in trainer.population.members:
         own = checkpoint.load(member_run(run, m.k))
