@@ -6,6 +6,7 @@ learner or runner is killed with SIGKILL mid-run are restored and the population
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 
@@ -14,8 +15,9 @@ import torch
 
 from distributed_harness import Killer, actor_pid, new_run, tiny_config
 from predprey import checkpoint, policy
-from predprey.config import ConfigError
+from predprey.config import ConfigError, dump_config
 from predprey.population.resize import widths
+from predprey.rundir import RunDir
 
 ray = pytest.importorskip("ray")
 
@@ -45,61 +47,59 @@ def pop_config(total=1800, **population):
     )  # fmt: skip
 
 
-def train(run, config, resume=False):
-    trainer = RayPopulationTrainer(config, run, 1, resume=resume)
-    try:
-        return trainer, trainer.run()
-    finally:
-        trainer.fleet.shutdown()
+def test_ray_population_trains_evolves_and_resumes(local_ray, tmp_path, capsys):
+    """`predprey train --runners 1` of a population (in this process, on the module's Ray),
+    then a resume: every member's state comes back."""
+    from predprey.cli import main
 
-
-def test_ray_population_trains_evolves_and_resumes(local_ray, tmp_path):
     config = pop_config()
-    run = new_run(tmp_path / "run", config)
-    trainer, result = train(run, config)
-    members = trainer.population.members
-    assert result["env_steps"] >= 1800 and result["updates"] > 0
-    assert result["restarts"] == {"runner": 0, "buffer": 0, "learner": 0}
-    assert result["lost_rows"] == 0
-    for m in members:  # each member trained its share and keeps its own durable state
-        own = checkpoint.load(member_run(run, m.k))
-        assert own["env_steps"] == m.source.inserted >= 900
-        assert own["updates"] == m.source.updates > 0
-        buffer = checkpoint.load_buffer(member_run(run, m.k), own, 20000)
+    dump_config(config, tmp_path / "pop.yaml")
+    run = RunDir(tmp_path / "run")
+    args = ["train", "--config", str(tmp_path / "pop.yaml"), "--out", str(run.path)]
+    assert main([*args, "--runners", "1", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert out["env_steps"] >= 1800 and out["updates"] > 0
+    assert out["restarts"] == {"runner": 0, "buffer": 0, "learner": 0}
+    assert set(out["best_member"]) == {"predator", "prey"}
+    saved = checkpoint.load(run)["population"]
+    members = saved["members"]
+    for k, m in enumerate(members):  # each member trained its share, its own durable state
+        own = checkpoint.load(member_run(run, k))
+        assert own["env_steps"] == m["env_steps"] >= 900
+        assert own["updates"] == m["updates"] > 0
+        buffer = checkpoint.load_buffer(member_run(run, k), own, 20000)
         assert buffer.total_added == own["env_steps"]
     rows = run.read_metrics()
     events = [r["event"] for r in rows if "event" in r]
     assert events.count("init") == 2 and "selection" in events and "mutation" in events
     assert any("member/1/dist/policy_lag" in r for r in rows)
-    assert all(m.lineage for m in members)  # every member went through a selection
+    assert all(m["lineage"] for m in members)  # every member went through a selection
     # every selection resized the non-elite clone (learner and runner actors) on Ray
-    assert len({m.hp["hidden"] for m in members}) == 2
+    assert len({m["hp"]["hidden"] for m in members}) == 2
     for k, m in enumerate(members):  # the member's actors as evaluated and saved
         p = policy.load(run.path, member=k)
-        assert p.version == m.source.updates
-        assert {widths(a.state_dict()) for a in p.actors.actors.values()} == {(m.hp["hidden"],) * 2}
+        assert p.version == m["updates"]
+        assert {widths(a.state_dict()) for a in p.actors.actors.values()} == {
+            (m["hp"]["hidden"],) * 2
+        }
 
-    # --resume: hyperparameters, lineage, schedule and every member's counters come back
-    before = [(dict(m.hp), list(m.lineage), m.source.inserted, m.source.updates) for m in members]
-    saved = [policy.load(run.path, member=k).actors.actor_state() for k in range(2)]
-    evolutions = trainer.population.evolutions
+    # --resume: hyperparameters, lineage, schedule, weights and counters of every member
     more = config.replace(train=dataclasses.replace(config.train, total_env_steps=3000))
     resumed = RayPopulationTrainer(more, run, 1, resume=True)
     try:
         pop = resumed.population
-        assert pop.evolutions == evolutions
-        after = [(dict(m.hp), list(m.lineage), m.source.inserted, m.source.updates)
-                 for m in pop.members]  # fmt: skip
-        assert after == before
-        for m, actors in zip(pop.members, saved, strict=True):  # each learner's own weights
-            now = m.actors().actor_state()
-            assert all(torch.equal(now[t][k], v) for t in now for k, v in actors[t].items())
+        assert pop.evolutions == saved["evolutions"] > 0
+        for m, s in zip(pop.members, members, strict=True):
+            assert (m.hp, m.lineage) == (s["hp"], s["lineage"])
+            assert (m.source.inserted, m.source.updates) == (s["env_steps"], s["updates"])
+            now = m.actors().actor_state()  # its learner actor's own weights
+            assert all(torch.equal(now[t][k], v) for t in now for k, v in s["actors"][t].items())
         result = resumed.run()
     finally:
         resumed.fleet.shutdown()
     assert result["env_steps"] >= 3000
-    assert pop.evolutions > evolutions
-    assert all(m.source.updates > b[3] for m, b in zip(pop.members, before, strict=True))
+    assert pop.evolutions > saved["evolutions"]
+    assert all(m.source.updates > s["updates"] for m, s in zip(pop.members, members, strict=True))
 
 
 def test_shared_buffer_on_ray_is_a_clear_error(local_ray, tmp_path):

@@ -131,8 +131,9 @@ def run(args: argparse.Namespace) -> int:
             config, run_dir, runners, args.address, resume=bool(args.resume),
             time_budget=args.time_budget, progress=not args.quiet,
         )  # fmt: skip
-        summary = {k: result[k] for k in ("env_steps", "updates", "episodes", "time", "eval")}
-        print(json.dumps({"run": str(run_dir.path), **summary, "restarts": result["restarts"]}))
+        keys = ("env_steps", "updates", "episodes", "time", "eval", "best_member", "restarts")
+        summary = {k: result[k] for k in keys if k in result}
+        print(json.dumps({"run": str(run_dir.path), **summary}))
         return 0
     # -- end distributed -------------------------------------------------------------------
 
