@@ -174,8 +174,8 @@ class MemberBase:
         self.log = TrainLog(loop.run_dir)  # only its window is used: rows go to the loop's
 
     def set_hp(self, hp: Mapping[str, Any]) -> None:
-        """New hyperparameters from now on: optimizer learning rates, batch size, noise and
-        the update-to-data ratio (its pace restarts here)."""
+        """New hyperparameters from now on: optimizer learning rates, batch size, noise, the
+        update-to-data ratio (`changed_pace`) and the networks' width (`resize`)."""
         self.hp = dict(hp)
         self.config = member_config(self.run_config, self.k, self.hp)
         self.source.config = self.algorithm.config = self.config
