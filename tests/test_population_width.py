@@ -98,3 +98,22 @@ def test_members_of_different_widths_checkpoint_resume_and_load(tmp_path):
         )
     resumed.run()
     assert members[1].source.updates > member.source.updates
+
+
+def test_genetic_sync_between_widths_fits_the_critics_in(tmp_path):
+    trainer = make(tmp_path, width_data(total=600, mode="genetic", sync_every=400))
+    trainer.run()  # Adam has moments now
+    pop = trainer.population
+    wide = pop.members[1]
+    wide.set_hp({**wide.hp, "hidden": 24})
+    pop.set_fitness([evals(0.9, 0.5), evals(0.1, 2.0)])  # member 0 (width 16) best
+    pop.sync(600)
+    for t in TEAMS:
+        best = weights(pop.members[0].learner, t, "critics")
+        mine = weights(wide.learner, t, "critics")
+        first = "mlp.weights.0"  # [models, in, 16] into [models, in, 24]
+        assert torch.equal(mine[first][..., :16], best[first])
+        params, state = list(wide.learner.critics[t].parameters()), wide.learner.critic_opt.state
+        assert params[0] not in state  # fitted in: its moments reset
+        assert params[-1] in state  # the output bias, the same shape: the best's moments
+    assert actor_widths(wide.learner.actors) == {t: (24, 24) for t in TEAMS}  # never synced
