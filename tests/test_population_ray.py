@@ -94,6 +94,11 @@ def test_ray_population_trains_evolves_and_resumes(local_ray, tmp_path, capsys):
             assert (m.source.inserted, m.source.updates) == (s["env_steps"], s["updates"])
             now = m.actors().actor_state()  # its learner actor's own weights
             assert all(torch.equal(now[t][k], v) for t in now for k, v in s["actors"][t].items())
+            opt = ray.get(m.fleet.learner.checkpoint_state.remote())["learner"]["critic_opt"]
+            own = checkpoint.load(member_run(run, m.k))["learner"]["critic_opt"]
+            assert opt["state"].keys() == own["state"].keys() and opt["state"]  # Adam moments
+            for i, moments in own["state"].items():
+                assert all(torch.equal(opt["state"][i][k], v) for k, v in moments.items())
         result = resumed.run()
     finally:
         resumed.fleet.shutdown()
