@@ -176,3 +176,47 @@ def test_killed_member_actors_are_restored_and_the_population_goes_on(local_ray,
         own = checkpoint.load(member_run(run, m.k))
         buffer = checkpoint.load_buffer(member_run(run, m.k), own, 20000)
         assert buffer.total_added == m.source.acked_rows == m.source.inserted
+
+
+@pytest.mark.slow  # two Ray starts of 2 members in subprocesses: ~2 minutes on one core
+@pytest.mark.timeout(2400)
+def test_killed_driver_population_resumes(tmp_path):
+    """SIGKILL `predprey train --runners 1` of a population (driver and every actor) once a
+    population checkpoint exists; `--resume` continues every member from its own checkpoint
+    and write-ahead log, with its hyperparameters and lineage."""
+    import subprocess
+
+    from test_distributed_cli import checkpoint_steps, predprey, wait_for
+
+    config = pop_config(UNBOUNDED)
+    config = config.replace(train=dataclasses.replace(config.train, checkpoint_every=0.5))
+    dump_config(config, tmp_path / "pop.yaml")
+    run = RunDir(tmp_path / "run")
+    cmd = predprey("--config", str(tmp_path / "pop.yaml"), "--out", str(run.path), "--runners", "1")
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        wait_for(lambda: checkpoint_steps(run) >= 1200, 900, proc)  # a bound, not a pace
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+        proc.communicate()
+    saved = checkpoint.load(run)
+    at_kill = [m["env_steps"] for m in saved["population"]["members"]]
+    total = saved["env_steps"] + AFTER_KILL
+    done = subprocess.run(
+        predprey("--resume", str(run.path), "--set", f"train.total_env_steps={total}"),
+        capture_output=True, text=True, timeout=1200, start_new_session=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["env_steps"] >= total
+    final = checkpoint.load(run)["population"]["members"]
+    for k, (before, after) in enumerate(zip(saved["population"]["members"], final, strict=True)):
+        assert after["lineage"][: len(before["lineage"])] == before["lineage"]
+        assert after["env_steps"] > at_kill[k] and after["updates"] > before["updates"]
+        own = checkpoint.load(member_run(run, k))
+        buffer = checkpoint.load_buffer(member_run(run, k), own, 20000)
+        assert buffer.total_added == own["env_steps"] == after["env_steps"]
+    steps = [r["env_steps"] for r in run.read_metrics() if "perf/env_steps_per_s" in r]
+    assert steps == sorted(steps) and steps[-1] >= total  # one history, no rewound rows
