@@ -3,6 +3,7 @@ section, and the math of selection, mutation, initial draws, sync schedule and p
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from predprey.config import AlgoConfig, ConfigError, config_from_dict, load_config
 from predprey.learn.rate_limiter import UpdateCredit
 from predprey.population import evolution as evo
-from predprey.population.member import MemberPace, member_budget
+from predprey.population.member import MemberLimiter, MemberPace, changed_pace, member_budget
 from predprey.population.params import HYPERPARAMETERS, PopulationConfig
 from train_helpers import ROOT
 
@@ -51,12 +52,22 @@ def test_population_section_round_trips_and_is_typed():
         ({"init_critic_lr": [1e-2, 1e-5]}, "init_critic_lr must be [low, high]"),
         ({"init_batch_size": [64, 0]}, "init_batch_size values must be > 0"),
         ({"size": "four"}, "population.size: expected an integer"),
+        ({"hidden_range": [64, 16]}, "hidden_range must be [low, high]"),
+        ({"init_hidden": [0, 16]}, "init_hidden values must be > 0"),
+        ({"init_hidden": ["wide"]}, "population.init_hidden"),
     ],
 )
 def test_bad_population_config_names_the_key(section, needle):
     with pytest.raises(ConfigError) as e:
         config_from_dict({"population": section})
     assert needle in str(e.value)
+
+
+def test_hidden_mutation_needs_layers_of_one_width():
+    section = {"mutate": ["hidden"]}
+    with pytest.raises(ConfigError, match=r"algo.hidden \[64, 32\] has layers of different"):
+        config_from_dict({"algo": {"hidden": [64, 32]}, "population": section})
+    assert config_from_dict({"algo": {"hidden": [64, 32]}, "population": {}}).population
 
 
 def test_tag_population_config_is_the_search_from_a_bad_start():
@@ -115,10 +126,11 @@ def test_rank_sum_weighs_every_team_alike():
 # -- mutation and first draws ---------------------------------------------------------
 def test_mutations_stay_inside_their_ranges():
     pop = PopulationConfig(size=4, batch_size_range=(64, 256), actor_lr_range=(1e-4, 1e-3),
-                           env_steps_per_update_range=(10, 20))  # fmt: skip
+                           env_steps_per_update_range=(10, 20), hidden_range=(16, 48),
+                           mutate=tuple(HYPERPARAMETERS))  # fmt: skip
     rng = np.random.default_rng(1)
     hp = {"actor_lr": 1e-3, "critic_lr": 1e-3, "batch_size": 256,
-          "exploration_noise": 0.1, "env_steps_per_update": 20}  # fmt: skip
+          "exploration_noise": 0.1, "env_steps_per_update": 20, "hidden": 32}  # fmt: skip
     names = set()
     for _ in range(500):
         name, old, new = evo.mutate_hyperparameter(hp, pop, rng)
@@ -156,6 +168,18 @@ def test_initial_draws_follow_the_init_ranges():
     assert {h["critic_lr"] for h in hps} == {3e-4} and {h["env_steps_per_update"] for h in hps} == {
         50
     }
+    assert "hidden" not in pop.mutate and all("hidden" not in h for h in hps)  # opt-in
+
+
+def test_hidden_width_is_a_hyperparameter_only_where_named():
+    algo = AlgoConfig(hidden=(32, 32))
+    rng = np.random.default_rng(0)
+    drawn = PopulationConfig(size=50, init_hidden=(16, 64), mutate=("actor_lr",))
+    assert {h["hidden"] for h in evo.initial_hyperparameters(algo, drawn, rng)} == {16, 64}
+    mutated = PopulationConfig(size=2, mutate=("hidden",))
+    assert [h["hidden"] for h in evo.initial_hyperparameters(algo, mutated, rng)] == [32, 32]
+    name, old, new = evo.mutate_hyperparameter({"hidden": 32}, mutated, rng)
+    assert name == "hidden" and old == 32 and new in (26, 40)  # x 0.8 or x 1.25, rounded
 
 
 def test_sync_interval_grows_with_decay():
@@ -185,3 +209,23 @@ def test_member_pace_is_update_credit_until_a_change_then_pays_only_new_steps():
     assert pace.batches_allowed(1000, 80 * 128) == 0
     assert pace.batches_allowed(1040, 80 * 128) == 10
     assert pace.batches_allowed(1040, 85 * 128) == 5
+
+
+def test_a_change_of_pace_carries_the_updates_still_owed():
+    """Rows a member inserted under its old ratio keep paying for updates after a change (on
+    Ray a member may insert many rows while the population settles; before this carry a
+    member changed at every selection never learned at all)."""
+    cfg = config_from_dict({"env": {"num_envs": 4}, "algo": {"batch_size": 64,
+                            "env_steps_per_update": 8}, "buffer": {"warmup": 200}})  # fmt: skip
+    new = cfg.replace(algo=cfg.algo.__class__(batch_size=128, env_steps_per_update=4))
+    old = MemberPace(cfg)
+    owed = old.owed(1000, 80)  # (1000 - 200) / 8 = 100 earned, 80 done
+    assert owed == 20
+    pace = changed_pace(old, functools.partial(MemberPace, new), 1000, 80)
+    assert pace.batches_allowed(1000, 80 * 128) == 20  # still owed
+    assert pace.batches_allowed(1040, 90 * 128) == 20  # + 10 earned at the new ratio, 10 done
+    fresh = changed_pace(MemberPace(cfg), functools.partial(MemberPace, new), 100, 0)
+    assert (fresh.inserted0, fresh.updates0) == (0, 0)  # nothing learned yet: from the start
+    limiter = MemberLimiter(cfg, slack=400)
+    moved = changed_pace(limiter, functools.partial(MemberLimiter, new, 400), 1000, 0)
+    assert moved.batches_allowed(1000, 0) == limiter.owed(1000, 0) > 0

@@ -1,13 +1,16 @@
 """`predprey train` of a population as a user runs it, then `evaluate --member`, `plot`,
-and the refusal of what a population does not do yet (--runners)."""
+and the refusal of what a population does not do (a shared buffer on Ray);
+`bench train --population`, in one process and on Ray."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pytest
 import yaml
 
+import distributed_harness  # noqa: F401 (keeps Ray on 127.0.0.1: set before ray is imported)
 from predprey.rundir import RunDir
 from test_population_train import TEAMS, pop_data
 from train_helpers import json_line, predprey
@@ -43,8 +46,11 @@ def test_cli_population_train_evaluate_plot(tmp_path, capsys):
     resume = ["train", "--resume", run, "--set", "train.total_env_steps=2000", "--quiet"]
     assert main(resume) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["env_steps"] >= 2000
-    args = ["train", "--config", str(cfg), "--out", str(tmp_path / "q"), "--runners", "2"]
-    assert main(args) == 2 and "one process" in capsys.readouterr().err
+    shared = ["--set", "population.share_buffer=true", "--runners", "2"]
+    args = ["train", "--config", str(cfg), "--out", str(tmp_path / "q"), *shared]
+    assert main(args) == 2  # before Ray starts or a run directory is written
+    err = capsys.readouterr().err
+    assert "share_buffer: true needs one process" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "q").exists()
 
 
@@ -60,6 +66,24 @@ def test_bench_train_population_sizes(tmp_path, capsys):
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x["population"] for x in lines] == [1, 2]
     assert all(x["updates"] > 0 and x["env_steps_per_s"] > 0 for x in lines)
+
+
+@pytest.mark.timeout(1200)  # a bound: ~25 s on one idle core (Ray starts 2 x 3 actors)
+def test_bench_train_population_on_ray(tmp_path, capsys):
+    pytest.importorskip("ray")
+    from predprey.cli import main
+
+    data = pop_data()
+    del data["population"]
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    args = ["bench", "train", "--population", "2", "--runners", "1", "--seconds", "4",
+            "--config", str(cfg)]  # fmt: skip
+    assert main(args) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert [(x["population"], x["runners"]) for x in lines] == [(2, 1)]
+    assert all(x["updates"] > 0 and x["updates_per_s"] > 0 for x in lines)
+    assert main([*args[:-2], "--runners", "1,2", "--config", str(cfg)]) == 2
 
 
 def ev_updates(run: str, member: int) -> int:

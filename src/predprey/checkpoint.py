@@ -33,7 +33,7 @@ def loop_state(loop: Any, teams) -> dict[str, Any]:
     config, episode count, wall clock, the log/eval schedule and the best-policy snapshots
     (weights included) of `loop`."""
     return {
-        "teams": [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in teams],
+        "teams": team_list(teams),
         "config": loop.config.to_dict(),
         "episodes": loop.episodes,
         # The loop's own count when this state was taken: a concurrent buffer may have
@@ -48,6 +48,11 @@ def loop_state(loop: Any, teams) -> dict[str, Any]:
         "last_eval_steps": loop.last_eval_steps,
         "best": loop.best.state(),
     }
+
+
+def team_list(teams) -> list[list]:
+    """The teams a checkpoint was written for: [name, agents, obs_dim, act_dim] each."""
+    return [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in teams]
 
 
 def restore_loop_state(loop: Any, payload: dict[str, Any]) -> float:
@@ -162,7 +167,7 @@ def load_buffer(
 
 def check_teams(payload: dict[str, Any], teams, where: str) -> None:
     """Raise unless the checkpoint was written for the same teams (names, sizes, dims)."""
-    want = [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in teams]
+    want = team_list(teams)
     got = [list(t) for t in payload.get("teams", [])]
     if got != want:
         raise RunDirError(

@@ -332,6 +332,12 @@ def validate(cfg: Config) -> None:
     if cfg.population is not None and a.name == "ppo":
         raise ConfigError("population: members are off-policy learners (algo.name maddpg | "
                           "matd3), not ppo")  # fmt: skip
+    pop = cfg.population
+    if pop is not None and "hidden" in pop.hyperparameters and len(set(a.hidden)) != 1:
+        raise ConfigError(
+            f"population: a member's hidden is the width of every hidden layer; "
+            f"algo.hidden {list(a.hidden)} has layers of different widths"
+        )
     if t.scripted_fraction > 0:
         from predprey.env.scripted import SCRIPTED
 

@@ -150,8 +150,8 @@ def load(
     e.g. `["num_agents=80", "num_landmarks=80"]`; see the module docstring.
     A population's latest actors are per team its best member's at the latest evaluation;
     `member=K` takes member K's latest actors instead (`member="best"`: the default)."""
-    from predprey.learn.maddpg import ActorSet
     from predprey.learn.spec import team_specs
+    from predprey.population.resize import fit_actors
 
     if which not in POLICIES:
         raise ValueError(f"unknown policy {which!r}; choose one of {POLICIES}")
@@ -169,9 +169,8 @@ def load(
         state, version = member_actors(payload, member, which, str(run.path))
     if which == "best":
         state.update({team: b["actor"] for team, b in checkpoint.load_best(run).items()})
-    actors = ActorSet.build(teams, config.algo)
-    try:
-        actors.load_actor_state(state)
+    try:  # a population member's widths may differ from the config's: theirs are built
+        actors = fit_actors(None, teams, config.algo, state)
     except (KeyError, RuntimeError, ValueError) as e:
         raise RunDirError(f"incompatible checkpoint in {run.path}: {e}") from None
     return Policy(config, teams, actors, version)

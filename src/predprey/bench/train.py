@@ -2,7 +2,7 @@
 
   predprey bench train [--seconds 60] [--config configs/tag.yaml] [--set k=v]...
   predprey bench train --runners 0,1,2 [--seconds 20] [--sample-seconds 8] [--repeats 3]
-  predprey bench train --population 1,2,4 [--seconds 60]
+  predprey bench train --population 1,2,4 [--runners K] [--seconds 60]
 
 Without --runners (or with --runners 0) it runs the config's single-process loop (buffer
 warm-up first, which is not counted) for --seconds of wall clock with evaluation,
@@ -25,6 +25,11 @@ per 1000 env steps (`sampling_cpu_ms_per_1k_steps`) and the load average (on a s
 machine these tell too few free cores from overhead), and then one `call_costs` line:
 sizes and latencies of a weight broadcast (ray.put, runner pull and load) and of one
 runner's transition push (ray.put, buffer insert).
+
+With --population P1,P2,... it trains P independent members for --seconds each (in one
+process, taking turns; with --runners K on Ray, each member K runner actors, a buffer
+actor and a learner actor) and prints one line per size: env-steps/s and learner
+updates/s of the whole population from its first update on.
 """
 
 from __future__ import annotations
@@ -60,8 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-seconds", type=float, default=8.0,
                    help="wall clock of one sampling measurement")  # fmt: skip
     p.add_argument("--population", type=_counts, default=None, metavar="P1,P2,...",
-                   help="population sizes to compare (independent members in turn, one "
-                        "process): env-steps/s and updates/s of the whole population")  # fmt: skip
+                   help="population sizes to compare (independent members; in turn in one "
+                        "process, or on Ray with --runners K each): env-steps/s and updates/s "
+                        "of the whole population")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,20 +129,54 @@ def train_single(cfg, seconds: float) -> dict[str, Any]:
 
 
 def population_sizes(args) -> int:
-    """`--population P1,P2,...`: the single-process loop of P independent members each."""
-
+    """`--population P1,P2,...`: P independent members each, in one process or (--runners
+    K) on Ray."""
     from predprey.config import ConfigError, load_config
 
-    if min(args.population) < 1 or (args.runners and args.runners != [0]):
-        raise ConfigError("--population takes sizes >= 1 and runs in one process (no --runners)")
-    for size in args.population:
-        sets = [f"population.size={size}", "population.mode=independent"]
-        cfg = load_config(args.config, [*args.overrides, "train.record_envs=[]", *sets])
-        limit_threads(cfg.train.torch_threads or 1)
-        prof = train_single(cfg, args.seconds)
-        line = {"bench": "train", "config": args.config, "population": size, **prof}
-        print(json.dumps(line), flush=True)
+    runners = args.runners or [0]
+    if min(args.population) < 1 or len(runners) != 1:
+        raise ConfigError("--population takes sizes >= 1 and one runner count (--runners K)")
+    K = runners[0]
+    ray_info = None
+    if K:
+        from predprey.distributed.cluster import init_ray, local_cpus
+
+        P = max(args.population)
+        ray_info = init_ray("", local_cpus(P * K, P))
+    try:
+        for size in args.population:
+            sets = [f"population.size={size}", "population.mode=independent"]
+            cfg = load_config(args.config, [*args.overrides, "train.record_envs=[]", *sets])
+            limit_threads(cfg.train.torch_threads or 1)
+            prof = (
+                train_population_ray(cfg, K, args.seconds) if K else train_single(cfg, args.seconds)
+            )
+            line = {"bench": "train", "config": args.config, "population": size, "runners": K}
+            print(json.dumps({**line, **prof}), flush=True)
+    finally:
+        if ray_info is not None and ray_info.started_here:
+            import ray
+
+            ray.shutdown()
     return 0
+
+
+def train_population_ray(cfg, runners: int, seconds: float) -> dict[str, Any]:
+    """A population on Ray for `seconds` (its actors' start not counted); its profile."""
+    import tempfile
+
+    from predprey.distributed.population import RayPopulationTrainer
+    from predprey.rundir import RunDir
+
+    with tempfile.TemporaryDirectory(prefix="predprey-bench-") as tmp:
+        trainer = RayPopulationTrainer(
+            cfg, RunDir(tmp).create(), runners, time_budget=seconds, checkpoints=False,
+            evals=False,
+        )  # fmt: skip
+        try:
+            return trainer.run()["profile"]
+        finally:
+            trainer.fleet.shutdown()
 
 
 def sample_single(cfg, seconds: float) -> dict[str, Any]:

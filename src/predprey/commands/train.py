@@ -16,7 +16,9 @@ only). Crashed actors are restarted; --resume continues a distributed run with i
 
 A config with a `population` section (configs/tag_population.yaml) trains P members in
 this process, taking turns, with genetic critic sync or evolutionary selection between
-them (predprey.population); --resume restores the whole population.
+them (predprey.population); with --runners K each member trains on Ray with K runner
+actors, a buffer actor and a learner actor of its own (predprey.distributed.population).
+--resume restores the whole population.
 
 With algo.name ppo, --runners K starts K runner actors that return rollouts; the learner
 runs in this process (predprey.distributed.onpolicy).
@@ -129,8 +131,9 @@ def run(args: argparse.Namespace) -> int:
             config, run_dir, runners, args.address, resume=bool(args.resume),
             time_budget=args.time_budget, progress=not args.quiet,
         )  # fmt: skip
-        summary = {k: result[k] for k in ("env_steps", "updates", "episodes", "time", "eval")}
-        print(json.dumps({"run": str(run_dir.path), **summary, "restarts": result["restarts"]}))
+        keys = ("env_steps", "updates", "episodes", "time", "eval", "best_member", "restarts")
+        summary = {k: result[k] for k in keys if k in result}
+        print(json.dumps({"run": str(run_dir.path), **summary}))
         return 0
     # -- end distributed -------------------------------------------------------------------
 
@@ -160,13 +163,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_population(config, args) -> None:
-    if config.population is not None and (
-        args.runners or args.buffer_url or config.distributed.runners
-    ):
+    """A population trains in one process or on Ray (each member its own actors and
+    replay), not from the HTTP buffer."""
+    pop = config.population
+    if pop is None:
+        return
+    if args.buffer_url:
         raise ConfigError(
-            "a population trains in one process for now (members take turns); "
-            "drop --runners / --buffer-url / distributed.runners"
+            "a population trains its members' own runners (one process or --runners K); "
+            "drop --buffer-url"
         )
+    if pop.share_buffer and (args.runners or config.distributed.runners):
+        from predprey.population.params import SHARE_BUFFER_ON_RAY
+
+        raise ConfigError(SHARE_BUFFER_ON_RAY)
 
 
 def _check_on_policy(config, args: argparse.Namespace) -> None:

@@ -18,6 +18,8 @@ import ray
 
 from predprey.config import AlgoConfig, Config
 from predprey.learn.spec import TeamSpec
+from predprey.population.member import add_weight_noise, load_team_state, team_state
+from predprey.population.resize import fit_actors, learner_widths, with_hidden, with_hp
 from predprey.recorder import Episode
 from predprey.runner import EpisodeStats
 from predprey.threads import limit_threads
@@ -80,6 +82,14 @@ class RunnerActor(ActorBase):
         envs = tr.record_envs if record else ()
         env_seed, self.rng = seed_streams(seed)
         self.runner = Runner(config, env_seed, record_envs=envs, record_every=tr.record_every)
+        self.algo = config.algo
+
+    def _load(self, weights: Mapping, version: int) -> None:
+        """Load actor weights, of whatever width they have (a population member's may
+        change: predprey.population.resize)."""
+        r = self.runner
+        r.actors = fit_actors(r.actors, r.teams, self.algo, weights_to_torch(weights))
+        r.version = int(version)
 
     @ray.method(num_returns=2)
     def collect(
@@ -97,7 +107,7 @@ class RunnerActor(ActorBase):
         the driver."""
 
         if weights is not None:
-            self.runner.set_weights(weights_to_torch(weights), version)
+            self._load(weights, version)
         t0 = time.perf_counter()
         res = self.runner.collect(
             vector_steps, noise_std, self.rng, random_actions, env_steps_before, packed=True
@@ -111,7 +121,7 @@ class RunnerActor(ActorBase):
     def set_weights(self, weights: Mapping, version: int) -> float:
         """Load actor weights (Ray has fetched them by then); returns the load seconds."""
         t0 = time.perf_counter()
-        self.runner.set_weights(weights_to_torch(weights), version)
+        self._load(weights, version)
         return time.perf_counter() - t0
 
     def flush_recorded(self) -> list[Episode]:
@@ -166,12 +176,28 @@ class LearnerActor(ActorBase):
         from predprey.learn.maddpg import Learner
 
         _threads(torch_threads)
-        self.learner = Learner(teams, algo, seed)
-        if state is not None:
+        if state is None:
+            self.learner = Learner(teams, algo, seed)
+        else:  # the state's widths, then `algo`'s (a population member's may be newer)
+            self.learner = Learner(teams, with_hidden(algo, learner_widths(state)), seed)
             self.learner.load_state_dict(state)
+            self.learner = with_hp(self.learner, algo)
 
     def version(self) -> int:
         return self.learner.version
+
+    # -- a population member's network operations (predprey.population.member) ------
+    def set_hp(self, algo: AlgoConfig) -> None:
+        self.learner = with_hp(self.learner, algo)
+
+    def team_state(self, team: str, parts: Sequence[str]) -> dict:
+        return team_state(self.learner, team, parts)
+
+    def load_team_state(self, team: str, state: Mapping) -> None:
+        load_team_state(self.learner, team, state)
+
+    def add_weight_noise(self, team: str, relative_std: float, seed: int) -> None:
+        add_weight_noise(self.learner.actors.actors[team], relative_std, seed)
 
     def weights(self) -> dict:
         return weights_to_numpy(self.learner.actor_state())

@@ -59,10 +59,10 @@ def init_ray(address: str = "", num_cpus: int | None = None) -> RayInfo:
     return RayInfo(started, ctx.get_node_id(), ray.util.get_node_ip_address(), len(alive))
 
 
-def local_cpus(runners: int) -> int:
-    """Logical CPUs for a local instance: one per runner and one for the learner (Ray
+def local_cpus(runners: int, learners: int = 1) -> int:
+    """Logical CPUs for a local instance: one per runner and one per learner (Ray
     schedules by these numbers; the OS shares the real cores)."""
-    return max(os.cpu_count() or 1, runners + 1)
+    return max(os.cpu_count() or 1, runners + learners)
 
 
 def local_object_store_bytes(num_cpus: int | None) -> int:

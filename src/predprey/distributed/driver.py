@@ -80,6 +80,7 @@ class RaySource:
         self.lost_rows = 0  # acknowledged rows a restarted buffer did not hold (must stay 0)
         self.window = Window()
         self.busy = {"runner": 0.0, "learner": 0.0}  # seconds actors spent in calls
+        self.wait_seconds = WAIT_SECONDS  # 0: the caller waits on many sources (`wait_any`)
 
     # -- what OffPolicy asks ---------------------------------------------------------
     def idle_runners(self):
@@ -110,8 +111,10 @@ class RaySource:
         self.unpublished = 0 if publish else self.unpublished + n_updates
         self.updates_in_flight += n_updates
 
-    def wait(self, timeout: float = WAIT_SECONDS) -> None:
-        """Handle the calls that complete within `timeout` (all that are done by then)."""
+    def wait(self, timeout: float | None = None) -> None:
+        """Handle the calls that complete within `timeout` (default `wait_seconds`; all that
+        are done by then)."""
+        timeout = self.wait_seconds if timeout is None else timeout
         if not self.tasks:
             return
         ready, _ = ray.wait(list(self.tasks), num_returns=1, timeout=timeout)
@@ -132,7 +135,7 @@ class RaySource:
             value = ray.get(ref)
         except ray.exceptions.RayActorError as e:
             self.tasks[ref] = task  # settled below together with its actor's other tasks
-            self._on_actor_died(e.actor_id)
+            self.on_actor_died(e.actor_id)
             if self.tasks.pop(ref, None) is not None:
                 self._settle(task)
             return
@@ -193,7 +196,7 @@ class RaySource:
         pass
 
     # -- failures --------------------------------------------------------------------
-    def _on_actor_died(self, actor_id: str | None) -> None:
+    def on_actor_died(self, actor_id: str | None) -> None:
         """Replace the actor (if it is still ours) and settle every task it was running."""
         role = self.fleet.role_of(actor_id)
         if role is None:
@@ -286,6 +289,14 @@ class RaySource:
             "lost_rows": self.lost_rows,
             "runner_nodes": self.fleet.runner_nodes(),
         }
+
+
+def wait_any(sources: list[RaySource], timeout: float = WAIT_SECONDS) -> None:
+    """Block until a call of any of `sources` completes (or `timeout`); each source's own
+    `wait` then handles it (the members of a population on Ray)."""
+    refs = [ref for src in sources for ref in src.tasks]
+    if refs:
+        ray.wait(refs, num_returns=1, timeout=timeout)
 
 
 class DistributedTrainer(TrainLoop):

@@ -34,6 +34,7 @@ class RunnerSlot:
     node_id: str
     incarnation: int
     version: int = -1  # actor weights version this runner holds (-1: none yet)
+    serial: int = -1  # the fleet's publish this runner holds (-1: none yet)
     calls: int = 0  # collect calls sent and not yet returned
 
 
@@ -54,6 +55,7 @@ class Fleet:
         self.threads = tr.torch_threads or 1
         self.node_id = ray.get_runtime_context().get_node_id()
         self.roles: dict[str, str] = {}  # live actor id -> role ("buffer", "runner/3", ...)
+        self.weights_serial = 0  # publishes so far: a runner lacking the latest gets it
         self._actors = None
 
         # Start every actor first and wait for them together: their start-ups overlap.
@@ -112,8 +114,7 @@ class Fleet:
     def _learner_up(self, handle) -> None:
         self.learner, self.learner_id = handle, self._hello(handle, "learner")[0]
         self.learner_version = ray.get(handle.version.remote())
-        self.weights_ref = handle.weights.remote()
-        self.weights_version = self.learner_version
+        self.publish(handle.weights.remote(), self.learner_version)
 
     def _runner_handle(self, index: int, incarnation: int):
         return RunnerActor.options(scheduling_strategy="SPREAD").remote(
@@ -129,8 +130,10 @@ class Fleet:
         """Start a collect call; the runner gets the latest weights if it lacks them.
         Returns (transitions ref, CollectInfo ref)."""
         weights = None
-        if slot.version != self.weights_version:
-            weights, slot.version = self.weights_ref, self.weights_version
+        if slot.serial != self.weights_serial:
+            weights, slot.version, slot.serial = (
+                self.weights_ref, self.weights_version, self.weights_serial,
+            )  # fmt: skip
         slot.calls += 1
         return slot.handle.collect.remote(
             self.config.distributed.steps_per_call, noise, warm, env_steps_before,
@@ -144,7 +147,10 @@ class Fleet:
         return self.learner.train.remote(batches, n_updates, publish)
 
     def publish(self, weights_ref, version: int) -> None:
+        """Runners get these weights with their next call (a population member's networks
+        may change without an update: same version, new publish)."""
         self.weights_ref, self.weights_version = weights_ref, version
+        self.weights_serial += 1
 
     def latest_actors(self):
         """The latest published actor weights in a local ActorSet (for evaluation)."""

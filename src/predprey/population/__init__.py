@@ -4,7 +4,9 @@ training loop, with CMU's genetic critic sync or AgileRL-style evolution between
   params     the `population` config section (typed, validated)
   evolution  the math: initial draws, tournament selection with elitism, mutation, the
              sync schedule (pure functions of arrays and generators)
-  member     one member and the network copies between members
+  member     one member (in this process; the Ray member is predprey.distributed.population)
+             and the network copies between members
+  resize     networks of another hidden width (the `hidden` mutation)
   trainer    `PopulationTrainer`: the training loop over all members, fitness from the
              scheduled evaluations, sync/selection/mutation events in metrics.jsonl
 """

@@ -31,14 +31,15 @@ def initial_hyperparameters(
     algo: Any, pop: PopulationConfig, rng: np.random.Generator
 ) -> list[dict[str, float | int]]:
     """Each member's first hyperparameters: drawn from `pop.init_*` where given (learning
-    rates log-uniform, noise uniform, integers from the listed choices), else `algo`'s."""
+    rates log-uniform, noise uniform, integers from the listed choices), else `algo`'s
+    (`hidden`: its layers' width)."""
     out = []
     for _ in range(pop.size):
         hp: dict[str, float | int] = {}
-        for name, kind in HYPERPARAMETERS.items():
-            init = getattr(pop, f"init_{name}")
+        for name in pop.hyperparameters:
+            kind, init = HYPERPARAMETERS[name], getattr(pop, f"init_{name}")
             if not init:
-                hp[name] = getattr(algo, name)
+                hp[name] = algo.hidden[0] if name == "hidden" else getattr(algo, name)
             elif kind == "int":
                 hp[name] = int(rng.choice(np.asarray(init)))
             elif kind == "log":

@@ -1,6 +1,8 @@
-"""One member of a population: a learner with its runner and replay (a `LocalSource`), its
-off-policy pacing, its hyperparameters and lineage, and the window of its own metrics;
-plus the copies of a team's networks from one member to another.
+"""One member of a population: a learner with its runner and replay (a `LocalSource` in
+this process; `predprey.distributed.population.RayMember` on Ray), its off-policy pacing,
+its hyperparameters and lineage, and the window of its own metrics; plus the copies of a
+team's networks from one member to another (plain functions of a `Learner`, which a
+member's learner actor calls too).
 
 Member 0 runs with the run's own seed (a population of one is the single learner); the
 others get seeds of their own, so they start from different weights and worlds. Only
@@ -10,6 +12,8 @@ member 0 records training episodes (the file names have no member).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,7 +22,8 @@ import torch
 
 from predprey.config import Config
 from predprey.learn.offpolicy import OffPolicy
-from predprey.learn.rate_limiter import UpdateCredit
+from predprey.learn.rate_limiter import RateLimiter, UpdateCredit, samples_per_insert
+from predprey.population.resize import copy_overlap, with_hp
 from predprey.trainlog import TrainLog
 
 CRITIC_PARTS = ("critics", "critic_targets")  # what a genetic sync copies
@@ -35,17 +40,23 @@ def member_budget(total: int, size: int, k: int) -> int:
 
 
 def member_config(config: Config, k: int, hp: Mapping[str, Any]) -> Config:
+    """The config member k trains with: its seed, its hyperparameters (`hidden`: the width
+    of each of `algo.hidden`'s layers)."""
     tr = config.train
     train = dataclasses.replace(
         tr, seed=member_seed(tr.seed, k), record_envs=tr.record_envs if k == 0 else ()
     )
-    return config.replace(algo=dataclasses.replace(config.algo, **hp), train=train)
+    values = dict(hp)
+    if "hidden" in values:
+        values["hidden"] = (int(values["hidden"]),) * len(config.algo.hidden)
+    return config.replace(algo=dataclasses.replace(config.algo, **values), train=train)
 
 
 class MemberPace:
     """`UpdateCredit` counted from the member's latest hyperparameter change (at env steps
     `inserted0` and updates `updates0`; 0, 0 = never changed, exactly `UpdateCredit`): a new
-    update-to-data ratio pays only for the env steps taken after it."""
+    update-to-data ratio pays only for the env steps taken after it (plus, through
+    `updates0`, what the old one still owed: `changed_pace`)."""
 
     def __init__(self, config: Config, inserted0: int = 0, updates0: int = 0):
         a = config.algo
@@ -66,15 +77,66 @@ class MemberPace:
     def may_insert(self, inserted: int, sampled: int, rows: int) -> bool:
         return True
 
+    def owed(self, inserted: int, updates: int) -> int:
+        """Updates this pace still allows after `updates` (none in flight)."""
+        return self.batches_allowed(inserted, updates * self.credit.batch_size)
 
-class _Hooks:
-    """The loop a member's LocalSource reports to: its own window and the population's."""
 
-    payload = None  # a population restores its members itself
+class MemberLimiter:
+    """The samples-per-insert `RateLimiter` of a member whose runners and learner work at
+    once (on Ray), counted from its latest hyperparameter change as `MemberPace` is: after
+    a change at env steps `inserted0` and updates `updates0` the new ratio pays only for the
+    env steps inserted since."""
 
-    def __init__(self, member: Member, loop: Any):
+    def __init__(self, config: Config, slack: int, inserted0: int = 0, updates0: int = 0):
+        a = config.algo
+        self.limiter = RateLimiter(
+            samples_per_insert(config), a.batch_size, config.buffer.warmup, slack
+        )
+        self.slack = slack
+        self.inserted0, self.updates0 = int(inserted0), int(updates0)
+
+    def _since_change(self, inserted: int, sampled: int) -> tuple[int, int]:
+        if self.inserted0 == 0:
+            return inserted, sampled
+        lim = self.limiter  # as if the member had started at the change, warmed up
+        return inserted - self.inserted0 + lim.warmup, sampled - self.updates0 * lim.batch_size
+
+    def batches_allowed(self, inserted: int, sampled: int) -> int:
+        if self.inserted0 == 0:
+            return self.limiter.batches_allowed(inserted, sampled)
+        credit = self.limiter.credit(*self._since_change(inserted, sampled))
+        return max(0, math.floor(credit / self.limiter.batch_size))
+
+    def owed(self, inserted: int, updates: int) -> int:
+        """Updates this pace still allows after `updates` (none in flight)."""
+        return self.batches_allowed(inserted, updates * self.limiter.batch_size)
+
+    def may_insert(self, inserted: int, sampled: int, rows: int) -> bool:
+        return self.limiter.may_insert(*self._since_change(inserted, sampled), rows)
+
+
+def changed_pace(old, make, inserted: int, updates: int):
+    """The pace after a hyperparameter change at `inserted` env steps and `updates` updates
+    (nothing in flight): `make(inserted0, updates0)` counting from the change, the updates
+    the `old` pace still owed carried over (env steps already taken paid for them; a member
+    on Ray may have inserted many rows while the population settled for the change); from
+    the start (`make()`) if the member has had no update to pay for yet."""
+    owed = old.owed(inserted, updates)
+    if updates == 0 and owed == 0:
+        return make()
+    return make(inserted, updates + owed)
+
+
+class MemberHooks:
+    """The loop a member's source reports to: its own window and the population's. A member
+    on Ray keeps its durable state (checkpoint, replay files, write-ahead log) in its own
+    `run_dir` (RUN/members/K) and restores from its own `payload`."""
+
+    def __init__(self, member: MemberBase, loop: Any, run_dir: Any = None, payload=None):
         self.member, self.loop = member, loop
-        self.teams, self.run_dir = loop.teams, loop.run_dir
+        self.teams, self.run_dir = loop.teams, run_dir or loop.run_dir
+        self.payload = payload  # None: a local population restores its members itself
 
     def add_episodes(self, episodes) -> None:
         self.member.episodes += self.member.log.add_episodes(episodes)
@@ -87,48 +149,109 @@ class _Hooks:
     def add_recorded(self, recorded: list) -> None:
         self.loop.add_recorded(recorded)
 
+    def write_event(self, keys: dict[str, Any]) -> None:
+        """A member's event (an actor restart): its keys as `member/K/...`, plus the
+        population's totals (`Population.restart_keys`)."""
+        k = self.member.k
+        row = {f"member/{k}/{key}": v for key, v in keys.items()}
+        self.loop.write_event({**row, **self.loop.population.restart_keys(), "member": k})
 
-class Member:
+
+class MemberBase:
+    """What every member has, wherever its learner runs: its hyperparameters and config,
+    lineage, episode count and metrics window. Subclasses give `source`, `algorithm` and
+    the network operations the population calls (`team_state`, `load_team_state`,
+    `add_weight_noise`, `actors`, `apply_hp`)."""
+
+    remote = False  # True: its learner is an actor, with durable state of its own
+
     def __init__(self, k: int, config: Config, hp: Mapping[str, Any], loop: Any):
-        from predprey.train import LocalSource
-
         self.k, self.run_config = k, config
         self.hp = dict(hp)
         self.config = member_config(config, k, self.hp)
         self.lineage: list[dict[str, Any]] = []
         self.episodes = 0
         self.log = TrainLog(loop.run_dir)  # only its window is used: rows go to the loop's
-        self.source = LocalSource(self.config, _Hooks(self, loop))
+
+    def set_hp(self, hp: Mapping[str, Any]) -> None:
+        """New hyperparameters from now on: optimizer learning rates, batch size, noise, the
+        update-to-data ratio (`changed_pace`) and the networks' width (`resize`)."""
+        self.hp = dict(hp)
+        self.config = member_config(self.run_config, self.k, self.hp)
+        self.source.config = self.algorithm.config = self.config
+        self.apply_hp()
+
+    def window_keys(self) -> dict[str, Any]:
+        """The member's metrics since its last row, as `member/K/...` keys."""
+        src = self.source
+        row = self.log.window_row(src.inserted, src.updates, self.episodes, src.buffer_size())
+        del row["time"]
+        row.update({f"hp/{name}": v for name, v in self.hp.items()})  # lineage over time
+        return {f"member/{self.k}/{key}": v for key, v in row.items()}
+
+    def restarts(self) -> int:
+        return 0
+
+    def save_own_checkpoint(self) -> None:
+        """A member in this process is saved within the population's checkpoint."""
+
+    def lineage_state(self) -> dict[str, Any]:
+        pace = self.algorithm.pace
+        return {
+            "hp": dict(self.hp),
+            "pace": [pace.inserted0, pace.updates0],
+            "lineage": list(self.lineage),
+            "episodes": self.episodes,
+        }
+
+    def restore_lineage(self, state: Mapping[str, Any]) -> None:
+        self.set_hp(state["hp"])
+        pace = self.algorithm.pace
+        pace.inserted0, pace.updates0 = (int(x) for x in state["pace"])
+        self.lineage = list(state["lineage"])
+        self.episodes = int(state["episodes"])
+
+
+class Member(MemberBase):
+    """A member in this process: a `LocalSource` (runner, replay, learner) paced by
+    `MemberPace`."""
+
+    def __init__(self, k: int, config: Config, hp: Mapping[str, Any], loop: Any):
+        from predprey.train import LocalSource
+
+        super().__init__(k, config, hp, loop)
+        self.source = LocalSource(self.config, MemberHooks(self, loop))
         self.algorithm = OffPolicy(self.config, MemberPace(self.config))
 
     @property
     def learner(self):
         return self.source.learner
 
-    def set_hp(self, hp: Mapping[str, Any]) -> None:
-        """New hyperparameters from now on: optimizer learning rates, batch size, noise and
-        the update-to-data ratio (its credit restarts here)."""
-        self.hp = dict(hp)
-        self.config = member_config(self.run_config, self.k, self.hp)
-        src, learner = self.source, self.learner
-        src.config = self.algorithm.config = self.config
-        learner.algo = self.config.algo
-        for opt, lr in ((learner.actor_opt, hp["actor_lr"]), (learner.critic_opt, hp["critic_lr"])):
-            for group in opt.param_groups:
-                group["lr"] = lr
-        self.algorithm.pace = MemberPace(self.config, src.inserted, src.updates)
-
-    def window_keys(self) -> dict[str, Any]:
-        """The member's metrics since its last row, as `member/K/...` keys."""
+    def apply_hp(self) -> None:
         src = self.source
-        row = self.log.window_row(src.inserted, src.updates, self.episodes, len(src.buffer))
-        del row["time"]
-        row.update({f"hp/{name}": v for name, v in self.hp.items()})  # lineage over time
-        return {f"member/{self.k}/{key}": v for key, v in row.items()}
+        src.learner = src.runner.actors = with_hp(src.learner, self.config.algo)
+        make = functools.partial(MemberPace, self.config)
+        self.algorithm.pace = changed_pace(self.algorithm.pace, make, src.inserted, src.updates)
+
+    # -- the network operations of the population ---------------------------------------
+    def team_state(self, team: str, parts: Sequence[str]) -> dict[str, Any]:
+        return team_state(self.learner, team, parts)
+
+    def load_team_state(self, team: str, state: Mapping[str, Any]) -> None:
+        load_team_state(self.learner, team, state)
+
+    def add_weight_noise(self, team: str, relative_std: float, seed: int) -> None:
+        add_weight_noise(self.learner.actors.actors[team], relative_std, seed)
+
+    def actors(self):
+        return self.learner
+
+    def settle(self) -> None:
+        """Nothing in flight in one process."""
 
     # -- checkpoints -----------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        src, pace = self.source, self.algorithm.pace
+        src = self.source
         return {
             "learner": src.learner.state_dict(),
             "actors": src.learner.actor_state(),
@@ -139,24 +262,18 @@ class Member:
                 "sample": src.rng_sample.bit_generator.state,
             },
             "runner": src.runner.state_dict(),
-            "hp": dict(self.hp),
-            "pace": [pace.inserted0, pace.updates0],
-            "lineage": list(self.lineage),
-            "episodes": self.episodes,
+            **self.lineage_state(),
         }
 
     def restore(self, state: Mapping[str, Any], buffer) -> None:
+        self.restore_lineage(state)  # first: its hyperparameters give its networks' widths
         src = self.source
-        self.set_hp(state["hp"])
         src.learner.load_state_dict(state["learner"])
         src.runner.load_state_dict(state["runner"])
         src.rng_collect.bit_generator.state = state["rng"]["collect"]
         src.rng_sample.bit_generator.state = state["rng"]["sample"]
         src.inserted = int(state["env_steps"])
         src.buffer = buffer
-        self.algorithm.pace = MemberPace(self.config, *state["pace"])
-        self.lineage = list(state["lineage"])
-        self.episodes = int(state["episodes"])
 
 
 # -- copies between members ----------------------------------------------------------
@@ -192,15 +309,18 @@ def team_state(learner, team: str, parts: Sequence[str]) -> dict[str, Any]:
 
 def load_team_state(learner, team: str, state: Mapping[str, Any]) -> None:
     """Overwrite `team`'s networks of `learner` with a `team_state` copy, in place (the
-    optimizers and the Polyak update keep their references to the parameters)."""
+    optimizers and the Polyak update keep their references to the parameters). A copy of
+    another width is fitted into this learner's (`resize.copy_overlap`); the parameters it
+    resized lose their Adam moments."""
     for part, (weights, moments) in state.items():
         module = _modules(learner, team)[part]
-        module.load_state_dict(weights)
+        own = module.state_dict()  # the live tensors, in parameters() order
+        resized = [copy_overlap(own[k], weights[k]) for k in own]
         opt = _optimizer(learner, part)
         if opt is None or moments is None:
             continue
-        for p, m in zip(module.parameters(), moments, strict=True):
-            if m is None:
+        for p, m, fitted in zip(module.parameters(), moments, resized, strict=True):
+            if m is None or fitted:
                 opt.state.pop(p, None)
             else:
                 opt.state[p] = {k: v.clone() for k, v in m.items()}

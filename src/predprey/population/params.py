@@ -22,14 +22,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MODES = ("independent", "genetic", "evolve")
+SHARE_BUFFER_ON_RAY = (
+    "population.share_buffer: true needs one process: on Ray each member has its own buffer "
+    "actor and write-ahead log (drop --runners, or set share_buffer: false)"
+)
 # Hyperparameters a member may hold its own value of: name -> kind of draw and mutation.
+# `hidden` (the width of every hidden layer; predprey.population.resize) is one only where
+# `mutate` or `init_hidden` names it: the others always are.
 HYPERPARAMETERS = {
     "actor_lr": "log",
     "critic_lr": "log",
     "batch_size": "int",
     "exploration_noise": "linear",
     "env_steps_per_update": "int",
+    "hidden": "int",
 }
+OPTIONAL = ("hidden",)
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,7 @@ class PopulationConfig:
     p_weights: float = 0.2
     p_hyperparameter: float = 0.6
     weights_noise: float = 0.1  # std of the noise, relative to each tensor's std
-    mutate: tuple[str, ...] = tuple(HYPERPARAMETERS)  # hyperparameters that may mutate
+    mutate: tuple[str, ...] = tuple(h for h in HYPERPARAMETERS if h not in OPTIONAL)
     shrink: float = 0.8  # a mutated hyperparameter is multiplied by shrink or grow
     grow: float = 1.25
     # bounds every mutation stays inside
@@ -57,6 +65,7 @@ class PopulationConfig:
     batch_size_range: tuple[int, ...] = (32, 8192)
     exploration_noise_range: tuple[float, ...] = (0.01, 0.5)
     env_steps_per_update_range: tuple[int, ...] = (4, 1000)
+    hidden_range: tuple[int, ...] = (16, 512)  # width of every hidden layer
     # first values: [low, high] (log-uniform for learning rates, uniform for noise) or, for
     # batch_size and env_steps_per_update, the choices
     init_actor_lr: tuple[float, ...] = ()
@@ -64,6 +73,13 @@ class PopulationConfig:
     init_batch_size: tuple[int, ...] = ()
     init_exploration_noise: tuple[float, ...] = ()
     init_env_steps_per_update: tuple[int, ...] = ()
+    init_hidden: tuple[int, ...] = ()  # widths to draw from (every hidden layer the same)
+
+    @property
+    def hyperparameters(self) -> tuple[str, ...]:
+        """The hyperparameters members hold values of."""
+        used = {*self.mutate, *(h for h in OPTIONAL if getattr(self, f"init_{h}"))}
+        return tuple(h for h in HYPERPARAMETERS if h not in OPTIONAL or h in used)
 
     def __post_init__(self):
         # ValueErrors become ConfigErrors named "population: ..." (config.build_dataclass)

@@ -27,20 +27,13 @@ from predprey.config import Config
 from predprey.evaluate import team_scores, training_evals
 from predprey.loop import TrainLoop
 from predprey.population import evolution as evo
-from predprey.population.member import (
-    ALL_PARTS,
-    CRITIC_PARTS,
-    Member,
-    add_weight_noise,
-    load_team_state,
-    member_budget,
-    team_state,
-)
+from predprey.population.member import ALL_PARTS, CRITIC_PARTS, Member, member_budget
 from predprey.rundir import RunDir, RunDirError
 
 
 class TeamPick:
-    """Acts (and hands out actor weights) per team with a chosen member's learner."""
+    """Acts (and hands out actor weights) per team with a chosen member's actors (a learner,
+    or a copy of a learner actor's)."""
 
     def __init__(self, learners: dict[str, Any], default: Any):
         self.learners, self.default = learners, default
@@ -62,16 +55,22 @@ class TeamPick:
 class Population:
     """The members, as the loop's algorithm (`step`, `work_left`: every member one turn) and
     as its source (counters, timers and buffers summed; the fittest members' actors), with
-    the fitness of the latest evaluation and the sync/evolve schedule."""
+    the fitness of the latest evaluation and the sync/evolve schedule.
 
-    counts_episodes, concurrent = True, False
+    `make_member(k, config, hp, loop)` builds a member (`Member` in this process); `wait`,
+    if given, is called after every member's turn with the members (members on Ray: block
+    until any of their calls completes, as one source's `wait` does)."""
 
-    def __init__(self, config: Config, loop: TrainLoop):
+    counts_episodes = True
+
+    def __init__(self, config: Config, loop: TrainLoop, make_member=Member, wait=None):
         pop = config.population
-        self.config, self.pop, self.loop = config, pop, loop
+        self.config, self.pop, self.loop, self.wait = config, pop, loop, wait
         self.rng = np.random.default_rng(np.random.SeedSequence(config.train.seed).spawn(5)[4])
         hps = evo.initial_hyperparameters(config.algo, pop, self.rng)
-        self.members = [Member(k, config, hps[k], loop) for k in range(pop.size)]
+        self.members = [make_member(k, config, hps[k], loop) for k in range(pop.size)]
+        self.remote = self.members[0].remote
+        self.concurrent = self.remote
         if pop.share_buffer:  # AgileRL: every member adds to and samples from one replay
             for m in self.members[1:]:
                 m.source.buffer = self.members[0].source.buffer
@@ -89,6 +88,10 @@ class Population:
             budget = member_budget(total, P, k)
             if m.algorithm.work_left(m.source, budget):
                 m.algorithm.step(m.source, budget)
+            else:  # done, but calls may be in flight (Ray): take their results
+                m.source.wait()
+        if self.wait is not None:
+            self.wait(self.members)
 
     def work_left(self, src: Any, total: int) -> bool:
         P = len(self.members)
@@ -116,28 +119,57 @@ class Population:
     def actors(self) -> TeamPick:
         """Per team the actors of the member fittest at the latest evaluation (member 0's
         before the first)."""
-        learners = {t: self.members[k].learner for t, k in self.best.items()}
-        return TeamPick(learners, self.members[0].learner)
+        acting = {k: self.members[k].actors() for k in {0, *self.best.values()}}
+        return TeamPick({t: acting[k] for t, k in self.best.items()}, acting[0])
 
     def _buffers(self) -> dict[str, Any]:
+        """Replay buffers that go into the population's checkpoint (members on Ray keep
+        theirs in their own)."""
+        if self.remote:
+            return {}
         if self.pop.share_buffer:
             return {"shared": self.members[0].source.buffer}
         return {f"m{m.k}": m.source.buffer for m in self.members}
 
     def buffer_size(self) -> int:
+        if self.remote:
+            return sum(m.source.buffer_size() for m in self.members)
         return sum(len(b) for b in self._buffers().values())
 
     def log_keys(self, seconds: float) -> dict[str, Any]:
-        return {k: v for m in self.members for k, v in m.window_keys().items()}
+        row = {}
+        for m in self.members:  # its window and its source's own keys (Ray: dist/*)
+            row.update(m.window_keys())
+            row.update({f"member/{m.k}/{k}": v for k, v in m.source.log_keys(seconds).items()})
+        row.update(self.restart_keys())
+        return row
+
+    def restart_keys(self) -> dict[str, int]:
+        """`dist/restarts`: actor restarts of every member (members on Ray)."""
+        return {"dist/restarts": sum(m.restarts() for m in self.members)} if self.remote else {}
 
     def finish(self) -> None:
-        pass
+        for m in self.members:
+            m.source.finish()
 
     def flush_recorded(self) -> list:
         return self.members[0].source.flush_recorded()
 
     def result(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.remote:  # summed over members, as one RaySource's
+            results = [m.source.result() for m in self.members]
+            restarts: dict[str, int] = {}
+            for r in results:
+                for role, n in r["restarts"].items():
+                    restarts[role] = restarts.get(role, 0) + n
+            out = {
+                "restarts": restarts,
+                "acked_rows": sum(r["acked_rows"] for r in results),
+                "lost_rows": sum(r["lost_rows"] for r in results),
+            }
         return {
+            **out,
             "members": [
                 {"hp": m.hp, "fitness": {t: f[m.k] for t, f in self.fitness.items()}}
                 for m in self.members
@@ -158,26 +190,31 @@ class Population:
         mode = self.pop.mode
         # The schedules count from when an event was due, not from the evaluation that ran
         # it, so evaluations a little past the due step do not push later events back.
-        if mode == "genetic" and env_steps >= self.next_sync:
+        due = (mode == "genetic" and env_steps >= self.next_sync) or (
+            mode == "evolve" and env_steps >= self.next_evolve
+        )
+        if not due:
+            return []
+        for m in self.members:  # members on Ray: no call in flight while networks move
+            m.settle()
+        if mode == "genetic":
             self.syncs += 1
             interval = evo.sync_interval(self.syncs, self.pop.sync_every, self.pop.sync_decay)
             self.next_sync = max(self.next_sync + interval, env_steps + 1)
             return self.sync(env_steps)
-        if mode == "evolve" and env_steps >= self.next_evolve:
-            self.evolutions += 1
-            self.next_evolve = max(self.next_evolve + self.pop.evolve_every, env_steps + 1)
-            return self.evolve(env_steps)
-        return []
+        self.evolutions += 1
+        self.next_evolve = max(self.next_evolve + self.pop.evolve_every, env_steps + 1)
+        return self.evolve(env_steps)
 
     def sync(self, env_steps: int) -> list[dict[str, Any]]:
         """CMU: per team, the fittest member's critics and critic targets go to all others;
         actors stay as they are."""
         rows = []
         for team, k in self.best.items():
-            snap = team_state(self.members[k].learner, team, CRITIC_PARTS)
+            snap = self.members[k].team_state(team, CRITIC_PARTS)
             for m in self.members:
                 if m.k != k:
-                    load_team_state(m.learner, team, snap)
+                    m.load_team_state(team, snap)
                     m.lineage.append({"env_steps": env_steps, "event": "sync", "team": team,
                                       "parent": k})  # fmt: skip
             rows.append({
@@ -198,7 +235,7 @@ class Population:
         }
         # Copy from snapshots taken before any member changes: a parent may be replaced too.
         snaps = {
-            (t, j): team_state(members[j].learner, t, ALL_PARTS)
+            (t, j): members[j].team_state(t, ALL_PARTS)
             for t, ps in parents.items()
             for j in set(ps)
         }
@@ -207,9 +244,11 @@ class Population:
         for m in members:
             i = m.k
             changed = {t: ps[i] for t, ps in parents.items() if ps[i] != i}
-            for t, j in changed.items():
-                load_team_state(m.learner, t, snaps[t, j])
             hp = dict(old_hp[hp_parents[i]])
+            if hp.get("hidden") != m.hp.get("hidden"):  # the parent's architecture first
+                m.set_hp({**m.hp, "hidden": hp["hidden"]})
+            for t, j in changed.items():  # (a team's parent of another width: fitted in)
+                m.load_team_state(t, snaps[t, j])
             if i in hp_elites and not changed:
                 continue  # an elite of every kind: kept as it is
             kind = evo.choose_mutation(pop, self.rng) if i not in hp_elites else "none"
@@ -218,7 +257,7 @@ class Population:
                 seed = int(self.rng.integers(2**62))
                 teams = [t for t in parents if i not in evo.elites(self.fitness[t], pop.elitism)]
                 for t in teams:
-                    add_weight_noise(m.learner.actors.actors[t], pop.weights_noise, seed)
+                    m.add_weight_noise(t, pop.weights_noise, seed)
                 mutation["teams"] = teams
             elif kind == "hyperparameter":
                 name, old, new = evo.mutate_hyperparameter(hp, pop, self.rng)
@@ -249,6 +288,10 @@ class Population:
 
     # -- checkpoints -------------------------------------------------------------------
     def save_checkpoint(self, payload: dict[str, Any]) -> None:
+        """Members on Ray first write their own checkpoints (learner, replay), then the
+        population's: loop state, every member's actors, hyperparameters and lineage."""
+        for m in self.members:
+            m.save_own_checkpoint()
         payload = {
             **payload,
             "actors": self.actors().actor_state(),  # what predprey.policy.load reads
@@ -280,7 +323,8 @@ class Population:
         }
         try:
             for m in self.members:
-                m.restore(state["members"][m.k], buffers.get("shared") or buffers[f"m{m.k}"])
+                buffer = buffers.get("shared") or buffers.get(f"m{m.k}")
+                m.restore(state["members"][m.k], buffer)
         except (KeyError, RuntimeError, ValueError) as e:
             raise RunDirError(f"incompatible checkpoint in {run.path}: {e}") from None
         self.fitness = {t: list(f) for t, f in state["fitness"].items()}
@@ -291,14 +335,24 @@ class Population:
 
 
 class PopulationTrainer(TrainLoop):
-    """The training loop over a population, in one process."""
+    """The training loop over a population, in one process (`make_member`, `wait`: members
+    elsewhere, see `Population`; predprey.distributed.population)."""
 
-    def __init__(self, config: Config, run: RunDir, *, resume: bool = False, **loop_args: Any):
+    def __init__(
+        self,
+        config: Config,
+        run: RunDir,
+        *,
+        resume: bool = False,
+        make_member=Member,
+        wait=None,
+        **loop_args: Any,
+    ):
         if config.population is None:
             raise ValueError("PopulationTrainer needs a `population` config section")
         super().__init__(config, run, checkpoint.load(run) if resume else None, **loop_args)
         self.finishing = False
-        population = Population(config, self)
+        population = Population(config, self, make_member, wait)
         self.attach(population, population)
         for m in population.members:  # member windows start with the loop's
             m.log.reset_window(m.source.inserted, m.source.updates)
@@ -316,7 +370,7 @@ class PopulationTrainer(TrainLoop):
         tr, pop = self.config.train, self.population
         seed = tr.seed * 1_000_003 + self.eval_index  # eval streams never touch training RNGs
         evals = [
-            training_evals(self.config, m.learner, tr.eval_episodes, seed) for m in pop.members
+            training_evals(self.config, m.actors(), tr.eval_episodes, seed) for m in pop.members
         ]
         self.last_eval = pop.set_fitness(evals)
         self.eval_index += 1
