@@ -210,11 +210,9 @@ def sample_single(cfg, seconds: float) -> dict[str, Any]:
 def scaling(cfg, args) -> list[dict[str, Any]]:
     import tempfile
 
-    import torch
-
     from predprey.distributed.cluster import init_ray, local_cpus
 
-    torch.set_num_threads(cfg.train.torch_threads or 1)  # as each runner and learner actor
+    limit_threads(cfg.train.torch_threads or 1)  # as each runner and learner actor
     counts = list(dict.fromkeys(args.runners))
     info = init_ray("", local_cpus(max(counts)))
     import ray

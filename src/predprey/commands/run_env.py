@@ -49,17 +49,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    import torch
 
     from predprey.config import load_config
     from predprey.service.client import BufferClient
     from predprey.service.env_loop import EnvFeeder
     from predprey.service.errors import service_errors
+    from predprey.threads import limit_threads
 
     if args.time_budget < 0 or args.max_env_steps < 0 or args.steps_per_post < 0:
         raise ConfigError("--time-budget, --max-env-steps and --steps-per-post must be >= 0")
     config = load_config(args.config, args.overrides)
-    torch.set_num_threads(config.train.torch_threads or 1)  # small actors: one thread acts best
+    limit_threads(config.train.torch_threads or 1)  # small actors: one thread acts best
     seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**63)
     steps = args.steps_per_post or config.distributed.steps_per_call
     client = BufferClient(args.buffer_url, args.token, retry_seconds=args.retry_seconds)
