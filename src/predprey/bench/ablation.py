@@ -21,10 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+from predprey.bench import curves
 
 
 def _names(text: str) -> list[str]:
@@ -54,15 +54,15 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(f"{args.config}: separation is a ppo setting (algo.name: ppo)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    curves: dict[str, dict[int, list[dict[str, float]]]] = {lv: {} for lv in args.levels}
+    by_level: dict[str, dict[int, list[dict[str, float]]]] = {lv: {} for lv in args.levels}
     for seed in args.seeds:  # seeds outermost: drifting load hits every level alike
         for level in args.levels:
-            curves[level][seed] = train_curve(args, level, seed, out / f"{level}-s{seed}")
-    finals = {lv: {s: final(c, args.seconds) for s, c in runs.items()}
-              for lv, runs in curves.items()}  # fmt: skip
+            by_level[level][seed] = train_curve(args, level, seed, out / f"{level}-s{seed}")
+    finals = {lv: {s: curves.final(c, args.seconds) for s, c in runs.items()}
+              for lv, runs in by_level.items()}  # fmt: skip
     bar = statistics.mean(finals[args.baseline].values())
     rows = []
-    for level, runs in curves.items():
+    for level, runs in by_level.items():
         reach = {s: first_reach(c, bar, args.smooth) for s, c in runs.items()}
         rows.append(summary_row(level, args, finals[level], reach, bar))
     base = next(r for r in rows if r["level"] == args.baseline)
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                "score": args.score, "bar": round(bar, 4), "seconds": args.seconds,
                "levels": rows}  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    plot(curves, bar, args, out / "ablation.png")
+    plot(by_level, bar, args, out / "ablation.png")
     for r in rows:
         print(json.dumps({"bench": "ablation", "score": args.score, "bar": round(bar, 4), **r}))
     return 0
@@ -84,30 +84,9 @@ def run(args: argparse.Namespace) -> int:
 
 def train_curve(args, level: str, seed: int, run_dir: Path) -> list[dict[str, float]]:
     if not (run_dir / "metrics.jsonl").exists():  # an existing run is reused (a rerun resumes)
-        cmd = [sys.executable, "-m", "predprey.cli", "train", "--config", args.config,
-               "--out", str(run_dir), "--time-budget", str(args.seconds), "--seed", str(seed),
-               "--quiet", "--set", f"algo.separation={level}"]  # fmt: skip
-        for kv in args.overrides:
-            cmd += ["--set", kv]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"{run_dir}: predprey train failed: {proc.stderr[-800:]}")
-    rows = []
-    with open(run_dir / "metrics.jsonl") as f:
-        for line in f:
-            r = json.loads(line)
-            if args.score in r:
-                rows.append({"time": r["time"], "env_steps": r["env_steps"],
-                             "score": float(r[args.score])})  # fmt: skip
-    if not rows:
-        raise SystemExit(f"{run_dir}: no {args.score!r} in metrics.jsonl")
-    return rows
-
-
-def final(rows: list[dict[str, float]], seconds: float) -> float:
-    """Mean score over the last tenth of the wall clock (at least the last row)."""
-    tail = [r["score"] for r in rows if r["time"] >= 0.9 * seconds] or [rows[-1]["score"]]
-    return statistics.mean(tail)
+        sets = [f"algo.separation={level}", *args.overrides]
+        curves.train(args.config, run_dir, args.seconds, seed, sets)
+    return curves.curve(run_dir, args.score)
 
 
 def first_reach(rows: list[dict[str, float]], bar: float, smooth: int) -> dict | None:
@@ -135,7 +114,7 @@ def summary_row(level: str, args, finals: dict, reach: dict, bar: float) -> dict
     }
 
 
-def plot(curves, bar: float, args, path: Path) -> None:
+def plot(by_level, bar: float, args, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -144,7 +123,7 @@ def plot(curves, bar: float, args, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     colors = {level: palette[k % len(palette)] for k, level in enumerate(args.levels)}
-    for level, runs in curves.items():
+    for level, runs in by_level.items():
         for k, (seed, rows) in enumerate(sorted(runs.items())):
             ax.plot([r["env_steps"] for r in rows], [r["score"] for r in rows],
                     color=colors[level], alpha=0.85, ls="-" if k == 0 else "--",

@@ -20,9 +20,10 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+from predprey.bench import curves
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -67,36 +68,14 @@ def run_jaxmarl(args, path: Path) -> list[dict[str, Any]]:
         raise SystemExit(f"the JaxMARL script failed (rc {proc.returncode}): {proc.stderr[-800:]}")
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return [
-        {"time": r["seconds"], "env_steps": r["env_steps"], "return": r["return_per_agent"]}
+        {"time": r["seconds"], "env_steps": r["env_steps"], "score": r["return_per_agent"]}
         for r in rows
     ]
 
 
 def run_predprey(args, run_dir: Path) -> list[dict[str, Any]]:
-    cmd = [sys.executable, "-m", "predprey.cli", "train", "--config", args.config,
-           "--out", str(run_dir), "--time-budget", str(args.seconds), "--seed", str(args.seed),
-           "--quiet"]  # fmt: skip
-    for kv in args.overrides:
-        cmd += ["--set", kv]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + 900)
-    if proc.returncode != 0:
-        raise SystemExit(f"predprey train failed (rc {proc.returncode}): {proc.stderr[-800:]}")
-    rows = []
-    with open(run_dir / "metrics.jsonl") as f:
-        for line in f:
-            r = json.loads(line)
-            if "return/agent" in r:
-                rows.append({"time": r["time"], "env_steps": r["env_steps"],
-                             "return": r["return/agent"]})  # fmt: skip
-    if not rows:
-        raise SystemExit(f"no return/agent rows in {run_dir / 'metrics.jsonl'}")
-    return rows
-
-
-def _final(rows: list[dict[str, Any]], seconds: float) -> float:
-    """Mean return over the last tenth of the wall clock (at least the last row)."""
-    tail = [r["return"] for r in rows if r["time"] >= 0.9 * seconds] or [rows[-1]["return"]]
-    return sum(tail) / len(tail)
+    curves.train(args.config, run_dir, args.seconds, args.seed, args.overrides)
+    return curves.curve(run_dir, "return/agent")
 
 
 def summarise(jax_rows, ours, seconds: float) -> dict[str, Any]:
@@ -104,7 +83,7 @@ def summarise(jax_rows, ours, seconds: float) -> dict[str, Any]:
         return rows[-1]["env_steps"] / rows[-1]["time"]
 
     j, p = rate(jax_rows), rate(ours)
-    jr, pr = _final(jax_rows, seconds), _final(ours, seconds)
+    jr, pr = curves.final(jax_rows, seconds), curves.final(ours, seconds)
     return {
         "bench": "jaxmarl",
         "seconds": seconds,
@@ -127,8 +106,8 @@ def plot(jax_rows, ours, path: Path, summary: dict[str, Any]) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     for rows, label in ((jax_rows, "JaxMARL IPPO (jit, CPU)"), (ours, "predprey PPO")):
-        axes[0].plot([r["time"] for r in rows], [r["return"] for r in rows], label=label)
-        axes[1].plot([r["env_steps"] for r in rows], [r["return"] for r in rows], label=label)
+        axes[0].plot([r["time"] for r in rows], [r["score"] for r in rows], label=label)
+        axes[1].plot([r["env_steps"] for r in rows], [r["score"] for r in rows], label=label)
     axes[0].set_xlabel("wall clock (s)")
     axes[1].set_xlabel("env steps")
     axes[1].set_xscale("log")
