@@ -79,3 +79,16 @@ class Killer(threading.Thread):
         finally:
             if self.killed_pid is None:
                 self.give_up()
+
+
+def run_while_killing(trainer, killer: Killer) -> dict:
+    """Run a Ray trainer while `killer` waits for its moment and kills; the fleet is shut
+    down whatever happens, and the kill must have landed."""
+    killer.start()
+    try:
+        result = trainer.run()
+    finally:
+        trainer.fleet.shutdown()
+    killer.join(5)
+    assert killer.error is None and killer.killed_pid is not None, killer.error
+    return result

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from distributed_harness import Killer, actor_pid, new_run, tiny_config
+from distributed_harness import Killer, actor_pid, new_run, run_while_killing, tiny_config
 from predprey import checkpoint
 
 ray = pytest.importorskip("ray")
@@ -48,13 +48,7 @@ def train_with_killer(path, config, runners, when, which):
 
     pid = actor_pid(which(trainer))  # before the run: the actor is idle and answers at once
     killer = Killer(lambda: when(trainer, run), pid, end_later, end_now)
-    killer.start()
-    try:
-        result = trainer.run()
-    finally:
-        trainer.fleet.shutdown()
-    killer.join(5)
-    assert killer.error is None and killer.killed_pid is not None, killer.error
+    result = run_while_killing(trainer, killer)
     # the kill landed while the run was going: it went on past the kill to its new end
     assert result["env_steps"] >= at_kill["env_steps"] + AFTER_KILL
     return run, trainer, result

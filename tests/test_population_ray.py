@@ -13,7 +13,7 @@ import signal
 import pytest
 import torch
 
-from distributed_harness import Killer, actor_pid, new_run, tiny_config
+from distributed_harness import Killer, actor_pid, new_run, run_while_killing, tiny_config
 from predprey import checkpoint, policy
 from predprey.config import ConfigError, dump_config
 from predprey.population.resize import widths
@@ -152,13 +152,7 @@ def test_killed_member_actors_are_restored_and_the_population_goes_on(local_ray,
         trainer.total_env_steps = 0
 
     killer = Killer(when, actor_pid(victim.fleet.learner), end_later, end_now)
-    killer.start()
-    try:
-        result = trainer.run()
-    finally:
-        trainer.fleet.shutdown()
-    killer.join(5)
-    assert killer.error is None and killer.killed_pid is not None, killer.error
+    result = run_while_killing(trainer, killer)
     assert result["env_steps"] >= at_kill["env_steps"] + AFTER_KILL  # it went on past the kill
     assert result["restarts"] == {"runner": 1, "buffer": 0, "learner": 1}
     rows = [r for r in run.read_metrics() if "member" in r and "dist/restarts" in r]
