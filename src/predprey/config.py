@@ -302,6 +302,9 @@ def validate(cfg: Config) -> None:
     a, b, t, d = cfg.algo, cfg.buffer, cfg.train, cfg.distributed
     from predprey.algos import validate_algo  # first: the learner decides which keys count
 
+    if cfg.population is not None and cfg.algo.name == "ppo":  # before ppo's key checks
+        raise ConfigError("population: members are off-policy learners (algo.name maddpg | "
+                          "matd3), not ppo")  # fmt: skip
     validate_algo(cfg)
     checks = [
         (a.batch_size >= 1, "algo.batch_size must be >= 1"),
@@ -329,9 +332,6 @@ def validate(cfg: Config) -> None:
             raise ConfigError(msg)
     if a.critic not in CRITICS:
         raise ConfigError(f"algo.critic: unknown critic {a.critic!r}; choose one of {CRITICS}")
-    if cfg.population is not None and a.name == "ppo":
-        raise ConfigError("population: members are off-policy learners (algo.name maddpg | "
-                          "matd3), not ppo")  # fmt: skip
     pop = cfg.population
     if pop is not None and "hidden" in pop.hyperparameters and len(set(a.hidden)) != 1:
         raise ConfigError(
