@@ -278,3 +278,35 @@ def test_next_values_from_the_next_row_equal_the_critic_on_next_obs():
         want = learner._forward(nxt, actor=False)[2]
         got = learner._next_values(v, nxt, rows["done"], 7, 4)
     torch.testing.assert_close(got, want)
+
+
+def test_logp_recorded_while_sampling_is_the_policy_density_of_the_action():
+    """The rollout's `logp/{team}` (from the sampling noise) equals the Gaussian density of
+    the recorded action under the actor `prepare` would run, so `prepare` gives the same
+    data with the field as when it recomputes it."""
+    from predprey.rollout import Sampler
+    from predprey.runner import Runner
+
+    cfg = config_from_dict({
+        "env": {"scenario": "tag", "num_envs": 4, "preset": "mpe", "episode_length": 3},
+        "algo": {"name": "ppo", "hidden": [8], "share_params": False},
+    })  # fmt: skip
+    learner = PPOLearner(team_specs_of(cfg), cfg.algo, seed=3)
+    with torch.no_grad():
+        learner.log_std["predator"].add_(torch.tensor([[0.3, -0.2], [0.0, 0.1], [-0.4, 0.2]]))
+    runner = Runner(cfg, 0, Sampler(learner), with_done=True)
+    rows = runner.collect(5, 0.0, np.random.default_rng(0)).transitions
+    assert rows["logp/predator"].shape == (20, 3) and rows["logp/prey"].shape == (20, 1)
+    obs = {t.name: torch.as_tensor(rows[f"obs/{t.name}"]) for t in learner.teams}
+    act = torch.cat([torch.as_tensor(rows[f"act/{t}"]) for t in ("predator", "prey")], 1)
+    with torch.no_grad():
+        mean, log_std, _ = learner._forward(obs)
+        want = learner._log_prob(act, mean, log_std)  # [R, A]
+    got = np.concatenate([rows["logp/predator"], rows["logp/prey"]], 1)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-4)
+
+    with_field, _ = learner.prepare(rows, 5, 4)
+    without = {k: v for k, v in rows.items() if not k.startswith("logp/")}
+    recomputed, _ = learner.prepare(without, 5, 4)
+    for k, v in recomputed.items():
+        torch.testing.assert_close(with_field[k], v, rtol=1e-4, atol=1e-4)

@@ -27,13 +27,24 @@ from predprey.runner import Runner
 
 
 class Sampler:
-    """What the runner acts with during collection: Gaussian samples around the mean."""
+    """What the runner acts with during collection: Gaussian samples around the mean. Their
+    log-probabilities go into the rollout as extra fields `logp/{team}` [n] per row
+    (`extra_spec`, `extras`), so the learner need not recompute them."""
 
     def __init__(self, learner: PPOLearner):
         self.learner = learner
+        self.logp: dict[str, np.ndarray] = {}
 
     def act(self, obs, noise_std: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        return self.learner.sample(obs, rng)
+        act, self.logp = self.learner.sample(obs, rng)
+        return act
+
+    def extra_spec(self) -> dict[str, tuple]:
+        return {f"logp/{t.name}": ((t.n_agents,), "float32") for t in self.learner.trained}
+
+    def extras(self) -> dict[str, np.ndarray]:
+        """The latest `act`'s per-row fields: {"logp/{team}": [E, n]}."""
+        return {f"logp/{k}": v for k, v in self.logp.items()}
 
     def load_actor_state(self, state) -> None:
         self.learner.load_actor_state(state)

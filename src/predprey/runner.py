@@ -83,6 +83,10 @@ class Runner:
 
             actors = ActorSet.build(self.teams, config.algo)
         self.actors = actors
+        # fields the actors report for each step they act in (PPO: log-probabilities)
+        self.extra = hasattr(actors, "extras")
+        if self.extra:
+            self.spec.update(actors.extra_spec())
         self.version = 0
         self.recorder = Recorder(self.env, record_envs, record_every)
         self._packed: dict[str, np.ndarray] | None = None  # collect(packed=True)'s arrays
@@ -183,6 +187,9 @@ class Runner:
         for s in range(S):
             t0 = time.perf_counter()
             act = self.act(noise_std, rng, random_actions)
+            if self.extra and not random_actions:
+                for k, v in self.actors.extras().items():
+                    out[k][s] = v
             t1 = time.perf_counter()
             res = self.env.step(act)
             t2 = time.perf_counter()

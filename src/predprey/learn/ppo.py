@@ -75,15 +75,18 @@ class PPOLearner:
         """The mean actions (deterministic; evaluation)."""
         return self.actors.act(obs, noise_std, rng)
 
-    def sample(self, obs: Mapping[str, np.ndarray], rng: np.random.Generator) -> dict:
-        """Training actions: mean + std * N(0, 1) for the trained teams (unclipped, float32);
-        the mean for teams kept fixed."""
-        out = self.actors.act(obs)
+    def sample(self, obs: Mapping[str, np.ndarray], rng: np.random.Generator):
+        """Training actions: mean + std * z, z ~ N(0, 1), for the trained teams (unclipped,
+        float32; the mean for teams kept fixed), and their log-probabilities {team: [E, n]}
+        (`_log_prob` of the sample, from z: what `prepare` would otherwise recompute)."""
+        out, logp = self.actors.act(obs), {}
         for t in self.trained:
-            std = np.exp(self.log_std[t.name].detach().numpy())  # [models, 2]
+            log_std = self.log_std[t.name].detach().numpy()  # [models, 2]
             a = out[t.name]  # [E, n, 2]
-            out[t.name] = a + rng.standard_normal(a.shape, dtype=np.float32) * std
-        return out
+            z = rng.standard_normal(a.shape, dtype=np.float32)
+            out[t.name] = a + z * np.exp(log_std)
+            logp[t.name] = (-0.5 * z * z - log_std - LOG_SQRT_2PI).sum(-1, dtype=np.float32)
+        return out, logp
 
     def actor_state(self) -> dict[str, dict[str, torch.Tensor]]:
         return self.actors.actor_state()
@@ -163,9 +166,14 @@ class PPOLearner:
         nxt = {t.name: torch.as_tensor(rollout[f"next_obs/{t.name}"]) for t in self.teams}
         act = torch.cat([torch.as_tensor(rollout[f"act/{t.name}"]) for t in self.trained], 1)
         rew = np.concatenate([rollout[f"rew/{t.name}"] for t in self.trained], 1)  # [R, A]
-        mean, log_std, v = self._forward(obs)  # [R, A, 2], [A, 2], [R, A]
+        keys = [f"logp/{t.name}" for t in self.trained]
+        if all(k in rollout for k in keys):  # recorded while sampling (`sample`)
+            logp = torch.cat([torch.as_tensor(rollout[k]) for k in keys], 1)  # [R, A]
+            v = self._forward(obs, actor=False)[2]  # [R, A]
+        else:
+            mean, log_std, v = self._forward(obs)  # [R, A, 2], [A, 2], [R, A]
+            logp = self._log_prob(act, mean, log_std)  # [R, A]
         v_next = self._next_values(v, nxt, rollout["done"], T, E)  # [R, A]
-        logp = self._log_prob(act, mean, log_std)  # [R, A]
 
         def tea(x):  # [R, A] -> [T, E, A]
             return np.asarray(x, np.float32).reshape(T, E, -1)
