@@ -83,7 +83,8 @@ class Runner:
 
             actors = ActorSet.build(self.teams, config.algo)
         self.actors = actors
-        # fields the actors report for each step they act in (PPO: log-probabilities)
+        # fields the actors report for each step they act in (PPO: log-probabilities; in
+        # opponent-mixing envs they are the overwritten sample's, rows PPO's `own` mask drops)
         self.extra = hasattr(actors, "extras")
         if self.extra:
             self.spec.update(actors.extra_spec())

@@ -85,7 +85,7 @@ class PPOLearner:
             a = out[t.name]  # [E, n, 2]
             z = rng.standard_normal(a.shape, dtype=np.float32)
             out[t.name] = a + z * np.exp(log_std)
-            logp[t.name] = (-0.5 * z * z - log_std - LOG_SQRT_2PI).sum(-1, dtype=np.float32)
+            logp[t.name] = _normal_log_prob(z, log_std)  # [E, n]
         return out, logp
 
     def actor_state(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -137,8 +137,7 @@ class PPOLearner:
     @staticmethod
     def _log_prob(act: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
         """Diagonal Gaussian log-density, summed over the action components: [B, A]."""
-        z = (act - mean) / log_std.exp()
-        return (-0.5 * z.pow(2) - log_std - LOG_SQRT_2PI).sum(-1)
+        return _normal_log_prob((act - mean) / log_std.exp(), log_std)
 
     # ------------------------------------------------------------------ learning
     def learn(self, rollout: Mapping[str, np.ndarray], T: int, E: int, rng) -> list[dict]:
@@ -331,6 +330,12 @@ def _per_agent(mlp: BatchedMLP, x: torch.Tensor, tanh: bool = False) -> torch.Te
 def _team_mean(x: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     """Per-unit x [U] -> the mean over each team's units [k]."""
     return (x @ K) / K.sum(0)
+
+
+def _normal_log_prob(z, log_std):
+    """Log-density of a diagonal Gaussian at mean + exp(log_std) * z, summed over the action
+    components: [..., 2] -> [...]. NumPy (sampling) or torch (the loss) alike."""
+    return (-0.5 * z * z - log_std - LOG_SQRT_2PI).sum(-1)
 
 
 def _mean_rows(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
