@@ -101,3 +101,30 @@ def test_local_slots_per_observer_team():
     np.testing.assert_array_equal(o["prey"], full["prey"][..., keep])
     with pytest.raises(ValueError, match="pair"):
         pe.make("tag", obs="local", k_prey=[1, 0, 2])
+
+
+def test_spread_without_own_position_zeroes_it_and_nothing_else():
+    kw = dict(num_envs=3, seed=4, obs="local", num_agents=6, density=1.0, k_agents=2,
+              k_landmarks=2)  # fmt: skip
+    with_pos = pe.make("spread", **kw).reset()["agent"]
+    without = pe.make("spread", own_position=False, **kw).reset()["agent"]
+    assert np.abs(with_pos[..., 2:4]).max() > 0.1
+    np.testing.assert_array_equal(without[..., 2:4], 0.0)
+    np.testing.assert_array_equal(without[..., :2], with_pos[..., :2])
+    np.testing.assert_array_equal(without[..., 4:], with_pos[..., 4:])
+    with pytest.raises(ValueError, match="own_position applies only to obs 'local'"):
+        pe.make("spread", num_envs=1, own_position=False)
+
+
+def test_tag_without_own_position_zeroes_it_and_nothing_else():
+    kw = dict(num_envs=3, seed=4, obs="local", num_predators=6, num_prey=2, num_obstacles=4,
+              density=1.0)  # fmt: skip
+    with_pos = pe.make("tag", **kw).reset()
+    without = pe.make("tag", own_position=False, **kw).reset()
+    for team in ("predator", "prey"):
+        assert np.abs(with_pos[team][..., 2:4]).max() > 0.1
+        np.testing.assert_array_equal(without[team][..., 2:4], 0.0)
+        np.testing.assert_array_equal(np.delete(without[team], [2, 3], -1),
+                                      np.delete(with_pos[team], [2, 3], -1))  # fmt: skip
+    with pytest.raises(ValueError, match="own_position applies only to obs 'local'"):
+        pe.make("tag", num_envs=1, own_position=False)

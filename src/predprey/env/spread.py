@@ -59,6 +59,10 @@ class SpreadParams:
     k_agents: int | None = None  # obs local only: nearest other agents seen (default 3)
     k_landmarks: int | None = None  # obs local only: nearest landmarks seen (default 3)
     density: float | None = None  # agents per unit area: the arena grows with N (walled)
+    # obs local only: false leaves the own-position feature at 0, so the observation is
+    # purely egocentric (seed 004's: own velocity, nearest agents and landmarks); a policy
+    # then cannot tie its moves to where it is in a world of a given size
+    own_position: bool = True
     # shared: every agent gets the whole coverage term (mpe2); nearest: each landmark's
     # distance term goes to its nearest agent only (per-agent credit; same team total)
     credit: str = "shared"
@@ -84,9 +88,13 @@ class SpreadParams:
                 raise ValueError(f"{name} must be a positive number, got {a!r}")
         if self.credit not in CREDITS:
             raise ValueError(f"credit: unknown credit {self.credit!r}; choose one of {CREDITS}")
+        if not isinstance(self.own_position, bool):
+            raise ValueError(f"own_position must be true or false, got {self.own_position!r}")
         for name in ("k_agents", "k_landmarks"):
             if getattr(self, name) is not None and self.obs != "local":
                 raise ValueError(f"{name} applies only to obs 'local', not {self.obs!r}")
+        if not self.own_position and self.obs != "local":
+            raise ValueError(f"own_position applies only to obs 'local', not {self.obs!r}")
 
 
 class Spread(Scenario):
@@ -136,8 +144,9 @@ class Spread(Scenario):
         if self.obs_mode == "local":
             out = np.empty((E, N, self.obs_dims["agent"]), np.float32)
             starts = np.array([0, N], np.int64)
+            inv_half = 1.0 / self.half if self.params.own_position else 0.0
             local_observe(pos, vel, lm, state.alive, starts, self.k_team, self.k_landmarks,
-                          self.centre, 1.0 / self.half, out)  # fmt: skip
+                          self.centre, inv_half, out)  # fmt: skip
             return {"agent": out}
         to_lm = lm[:, None, :, :] - pos[:, :, None, :]  # [E, N, L, 2]
         to_other = pos[:, self._others] - pos[:, :, None, :]  # [E, N, N-1, 2]

@@ -61,6 +61,8 @@ class TagParams:
     k_predators: int | tuple[int, ...] | None = None
     k_prey: int | tuple[int, ...] | None = None
     k_landmarks: int | None = None
+    # obs local only: false leaves the own-position feature at 0 (purely egocentric)
+    own_position: bool | None = None
     density: float | None = None  # preset mpe: agents per unit area, the arena grows with N
     # preset mpe: shared = every predator +10 per touch of any predator (mpe2); own = +10 per
     # prey this predator touches (per-agent credit: the team total is the same per touch / 3)
@@ -92,8 +94,10 @@ class TagParams:
                 isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < math.inf
             ):
                 raise ValueError(f"{name} must be a positive number, got {v!r}")
-        if self.remove_caught is not None and not isinstance(self.remove_caught, bool):
-            raise ValueError(f"remove_caught must be true or false, got {self.remove_caught!r}")
+        for name in ("remove_caught", "own_position"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, bool):
+                raise ValueError(f"{name} must be true or false, got {v!r}")
         if self.predator_credit not in (None, *CREDITS):
             raise ValueError(f"predator_credit: unknown credit {self.predator_credit!r}; "
                              f"choose one of {CREDITS}")  # fmt: skip
@@ -122,8 +126,9 @@ ONLY_FOR = dict(arena_size=("preset", "seed"), capture_radius=("preset", "seed")
                 remove_caught=("preset", "seed"), num_rays=("obs", "rays"),
                 view_distance=("obs", "rays"), k_predators=("obs", "local"),
                 k_prey=("obs", "local"), k_landmarks=("obs", "local"),
+                own_position=("obs", "local"),
                 density=("preset", "mpe"), predator_credit=("preset", "mpe"))  # fmt: skip
-OBS_DEFAULTS = dict(num_rays=30, k_predators=3, k_prey=3, k_landmarks=2)
+OBS_DEFAULTS = dict(num_rays=30, k_predators=3, k_prey=3, k_landmarks=2, own_position=True)
 # fmt: off
 PRESET_DEFAULTS = {
     "mpe": dict(obs="mpe", num_predators=3, num_prey=1, num_obstacles=2, episode_length=25,
@@ -154,6 +159,7 @@ class Tag(Scenario):
         pair = [k if isinstance(k, tuple) else (k, k) for k in (r["k_predators"], r["k_prey"])]
         self.k_team = np.array(pair, np.int64).T  # [observer team, seen team]
         self.k_landmarks = r["k_landmarks"]
+        self.own_position = r["own_position"]
         self.density = r.get("density")  # preset mpe only
         self.own_credit = r.get("predator_credit") == "own"
         if self.preset == "seed":
@@ -242,6 +248,8 @@ class Tag(Scenario):
             else:  # world units; own position in half-widths from the centre
                 pos, vel, lm = state.pos, state.vel, state.landmark_pos
                 centre, inv_half = self._centre(), 1.0 / self.half
+            if not self.own_position:
+                inv_half = 0.0
             local_observe(pos, vel, lm, state.alive, starts, self.k_team, self.k_landmarks,
                           centre, inv_half, out)  # fmt: skip
         d_pred, d_prey = self.obs_dims["predator"], self.obs_dims["prey"]
