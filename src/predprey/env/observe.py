@@ -10,7 +10,8 @@ local: [own vel (2), own pos (2)], then for each team t its k_t nearest living a
        each [present, rel pos (2), rel vel (2)], then the k_landmarks nearest landmarks, each
        [present, rel pos (2)]; missing slots are all zero. The size does not depend on the
        number of agents, so one policy runs at any N. Own position is in units of the arena's
-       half-width from its centre ([-1, 1] inside the arena); the rest is egocentric, in the
+       half-width from its centre ([-1, 1] inside the arena; 0 where the scenario's
+       `own_position` is false, for a purely egocentric view); the rest is egocentric, in the
        scenario's length unit (world units; the seed preset's half-width), so with the
        density held it has the same distribution at any N.
 rays reads world coordinates.
