@@ -61,8 +61,8 @@ class SpreadParams:
     density: float | None = None  # agents per unit area: the arena grows with N (walled)
     # obs local only: false leaves the own-position feature at 0, so the observation is
     # purely egocentric (seed 004's: own velocity, nearest agents and landmarks); a policy
-    # then cannot tie its moves to where it is in a world of a given size
-    own_position: bool = True
+    # then cannot tie its moves to where it is in a world of a given size (default true)
+    own_position: bool | None = None
     # shared: every agent gets the whole coverage term (mpe2); nearest: each landmark's
     # distance term goes to its nearest agent only (per-agent credit; same team total)
     credit: str = "shared"
@@ -88,13 +88,11 @@ class SpreadParams:
                 raise ValueError(f"{name} must be a positive number, got {a!r}")
         if self.credit not in CREDITS:
             raise ValueError(f"credit: unknown credit {self.credit!r}; choose one of {CREDITS}")
-        if not isinstance(self.own_position, bool):
+        if self.own_position is not None and not isinstance(self.own_position, bool):
             raise ValueError(f"own_position must be true or false, got {self.own_position!r}")
-        for name in ("k_agents", "k_landmarks"):
+        for name in ("k_agents", "k_landmarks", "own_position"):
             if getattr(self, name) is not None and self.obs != "local":
                 raise ValueError(f"{name} applies only to obs 'local', not {self.obs!r}")
-        if not self.own_position and self.obs != "local":
-            raise ValueError(f"own_position applies only to obs 'local', not {self.obs!r}")
 
 
 class Spread(Scenario):
@@ -123,6 +121,7 @@ class Spread(Scenario):
         self.centre = np.full(2, h if walled else 0.0)
         self.k_team = np.array([[3 if p.k_agents is None else p.k_agents]], np.int64)  # [1, 1]
         self.k_landmarks = 3 if p.k_landmarks is None else p.k_landmarks
+        self.own_position = p.own_position is not False  # None: the default, true
         if p.obs == "mpe":
             self.obs_dims = {"agent": 4 + 2 * self.num_landmarks + 2 * (n - 1)}
         else:
@@ -144,7 +143,7 @@ class Spread(Scenario):
         if self.obs_mode == "local":
             out = np.empty((E, N, self.obs_dims["agent"]), np.float32)
             starts = np.array([0, N], np.int64)
-            inv_half = 1.0 / self.half if self.params.own_position else 0.0
+            inv_half = 1.0 / self.half if self.own_position else 0.0
             local_observe(pos, vel, lm, state.alive, starts, self.k_team, self.k_landmarks,
                           self.centre, inv_half, out)  # fmt: skip
             return {"agent": out}
