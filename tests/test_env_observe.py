@@ -128,3 +128,33 @@ def test_tag_without_own_position_zeroes_it_and_nothing_else():
                                       np.delete(with_pos[team], [2, 3], -1))  # fmt: skip
     with pytest.raises(ValueError, match="own_position applies only to obs 'local'"):
         pe.make("tag", num_envs=1, own_position=False)
+
+
+@pytest.mark.parametrize("num_agents", [6, 40])  # all pairs, then the cell grid
+def test_spread_landmark_claims_against_all_pairs(num_agents):
+    """landmark_claims: each landmark slot ends with the distance from that landmark to its
+    nearest agent other than the observer, capped at 1; the rest of the observation is the
+    plain one."""
+    kw = dict(num_envs=4, seed=3, obs="local", num_agents=num_agents, density=1.0, k_agents=1,
+              k_landmarks=3)  # fmt: skip
+    plain_env = pe.make("spread", **kw)
+    env = pe.make("spread", landmark_claims=True, **kw)
+    assert env.obs_dims["agent"] == plain_env.obs_dims["agent"] + 3
+    plain, obs = plain_env.reset()["agent"], env.reset()["agent"]
+    pos, lm = env.state.pos, env.state.landmark_pos  # [E, N, 2], [E, L, 2]
+    head = 4 + 5  # own vel, own pos, one agent slot
+    np.testing.assert_array_equal(obs[..., :head], plain[..., :head])
+    slots = obs[..., head:].reshape(*obs.shape[:2], 3, 4)  # [E, N, k, present dx dy claim]
+    np.testing.assert_array_equal(slots[..., :3].reshape(plain[..., head:].shape),
+                                  plain[..., head:])  # fmt: skip
+    lm_agent = np.linalg.norm(lm[:, :, None] - pos[:, None], axis=-1)  # [E, L, N]
+    for e in range(4):
+        for i in range(num_agents):
+            for s in range(3):
+                seen = pos[e, i] + slots[e, i, s, 1:3]  # the landmark's position
+                j = np.argmin(np.linalg.norm(lm[e] - seen, axis=-1))
+                others = np.delete(lm_agent[e, j], i)
+                assert slots[e, i, s, 3] == pytest.approx(min(others.min(), 1.0), abs=1e-5)
+    assert slots[..., 3].min() > 0 and slots[..., 3].max() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="landmark_claims applies only to obs 'local'"):
+        pe.make("spread", num_envs=1, landmark_claims=True)

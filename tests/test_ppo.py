@@ -310,3 +310,53 @@ def test_logp_recorded_while_sampling_is_the_policy_density_of_the_action():
     recomputed, _ = learner.prepare(without, 5, 4)
     for k, v in recomputed.items():
         torch.testing.assert_close(with_field[k], v, rtol=1e-4, atol=1e-4)
+
+
+def test_value_norm_fits_each_team_in_its_own_units():
+    """algo.value_norm: the critics regress each team's returns scaled by that team's
+    running mean and std (predators' returns ~50, prey's ~-1 here), and GAE reads the
+    critics back in return units, so the advantages are those of the unscaled values."""
+    teams = (TeamSpec("predator", 2, 5), TeamSpec("prey", 1, 5))
+    T, E = 4, 16
+    rng = np.random.default_rng(0)
+    rollout = {
+        **{f"{k}/{t.name}": rng.standard_normal((T * E, t.n_agents, 5)).astype(np.float32)
+           for k in ("obs", "next_obs") for t in teams},
+        **{f"act/{t.name}": np.zeros((T * E, t.n_agents, 2), np.float32) for t in teams},
+        "rew/predator": rng.normal(10.0, 3.0, (T * E, 2)).astype(np.float32),
+        "rew/prey": rng.normal(-0.2, 0.05, (T * E, 1)).astype(np.float32),
+        "terminated": np.zeros(T * E, np.float32), "done": np.zeros(T * E, np.float32),
+    }  # fmt: skip
+    algo = AlgoConfig(name="ppo", hidden=(8,), value_norm=True)
+    learner = PPOLearner(teams, algo, seed=2)
+    plain = PPOLearner(teams, AlgoConfig(name="ppo", hidden=(8,)), seed=2)
+    first, _ = learner.prepare(rollout, T, E)
+    base, _ = plain.prepare(rollout, T, E)
+    # no statistics before the first rollout: the same advantages as without value_norm
+    np.testing.assert_allclose(first["adv"], base["adv"], rtol=1e-5)
+    for cols in ([0, 1], [2]):  # the targets of each team: mean 0, std 1
+        ret = first["ret"][:, cols]
+        assert float(ret.mean()) == pytest.approx(0.0, abs=1e-4)
+        assert float(ret.std(unbiased=False)) == pytest.approx(1.0, abs=1e-4)
+    mean, std = learner._moments()
+    np.testing.assert_allclose(first["ret"] * std + mean, base["ret"], rtol=1e-4, atol=1e-3)
+    # a second rollout: the critic's raw outputs are the values, in the units of the
+    # statistics before it; the targets are in those that include it
+    m0, s0 = learner._moments()
+    second, _ = learner.prepare(rollout, T, E)
+    obs = {t.name: torch.as_tensor(rollout[f"obs/{t.name}"]) for t in teams}
+    with torch.no_grad():
+        raw = learner._forward(obs, actor=False)[2]  # [R, 3]
+    np.testing.assert_allclose(second["value"], raw, rtol=1e-4, atol=1e-4)
+    mean, std = learner._moments()
+    returns, values = second["ret"] * std + mean, second["value"] * s0 + m0
+    np.testing.assert_allclose(second["adv"], returns - values, rtol=1e-4, atol=1e-3)
+    assert float(mean[0]) > 20 and float(mean[2]) < 0  # predators' and prey's own scales
+    # the statistics travel with the checkpoint; one without them cannot resume value_norm
+    other = PPOLearner(teams, algo, seed=5)
+    other.load_state_dict(learner.state_dict())
+    torch.testing.assert_close(other.ret_stats, learner.ret_stats)
+    state = plain.state_dict()
+    del state["ret_stats"]
+    with pytest.raises(ValueError, match="return statistics"):
+        other.load_state_dict(state)

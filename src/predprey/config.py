@@ -83,6 +83,9 @@ class AlgoConfig:
     vf_coef: float = 0.5
     gae_lambda: float = 0.95
     log_std_init: float = -0.5  # Gaussian log-std (state-independent, learned)
+    # Critics regress returns scaled by a running mean and std per team (MAPPO's value
+    # normalisation): teams whose returns differ 10x in scale fit at one learning rate
+    value_norm: bool = False
     # At a time limit the value target bootstraps from V(final observation) (true), or the
     # limit ends the return (false, as JaxMARL's IPPO and MAPPO do). Final observations are
     # never regressed on, so where they leave the states the critic trains on (tag: agents

@@ -8,7 +8,10 @@ rays:  `num_rays` rays evenly around each agent at angles 2*pi*k/num_rays (world
 local: [own vel (2), own pos (2)], then for each team t its k_t nearest living agents other
        than self (k_t may depend on the observer's team: k[observer team, t]), nearest first,
        each [present, rel pos (2), rel vel (2)], then the k_landmarks nearest landmarks, each
-       [present, rel pos (2)]; missing slots are all zero. The size does not depend on the
+       [present, rel pos (2)] (with `claims`, [present, rel pos (2), claim]: the distance
+       from the landmark to the nearest agent of the observer's team other than itself,
+       capped at CLAIM_CAP: whether someone else is already there); missing slots are all
+       zero. The size does not depend on the
        number of agents, so one policy runs at any N. Own position is in units of the arena's
        half-width from its centre ([-1, 1] inside the arena; 0 where the scenario's
        `own_position` is false, for a purely egocentric view); the rest is egocentric, in the
@@ -27,12 +30,13 @@ from numba import njit
 from predprey.env.grid import GRID_MIN, grid_alloc, grid_build, grid_fill, grid_knn
 
 AGENT_SLOT = 5  # present, dx, dy, dvx, dvy
-LANDMARK_SLOT = 3  # present, dx, dy
+LANDMARK_SLOT = 3  # present, dx, dy (+ claim)
+CLAIM_CAP = 1.0  # world units: a landmark's nearest other agent farther than this reads as this
 
 
-def local_dim(k_per_team, k_landmarks: int) -> int:
+def local_dim(k_per_team, k_landmarks: int, claims: bool = False) -> int:
     """Size of an observation with k_per_team[t] slots for team t."""
-    return int(4 + AGENT_SLOT * sum(k_per_team) + LANDMARK_SLOT * k_landmarks)
+    return int(4 + AGENT_SLOT * sum(k_per_team) + (LANDMARK_SLOT + claims) * k_landmarks)
 
 
 @njit(cache=True, inline="always")
@@ -89,11 +93,12 @@ def ray_observe(pos, alive, n_pred, num_rays, view_distance, out):
 
 @njit(cache=True)
 def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks, centre, inv_half,
-                  out):  # fmt: skip
+                  claims, out):  # fmt: skip
     """out [E, N, D] float32, D >= every observer team's local_dim (the rest is left zero).
     team_start [T + 1]: agent index where each team starts (last entry N); k_team [T, T]:
     k_team[u, t] slots for team t in the observations of team u's agents. Own position is
     (pos - centre) * inv_half (centre [2]); relative positions and velocities are as given.
+    claims: landmark slots end with the landmark's claim (module docstring).
     Neighbours come from a cell grid per team and one over the landmarks
     (`predprey.env.grid`): O(N) per env."""
     E, N = pos.shape[0], pos.shape[1]
@@ -102,6 +107,9 @@ def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks
     kmax = max(k_landmarks, 1, k_team.max())
     idx = np.empty(kmax, np.int64)
     dist = np.empty(kmax, np.float64)
+    lm_idx = np.empty(kmax, np.int64)
+    other, other_d = np.empty(1, np.int64), np.empty(1, np.float64)
+    lm_slot = LANDMARK_SLOT + 1 if claims else LANDMARK_SLOT
     xs, ys, ids, items, cell_of, start, geo = grid_alloc(T + 1, max(N, L))
     m = np.zeros(T + 1, np.int64)
     every = np.empty(0, np.bool_)  # landmarks: no alive mask
@@ -139,10 +147,15 @@ def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks
                     o[b + 4] = vel[e, j, 1] - vel[e, i, 1]
                 c += AGENT_SLOT * k_team[u, t]
             n = grid_knn(px, py, -1, k_landmarks, xs[T], ys[T], ids[T], m[T], items[T],
-                         start[T], geo[T], idx, dist)  # fmt: skip
+                         start[T], geo[T], lm_idx, dist)  # fmt: skip
             for s in range(n):
-                j = idx[s]
-                b = c + LANDMARK_SLOT * s
+                j = lm_idx[s]
+                b = c + lm_slot * s
+                lx, ly = landmark_pos[e, j, 0], landmark_pos[e, j, 1]
                 o[b] = 1.0
-                o[b + 1] = landmark_pos[e, j, 0] - px
-                o[b + 2] = landmark_pos[e, j, 1] - py
+                o[b + 1] = lx - px
+                o[b + 2] = ly - py
+                if claims:
+                    found = grid_knn(lx, ly, i, 1, xs[u], ys[u], ids[u], m[u], items[u],
+                                     start[u], geo[u], other, other_d)  # fmt: skip
+                    o[b + 3] = min(math.sqrt(other_d[0]), CLAIM_CAP) if found else CLAIM_CAP

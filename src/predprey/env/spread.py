@@ -63,6 +63,10 @@ class SpreadParams:
     # purely egocentric (seed 004's: own velocity, nearest agents and landmarks); a policy
     # then cannot tie its moves to where it is in a world of a given size (default true)
     own_position: bool | None = None
+    # obs local only: each landmark slot also holds the distance from the landmark to its
+    # nearest other agent (capped at 1): whether someone else is already there, which an
+    # agent seeing few agents cannot tell in a crowd (default false)
+    landmark_claims: bool | None = None
     # shared: every agent gets the whole coverage term (mpe2); nearest: each landmark's
     # distance term goes to its nearest agent only (per-agent credit; same team total)
     credit: str = "shared"
@@ -88,9 +92,11 @@ class SpreadParams:
                 raise ValueError(f"{name} must be a positive number, got {a!r}")
         if self.credit not in CREDITS:
             raise ValueError(f"credit: unknown credit {self.credit!r}; choose one of {CREDITS}")
-        if self.own_position is not None and not isinstance(self.own_position, bool):
-            raise ValueError(f"own_position must be true or false, got {self.own_position!r}")
-        for name in ("k_agents", "k_landmarks", "own_position"):
+        for name in ("own_position", "landmark_claims"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, bool):
+                raise ValueError(f"{name} must be true or false, got {v!r}")
+        for name in ("k_agents", "k_landmarks", "own_position", "landmark_claims"):
             if getattr(self, name) is not None and self.obs != "local":
                 raise ValueError(f"{name} applies only to obs 'local', not {self.obs!r}")
 
@@ -122,10 +128,11 @@ class Spread(Scenario):
         self.k_team = np.array([[3 if p.k_agents is None else p.k_agents]], np.int64)  # [1, 1]
         self.k_landmarks = 3 if p.k_landmarks is None else p.k_landmarks
         self.own_position = p.own_position is not False  # None: the default, true
+        self.claims = bool(p.landmark_claims)
         if p.obs == "mpe":
             self.obs_dims = {"agent": 4 + 2 * self.num_landmarks + 2 * (n - 1)}
         else:
-            self.obs_dims = {"agent": int(local_dim(self.k_team[0], self.k_landmarks))}
+            self.obs_dims = {"agent": int(local_dim(self.k_team[0], self.k_landmarks, self.claims))}
         # others[i] = every agent index but i, in order: [N, N-1]
         self._others = np.array([[j for j in range(n) if j != i] for i in range(n)], np.int64)
 
@@ -145,7 +152,7 @@ class Spread(Scenario):
             starts = np.array([0, N], np.int64)
             inv_half = 1.0 / self.half if self.own_position else 0.0
             local_observe(pos, vel, lm, state.alive, starts, self.k_team, self.k_landmarks,
-                          self.centre, inv_half, out)  # fmt: skip
+                          self.centre, inv_half, self.claims, out)  # fmt: skip
             return {"agent": out}
         to_lm = lm[:, None, :, :] - pos[:, :, None, :]  # [E, N, L, 2]
         to_other = pos[:, self._others] - pos[:, :, None, :]  # [E, N, N-1, 2]

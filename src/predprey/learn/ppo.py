@@ -63,6 +63,11 @@ class PPOLearner:
         self.M = {p: torch.from_numpy(m) for p, m in M.items()}
         self.K = {p: torch.from_numpy(unit_teams(sizes, m)) for p, m in M.items()}  # [U, k]
 
+        # value normalisation: per trained team, EMAs of the return and its square and the
+        # EMA of 1 (debiasing), [3, k]; the critics output returns in these units
+        self.team_of = torch.cat([torch.full((t.n_agents,), j) for j, t in enumerate(self.trained)])
+        self.ret_stats = torch.zeros(3, len(self.trained), dtype=torch.float64)
+
         self.actor_groups = [
             [*self.actors.actors[t.name].parameters(), self.log_std[t.name]] for t in self.trained
         ]
@@ -173,6 +178,7 @@ class PPOLearner:
             mean, log_std, v = self._forward(obs)  # [R, A, 2], [A, 2], [R, A]
             logp = self._log_prob(act, mean, log_std)  # [R, A]
         v_next = self._next_values(v, nxt, rollout["done"], T, E)  # [R, A]
+        v, v_next = self._unscale(v), self._unscale(v_next)  # in return units
 
         def tea(x):  # [R, A] -> [T, E, A]
             return np.asarray(x, np.float32).reshape(T, E, -1)
@@ -184,6 +190,9 @@ class PPOLearner:
             ends, rollout["done"].reshape(T, E), a.gamma, a.gae_lambda,
         )  # fmt: skip
         ret = adv + value  # [T, E, A]: lambda-returns, the value targets
+        old_value = self._scale(torch.from_numpy(value.reshape(T * E, -1)))  # critic's units
+        if a.value_norm:  # then the targets in the units that include this rollout
+            self._track_returns(ret.reshape(T * E, -1))
         none = np.zeros(T * E, np.float32)
         own = np.concatenate([  # [R, A]: 1 where the agent's policy acted (train.scripted_*)
             np.repeat(1.0 - rollout.get(f"scripted/{t.name}", none)[:, None], t.n_agents, 1)
@@ -192,8 +201,8 @@ class PPOLearner:
         data = {
             **{f"obs/{k}": o for k, o in obs.items()},
             "act": act, "logp": logp, "adv": torch.from_numpy(adv.reshape(T * E, -1)),
-            "ret": torch.from_numpy(ret.reshape(T * E, -1)),
-            "value": torch.from_numpy(value.reshape(T * E, -1)),
+            "ret": self._scale(torch.from_numpy(ret.reshape(T * E, -1))),  # critic units
+            "value": old_value,
             "own": torch.from_numpy(own.astype(np.float32)),
         }  # fmt: skip
         v_u, r_u = unit_mean(value, M["value"]), unit_mean(ret, M["value"])  # [T, E, Uv]
@@ -203,6 +212,38 @@ class PPOLearner:
         ev = 1.0 - resid / np.maximum(spread, 1e-8)
         names = [f"explained_variance/{t.name}" for t in self.trained]
         return data, {k: float(x) for k, x in zip(names, ev, strict=True)}
+
+    def _moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Running mean and std of each agent's team's returns [A] (0, 1 without
+        `value_norm` or before the first rollout)."""
+        m1, m2, w = self.ret_stats
+        if not self.algo.value_norm or not bool((w > 0).all()):
+            return torch.zeros(len(self.team_of)), torch.ones(len(self.team_of))
+        mean = m1 / w
+        std = (m2 / w - mean * mean).clamp(min=1e-4).sqrt()
+        return mean[self.team_of].float(), std[self.team_of].float()
+
+    def _scale(self, ret: torch.Tensor) -> torch.Tensor:
+        """Returns [R, A] -> the critics' units."""
+        mean, std = self._moments()
+        return (ret - mean) / std
+
+    def _unscale(self, v: torch.Tensor) -> torch.Tensor:
+        """Critic outputs [R, A] -> returns."""
+        mean, std = self._moments()
+        return v * std + mean
+
+    def _track_returns(self, ret: np.ndarray, beta: float = 0.99) -> None:
+        """Fold one rollout's returns [R, A] into each team's EMAs (MAPPO's ValueNorm,
+        per iteration rather than per minibatch)."""
+        r = torch.from_numpy(ret).double()
+        k = len(self.trained)
+        n = torch.zeros(k, dtype=torch.float64).index_add_(0, self.team_of, torch.full(
+            (len(self.team_of),), float(r.shape[0]), dtype=torch.float64))  # fmt: skip
+        s1 = torch.zeros(k, dtype=torch.float64).index_add_(0, self.team_of, r.sum(0))
+        s2 = torch.zeros(k, dtype=torch.float64).index_add_(0, self.team_of, (r * r).sum(0))
+        batch = torch.stack([s1 / n, s2 / n, torch.ones(k, dtype=torch.float64)])  # [3, k]
+        self.ret_stats.mul_(beta).add_((1 - beta) * batch)
 
     def _next_values(self, v, nxt, done, T: int, E: int) -> torch.Tensor:
         """V of every row's next observation [R, A]. Within an episode that is the next
@@ -296,6 +337,7 @@ class PPOLearner:
             "actors": team_states(self.actors.actors),
             "log_std": {k: p.detach().clone() for k, p in self.log_std.items()},
             "critics": team_states(self.critics),
+            "ret_stats": self.ret_stats.clone(),
         })  # fmt: skip
 
     def load_state_dict(self, state: Mapping) -> None:
@@ -308,6 +350,12 @@ class PPOLearner:
                 if tuple(state["log_std"][name].shape) != tuple(p.shape):
                     raise ValueError(f"log_std {name!r} has another shape")
                 p.copy_(state["log_std"][name])
+        if "ret_stats" in state:  # (absent from checkpoints written before value_norm)
+            if tuple(state["ret_stats"].shape) != tuple(self.ret_stats.shape):
+                raise ValueError("ret_stats has another shape")
+            self.ret_stats.copy_(state["ret_stats"])
+        elif self.algo.value_norm:
+            raise ValueError("checkpoint has no return statistics for algo.value_norm")
         learner_state.load_rest(self, state)
 
 
