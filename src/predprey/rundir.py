@@ -98,9 +98,8 @@ class RunDir:
 
     # -- metrics -------------------------------------------------------------
     def append_metrics(self, row: Mapping[str, Any]) -> None:
-        line = json.dumps({k: _jsonable(v) for k, v in row.items()})
         with open(self.metrics_path, "a") as f:
-            f.write(line + "\n")
+            f.write(metrics_line(row))
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """All complete metrics lines; a torn last line (run still writing) is skipped."""
@@ -184,6 +183,11 @@ def iter_new_metrics(run: RunDir, offset: int) -> Iterator[tuple[int, dict[str, 
                 yield offset, json.loads(raw)
             except json.JSONDecodeError:
                 continue
+
+
+def metrics_line(row: Mapping[str, Any]) -> str:
+    """One metrics.jsonl line for `row`, newline included."""
+    return json.dumps({k: _jsonable(v) for k, v in row.items()}) + "\n"
 
 
 def _jsonable(v: Any) -> Any:

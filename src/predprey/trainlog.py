@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from predprey.rundir import RunDir
+from predprey.rundir import RunDir, metrics_line
 
 
 class TrainLog:
@@ -110,10 +110,11 @@ class TrainLog:
 
 
 def truncate_metrics(run: RunDir, env_steps: int) -> None:
-    """Drop metrics lines written after the checkpoint we resume from (they will be redone)."""
+    """Drop metrics lines written after the checkpoint we resume from (they will be redone).
+    The kept lines go to a temporary file that then replaces metrics.jsonl in one step, so a
+    resume killed here leaves the old file whole (it once emptied it first and lost the
+    rows not yet written back)."""
     rows = [r for r in run.read_metrics() if r.get("env_steps", 0) <= env_steps]
     tmp = run.metrics_path.with_name(run.metrics_path.name + ".tmp")
-    tmp.write_text("")
+    tmp.write_text("".join(metrics_line(r) for r in rows))
     os.replace(tmp, run.metrics_path)
-    for r in rows:
-        run.append_metrics(r)
