@@ -107,7 +107,6 @@ def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks
     kmax = max(k_landmarks, 1, k_team.max())
     idx = np.empty(kmax, np.int64)
     dist = np.empty(kmax, np.float64)
-    lm_idx = np.empty(kmax, np.int64)
     other, other_d = np.empty(1, np.int64), np.empty(1, np.float64)
     lm_slot = LANDMARK_SLOT + 1 if claims else LANDMARK_SLOT
     xs, ys, ids, items, cell_of, start, geo = grid_alloc(T + 1, max(N, L))
@@ -147,9 +146,9 @@ def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks
                     o[b + 4] = vel[e, j, 1] - vel[e, i, 1]
                 c += AGENT_SLOT * k_team[u, t]
             n = grid_knn(px, py, -1, k_landmarks, xs[T], ys[T], ids[T], m[T], items[T],
-                         start[T], geo[T], lm_idx, dist)  # fmt: skip
+                         start[T], geo[T], idx, dist)  # fmt: skip
             for s in range(n):
-                j = lm_idx[s]
+                j = idx[s]
                 b = c + lm_slot * s
                 lx, ly = landmark_pos[e, j, 0], landmark_pos[e, j, 1]
                 o[b] = 1.0

@@ -238,8 +238,7 @@ class PPOLearner:
         per iteration rather than per minibatch)."""
         r = torch.from_numpy(ret).double()
         k = len(self.trained)
-        n = torch.zeros(k, dtype=torch.float64).index_add_(0, self.team_of, torch.full(
-            (len(self.team_of),), float(r.shape[0]), dtype=torch.float64))  # fmt: skip
+        n = torch.bincount(self.team_of, minlength=k).double() * r.shape[0]  # [k] samples
         s1 = torch.zeros(k, dtype=torch.float64).index_add_(0, self.team_of, r.sum(0))
         s2 = torch.zeros(k, dtype=torch.float64).index_add_(0, self.team_of, (r * r).sum(0))
         batch = torch.stack([s1 / n, s2 / n, torch.ones(k, dtype=torch.float64)])  # [3, k]
