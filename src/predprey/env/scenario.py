@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
 from predprey.env.state import State
+
+
+def check_params(params, *, choices=None, ints=None, positive=(), flags=(), only_for=None,
+                 settings=None) -> None:  # fmt: skip
+    """Raise one ValueError naming the first bad field of a scenario's params dataclass; a
+    field left at None (the default) passes every check. choices: name -> (what it is,
+    allowed values); ints: name -> minimum; positive: positive finite numbers; flags: true or
+    false; only_for: name -> (setting, value), the field may be set only where
+    settings[setting] == value."""
+    for name, (what, allowed) in (choices or {}).items():
+        v = getattr(params, name)
+        if v is not None and v not in allowed:
+            raise ValueError(f"{name}: unknown {what} {v!r}; choose one of {allowed}")
+    for name, low in (ints or {}).items():
+        v = getattr(params, name)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
+            raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+    for name in positive:
+        v = getattr(params, name)
+        if v is not None and (
+            isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < math.inf
+        ):
+            raise ValueError(f"{name} must be a positive number, got {v!r}")
+    for name in flags:
+        v = getattr(params, name)
+        if v is not None and not isinstance(v, bool):
+            raise ValueError(f"{name} must be true or false, got {v!r}")
+    for name, (setting, value) in (only_for or {}).items():
+        have = settings[setting]
+        if getattr(params, name) is not None and have != value:
+            raise ValueError(f"{name} applies only to {setting} {value!r}, not {have!r}")
 
 
 class Outcome(NamedTuple):

@@ -34,7 +34,7 @@ from numba import njit
 
 from predprey.env.grid import GRID_MIN, grid_alloc, grid_box, grid_build, grid_fill, grid_knn
 from predprey.env.observe import local_dim, local_observe
-from predprey.env.scenario import Bodies, Outcome, Scenario
+from predprey.env.scenario import Bodies, Outcome, Scenario, check_params
 from predprey.env.state import State
 
 OBS_MODES = ("mpe", "local")
@@ -72,33 +72,21 @@ class SpreadParams:
     credit: str = "shared"
 
     def __post_init__(self):
-        if self.obs not in OBS_MODES:
-            raise ValueError(
-                f"obs: unknown observation mode {self.obs!r}; choose one of {OBS_MODES}"
-            )
-        for name, low in (("num_agents", 1), ("num_landmarks", 1), ("episode_length", 1),
-                          ("k_agents", 0), ("k_landmarks", 0)):  # fmt: skip
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
-                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
         lr = self.local_ratio
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 <= lr <= 1:
             raise ValueError(f"local_ratio must be a number in [0, 1], got {lr!r}")
-        for name in ("agent_size", "density"):
-            a = getattr(self, name)
-            if a is None and name == "density":
-                continue
-            if isinstance(a, bool) or not isinstance(a, int | float) or not 0 < a < np.inf:
-                raise ValueError(f"{name} must be a positive number, got {a!r}")
-        if self.credit not in CREDITS:
-            raise ValueError(f"credit: unknown credit {self.credit!r}; choose one of {CREDITS}")
-        for name in ("own_position", "landmark_claims"):
-            v = getattr(self, name)
-            if v is not None and not isinstance(v, bool):
-                raise ValueError(f"{name} must be true or false, got {v!r}")
-        for name in ("k_agents", "k_landmarks", "own_position", "landmark_claims"):
-            if getattr(self, name) is not None and self.obs != "local":
-                raise ValueError(f"{name} applies only to obs 'local', not {self.obs!r}")
+        check_params(
+            self,
+            choices=dict(obs=("observation mode", OBS_MODES), credit=("credit", CREDITS)),
+            ints=dict(num_agents=1, num_landmarks=1, episode_length=1, k_agents=0, k_landmarks=0),
+            positive=("agent_size", "density"),
+            flags=("own_position", "landmark_claims"),
+            only_for={name: ("obs", "local") for name in LOCAL_ONLY},
+            settings=dict(obs=self.obs),
+        )
+
+
+LOCAL_ONLY = ("k_agents", "k_landmarks", "own_position", "landmark_claims")
 
 
 class Spread(Scenario):

@@ -17,7 +17,6 @@ the same distance from the walls in world units (0.1) as in mpe. Add obstacles w
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +24,7 @@ import numpy as np
 from predprey.env import seed
 from predprey.env.observe import local_dim, local_observe, ray_observe
 from predprey.env.physics import touching_pairs
-from predprey.env.scenario import Bodies, Outcome, Scenario
+from predprey.env.scenario import Bodies, Outcome, Scenario, check_params
 from predprey.env.spread import arena_half_width
 from predprey.env.state import State
 from predprey.env.tag_mpe import fused_mpe_step, mpe_observe, mpe_rewards
@@ -69,12 +68,6 @@ class TagParams:
     predator_credit: str | None = None
 
     def __post_init__(self):
-        if self.preset not in PRESETS:
-            raise ValueError(f"preset: unknown preset {self.preset!r}; choose one of {PRESETS}")
-        if self.obs is not None and self.obs not in OBS_MODES:
-            raise ValueError(
-                f"obs: unknown observation mode {self.obs!r}; choose one of {OBS_MODES}"
-            )
         for name in ("k_predators", "k_prey"):
             v = getattr(self, name)
             if isinstance(v, tuple | list):
@@ -82,30 +75,20 @@ class TagParams:
                     raise ValueError(f"{name} must be an integer >= 0 or a pair of them "
                                      f"[predators', prey's], got {list(v)!r}")  # fmt: skip
                 object.__setattr__(self, name, tuple(v))
-        for name, low in INT_MINIMUMS.items():
-            v = getattr(self, name)
-            if isinstance(v, tuple) and name in ("k_predators", "k_prey"):
-                continue
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
-                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-        for name in POSITIVE:
-            v = getattr(self, name)
-            if v is not None and (
-                isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < math.inf
-            ):
-                raise ValueError(f"{name} must be a positive number, got {v!r}")
-        for name in ("remove_caught", "own_position"):
-            v = getattr(self, name)
-            if v is not None and not isinstance(v, bool):
-                raise ValueError(f"{name} must be true or false, got {v!r}")
-        if self.predator_credit not in (None, *CREDITS):
-            raise ValueError(f"predator_credit: unknown credit {self.predator_credit!r}; "
-                             f"choose one of {CREDITS}")  # fmt: skip
-        obs = self.resolved()["obs"]
-        for name, (kind, value) in ONLY_FOR.items():
-            have = self.preset if kind == "preset" else obs
-            if getattr(self, name) is not None and have != value:
-                raise ValueError(f"{name} applies only to {kind} {value!r}, not {have!r}")
+        check_params(self, choices=dict(preset=("preset", PRESETS)))  # resolved() needs it
+        ints = {n: low for n, low in INT_MINIMUMS.items()
+                if not isinstance(getattr(self, n), tuple)}  # pairs: checked above  # fmt: skip
+        check_params(
+            self,
+            choices=dict(
+                obs=("observation mode", OBS_MODES), predator_credit=("credit", CREDITS)
+            ),  # fmt: skip
+            ints=ints,
+            positive=POSITIVE,
+            flags=("remove_caught", "own_position"),
+            only_for=ONLY_FOR,
+            settings=dict(preset=self.preset, obs=self.resolved()["obs"]),
+        )
 
     def resolved(self) -> dict:
         """The preset's defaults overridden by whatever the user set."""
