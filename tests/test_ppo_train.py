@@ -160,3 +160,50 @@ def test_resume_refuses_a_maddpg_checkpoint(tiny_run, tmp_path):
     checkpoint.save(other, payload)
     with pytest.raises(RunDirError, match="lacks \\['log_std'\\]"):
         Trainer(_config(), other, resume=True)
+
+
+def test_anneal_lr_falls_linearly_over_the_env_step_budget(tmp_path, monkeypatch):
+    """`algo.anneal_lr`: before each iteration the learning rates are set to (1 - the
+    fraction of the budget spent) x actor_lr / critic_lr; 256 env steps in iterations of
+    64 give 1, 3/4, 1/2, 1/4, and the optimizers hold the last of them."""
+    scales = []
+    set_scale = PPOLearner.set_lr_scale
+    monkeypatch.setattr(
+        PPOLearner, "set_lr_scale", lambda self, s: (scales.append(s), set_scale(self, s))[1]
+    )
+    data = {k: dict(v) for k, v in TINY.items()}
+    data["algo"].update(anneal_lr=True, actor_lr=2e-3, critic_lr=1e-3)
+    path = tmp_path / "run"
+    _train(config_from_dict(data), path)
+    assert scales == [1.0, 0.75, 0.5, 0.25]
+    payload = checkpoint.load(RunDir(path))
+    opt = {k: v for k, v in payload.items() if k != "format"}
+    found = [g["lr"] for g in _find(opt, "param_groups")]
+    assert found and sorted(found) == pytest.approx([0.25e-3, 0.5e-3])  # critic, actor
+    data["algo"]["anneal_lr"] = False  # off: the rates are never touched
+    scales.clear()
+    _train(config_from_dict(data), tmp_path / "off")
+    assert scales == []
+
+
+def test_anneal_lr_over_a_time_budget_reaches_zero_by_its_end():
+    """With a time budget the fraction is the budget's seconds spent (whichever is further)."""
+    from predprey.loop import TrainLoop
+
+    loop = TrainLoop.__new__(TrainLoop)
+    loop.total_env_steps, loop.time_budget = 10**9, 10.0
+    loop.source = type("S", (), {"inserted": 0})()
+    loop.started = __import__("time").perf_counter() - 5.0
+    assert 0.5 <= loop.fraction_done() < 0.6
+    loop.started -= 100.0
+    assert loop.fraction_done() == 1.0
+    loop.source.inserted = 10**9 // 4
+    loop.time_budget = 0.0  # no time budget: env steps alone
+    assert loop.fraction_done() == 0.25
+
+
+def _find(tree, key):
+    """Every value under `key` in nested dicts (the optimizers' param_groups)."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from (v if k == key else _find(v, key))

@@ -9,7 +9,7 @@ ALGOS = ("maddpg", "matd3", "ppo")
 LEVELS = ("agent", "group", "team")
 PPO_KEYS = ("rollout_steps", "epochs", "minibatches", "clip", "vf_clip", "ent_coef", "vf_coef",
             "gae_lambda", "log_std_init", "value_norm", "separation", "group_size",
-            "bootstrap_time_limit")  # fmt: skip
+            "bootstrap_time_limit", "anneal_lr")  # fmt: skip
 OFFPOLICY_KEYS = ("tau", "batch_size", "exploration_noise", "actor_reg", "twin_critics",
                   "policy_delay", "target_noise", "target_noise_clip",
                   "env_steps_per_update")  # fmt: skip

@@ -86,6 +86,10 @@ class AlgoConfig:
     # Critics regress returns scaled by a running mean and std per team (MAPPO's value
     # normalisation): teams whose returns differ 10x in scale fit at one learning rate
     value_norm: bool = False
+    # Learning rates fall linearly from actor_lr / critic_lr to 0 over the run's budget
+    # (env steps or --time-budget, whichever ends it first; a resumed run anneals over the
+    # budget it is given), as CleanRL's PPO does: the last policy is a settled one
+    anneal_lr: bool = False
     # At a time limit the value target bootstraps from V(final observation) (true), or the
     # limit ends the return (false, as JaxMARL's IPPO and MAPPO do). Final observations are
     # never regressed on, so where they leave the states the critic trains on (tag: agents

@@ -137,6 +137,16 @@ class TrainLoop:
         self.best = BestPolicies(run, save=checkpoints)
         self.log = TrainLog(run)
         self.profile = Profile()
+        self.started = time.perf_counter()  # this process's start of `run`: the time budget's
+
+    def fraction_done(self, env_steps: int | None = None) -> float:
+        """How far this run is through its budget, 0 at the start and 1 at the end: env steps
+        (default: the source's count) of total_env_steps or seconds of the time budget,
+        whichever is further (schedules such as PPO's `anneal_lr` read it)."""
+        steps = (self.env_steps if env_steps is None else env_steps) / max(self.total_env_steps, 1)
+        elapsed = time.perf_counter() - self.started
+        seconds = elapsed / self.time_budget if self.time_budget > 0 else 0.0
+        return min(1.0, max(steps, seconds))
 
     def attach(self, algorithm: Algorithm, source: Source) -> None:
         """Take the algorithm and the source (built by the caller, restored from `payload`
@@ -181,7 +191,7 @@ class TrainLoop:
         src, algo = self.source, self.algorithm
         tr = self.config.train
         self.log.start(self.env_steps, self.updates)
-        start = time.perf_counter()
+        start = self.started = time.perf_counter()
         deadline = start + self.time_budget if self.time_budget > 0 else math.inf
         last_ckpt = start
         first_updates = self.updates

@@ -139,6 +139,9 @@ def learn_rollout(src: Any, envs: int) -> None:
     """One learner iteration on the rollout `src` holds ([T, envs] rows): its losses go to
     the loop; the rollout is spent. The same for the in-process and the Ray source."""
     t0 = time.perf_counter()
+    if src.config.algo.anneal_lr:  # the fraction spent before this rollout (CleanRL's)
+        before = src.inserted - src.rollout_steps * envs
+        src.learner.set_lr_scale(1.0 - src.loop.fraction_done(before))
     for metrics in src.learner.learn(src.rollout, src.rollout_steps, envs, src.rng_sample):
         src.loop.add_losses(metrics)
     src.rollout = None

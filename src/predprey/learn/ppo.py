@@ -75,6 +75,13 @@ class PPOLearner:
         self.actor_opt = _adam([p for g in self.actor_groups for p in g], algo.actor_lr)
         self.critic_opt = _adam(list(self.critics.parameters()), algo.critic_lr)
 
+    def set_lr_scale(self, scale: float) -> None:
+        """Learning rates = scale x algo.actor_lr / critic_lr (`algo.anneal_lr`)."""
+        a = self.algo
+        for opt, lr in ((self.actor_opt, a.actor_lr), (self.critic_opt, a.critic_lr)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
+
     # ------------------------------------------------------------------ acting
     def act(self, obs, noise_std: float = 0.0, rng=None) -> dict[str, np.ndarray]:
         """The mean actions (deterministic; evaluation)."""
