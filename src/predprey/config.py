@@ -131,6 +131,12 @@ class TrainConfig:
     scripted_team: str = "prey"
     scripted_policy: str = "random"
     scripted_fraction: float = 0.0
+    # Spread only: in the first `spare_fraction` of the training environments one landmark
+    # lies on another in every episode, so one agent has nothing to cover, as most agents
+    # in a crowd that outnumbers the landmarks they see. Evaluation and `simulate` never
+    # do this; it teaches a policy trained on few agents what to do when every landmark in
+    # sight is taken (README, train on 4, run on 80).
+    spare_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -326,6 +332,7 @@ def validate(cfg: Config) -> None:
         (t.total_env_steps >= 1, "train.total_env_steps must be >= 1"),
         (t.time_budget >= 0, "train.time_budget must be >= 0"),
         (0 <= t.scripted_fraction <= 1, "train.scripted_fraction must be in [0, 1]"),
+        (0 <= t.spare_fraction <= 1, "train.spare_fraction must be in [0, 1]"),
         (d.runners >= 0, "distributed.runners must be >= 0"),
         (d.samples_per_insert >= 0, "distributed.samples_per_insert must be >= 0"),
         (d.insert_slack >= 0, "distributed.insert_slack must be >= 0"),
@@ -344,6 +351,10 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"population: a member's hidden is the width of every hidden layer; "
             f"algo.hidden {list(a.hidden)} has layers of different widths"
+        )
+    if t.spare_fraction > 0 and cfg.env.scenario != "spread":
+        raise ConfigError(
+            f"train.spare_fraction applies only to scenario spread, not {cfg.env.scenario!r}"
         )
     if t.scripted_fraction > 0:
         from predprey.env.scripted import SCRIPTED

@@ -61,6 +61,7 @@ class Runner:
 
     `actors` defaults to a fresh `ActorSet`; the single-process trainer passes its
     `Learner` instead so acting always uses the live weights without copying them.
+    `training=False` (simulate) leaves out what only training worlds do (`train.spare_fraction`).
     """
 
     def __init__(
@@ -71,9 +72,14 @@ class Runner:
         record_envs: tuple[int, ...] = (),
         record_every: int = 0,
         with_done: bool = False,
+        training: bool = True,
     ):
         self.config = config
         self.env = config.env.make(seed=seed)
+        if training and config.train.spare_fraction > 0:  # spread (config.validate checks)
+            E, scenario = self.env.num_envs, self.env.scenario
+            scenario.spare_envs = int(round(config.train.spare_fraction * E))  # the first ones
+            scenario.spare(self.env.state, np.arange(E))
         self.teams = team_specs(self.env)
         self.spec = transition_spec(self.teams)
         if with_done:  # on-policy rollouts: where episodes end, to cut the GAE trace

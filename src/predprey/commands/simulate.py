@@ -61,7 +61,7 @@ def simulate(args: argparse.Namespace) -> dict:
     cfg = policy.config
     cfg = cfg.replace(env=dataclasses.replace(cfg.env, num_envs=num_envs))
     env_seed, rng = seed_streams(args.seed)  # rng: scripted policies' randomness
-    runner = Runner(cfg, env_seed, policy.actors, (args.env_index,), record_every=1)
+    runner = Runner(cfg, env_seed, policy.actors, (args.env_index,), record_every=1, training=False)
     runner.version = policy.version
     earlier = [r.episode for r in run_dir.episodes("simulate") if r.env_index == args.env_index]
     runner.recorder.episode[args.env_index] = max(earlier, default=-1) + 1

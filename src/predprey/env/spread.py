@@ -121,6 +121,7 @@ class Spread(Scenario):
             self.obs_dims = {"agent": 4 + 2 * self.num_landmarks + 2 * (n - 1)}
         else:
             self.obs_dims = {"agent": int(local_dim(self.k_team[0], self.k_landmarks, self.claims))}
+        self.spare_envs = 0  # envs [0, spare_envs) lay landmark L-1 on landmark 0 (`spare`)
         # others[i] = every agent index but i, in order: [N, N-1]
         self._others = np.array([[j for j in range(n) if j != i] for i in range(n)], np.int64)
 
@@ -131,6 +132,15 @@ class Spread(Scenario):
             lo, hi = self.params.agent_size, 2 * self.half - self.params.agent_size
         state.pos[idx] = rng.uniform(lo, hi, size=(k, self.num_agents, 2))
         state.landmark_pos[idx] = rng.uniform(lo, hi, size=(k, self.num_landmarks, 2))
+        self.spare(state, idx)
+
+    def spare(self, state: State, idx: np.ndarray) -> None:
+        """In the envs of `idx` below `spare_envs` (training's `train.spare_fraction`) the
+        last landmark lies on the first: N agents, N - 1 places, one agent to spare."""
+        idx = np.asarray(idx)
+        idx = idx[idx < self.spare_envs]
+        if len(idx) and self.num_landmarks >= 2:
+            state.landmark_pos[idx, -1] = state.landmark_pos[idx, 0]
 
     def observe(self, state: State) -> dict[str, np.ndarray]:
         pos, vel, lm = state.pos, state.vel, state.landmark_pos
