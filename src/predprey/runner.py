@@ -61,7 +61,8 @@ class Runner:
 
     `actors` defaults to a fresh `ActorSet`; the single-process trainer passes its
     `Learner` instead so acting always uses the live weights without copying them.
-    `training=False` (simulate) leaves out what only training worlds do (`train.spare_fraction`).
+    `training=False` (simulate) leaves out what only training does: `train.spare_fraction`
+    and the scripted opponents of `train.scripted_fraction`.
     """
 
     def __init__(
@@ -104,7 +105,8 @@ class Runner:
         self.ep_touches = np.zeros(E, np.int64)
         self.ep_length = np.zeros(E, np.int64)
         tr = config.train
-        self.scripted_envs = int(round(tr.scripted_fraction * E))  # the last ones
+        # opponent mixing is training's: simulate shows the learned teams in every env
+        self.scripted_envs = int(round(tr.scripted_fraction * E)) if training else 0  # the last
         if self.scripted_envs and tr.scripted_team not in self.env.teams:
             raise ValueError(
                 f"train.scripted_team {tr.scripted_team!r} is not a team of this scenario "

@@ -1,5 +1,6 @@
-"""train.spare_fraction: in the first envs of a training world one landmark lies on another
-in every episode (one agent to spare); evaluation, simulate and other scenarios never."""
+"""What only training worlds do: train.spare_fraction (in the first envs one landmark lies
+on another in every episode, one agent to spare) and train.scripted_fraction's scripted
+opponents; evaluation and simulate (`Runner(training=False)`) never."""
 
 from __future__ import annotations
 
@@ -52,3 +53,14 @@ def test_bad_spare_fraction_is_one_clear_error(section, fraction, message):
     env = {"scenario": "tag"} if section else ENV
     with pytest.raises(ConfigError, match=message):
         config_from_dict({"env": env, "train": {"spare_fraction": fraction}})
+
+
+def test_simulate_runner_has_no_scripted_opponents():
+    """A bug fixed: `simulate` with `--num-envs` ran `train.scripted_fraction`'s scripted
+    opponents in its last envs (tag_ppo.yaml: random prey in a quarter of them)."""
+    cfg = config_from_dict(
+        {"env": {"scenario": "tag", "num_envs": 8},
+         "train": {"scripted_fraction": 0.25, "scripted_policy": "random"}}
+    )  # fmt: skip
+    assert Runner(cfg, seed=0).scripted_envs == 2
+    assert Runner(cfg, seed=0, training=False).scripted_envs == 0
