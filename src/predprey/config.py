@@ -134,8 +134,8 @@ class TrainConfig:
     # Spread only: in the first `spare_fraction` of the training environments one landmark
     # lies on another in every episode, so one agent has nothing to cover, as most agents
     # in a crowd that outnumbers the landmarks they see. Evaluation and `simulate` never
-    # do this; it teaches a policy trained on few agents what to do when every landmark in
-    # sight is taken (README, train on 4, run on 80).
+    # do this (training-episode metrics do include those envs); it teaches a policy trained
+    # on few agents what to do when every landmark in sight is taken (README, train on 4).
     spare_fraction: float = 0.0
 
 
