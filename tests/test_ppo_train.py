@@ -188,12 +188,14 @@ def test_anneal_lr_falls_linearly_over_the_env_step_budget(tmp_path, monkeypatch
 
 def test_anneal_lr_over_a_time_budget_reaches_zero_by_its_end():
     """With a time budget the fraction is the budget's seconds spent (whichever is further)."""
+    import time
+
     from predprey.loop import TrainLoop
 
     loop = TrainLoop.__new__(TrainLoop)
     loop.total_env_steps, loop.time_budget = 10**9, 10.0
     loop.source = type("S", (), {"inserted": 0})()
-    loop.started = __import__("time").perf_counter() - 5.0
+    loop.started = time.perf_counter() - 5.0
     assert 0.5 <= loop.fraction_done() < 0.6
     loop.started -= 100.0
     assert loop.fraction_done() == 1.0

@@ -45,12 +45,11 @@ def test_simulate_and_evaluation_worlds_are_left_alone():
 
 
 @pytest.mark.parametrize(
-    "section, fraction, message",
+    "env, fraction, message",
     [({"scenario": "tag"}, 0.5, "train.spare_fraction applies only to scenario spread"),
-     ({}, 1.5, "train.spare_fraction must be in \\[0, 1\\]")],
+     (ENV, 1.5, "train.spare_fraction must be in \\[0, 1\\]")],
 )  # fmt: skip
-def test_bad_spare_fraction_is_one_clear_error(section, fraction, message):
-    env = {"scenario": "tag"} if section else ENV
+def test_bad_spare_fraction_is_one_clear_error(env, fraction, message):
     with pytest.raises(ConfigError, match=message):
         config_from_dict({"env": env, "train": {"spare_fraction": fraction}})
 

@@ -78,9 +78,8 @@ class Runner:
         self.config = config
         self.env = config.env.make(seed=seed)
         if training and config.train.spare_fraction > 0:  # spread (config.validate checks)
-            E, scenario = self.env.num_envs, self.env.scenario
-            scenario.spare_envs = int(round(config.train.spare_fraction * E))  # the first ones
-            scenario.spare(self.env.state, np.arange(E))
+            spare = int(round(config.train.spare_fraction * self.env.num_envs))  # the first ones
+            self.env.scenario.set_spare_envs(self.env.state, spare)
         self.teams = team_specs(self.env)
         self.spec = transition_spec(self.teams)
         if with_done:  # on-policy rollouts: where episodes end, to cut the GAE trace

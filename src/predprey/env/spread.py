@@ -134,6 +134,11 @@ class Spread(Scenario):
         state.landmark_pos[idx] = rng.uniform(lo, hi, size=(k, self.num_landmarks, 2))
         self.spare(state, idx)
 
+    def set_spare_envs(self, state: State, k: int) -> None:
+        """Envs [0, k) spare an agent from now on, their current episode included."""
+        self.spare_envs = k
+        self.spare(state, np.arange(k))
+
     def spare(self, state: State, idx: np.ndarray) -> None:
         """In the envs of `idx` below `spare_envs` (training's `train.spare_fraction`) the
         last landmark lies on the first: N agents, N - 1 places, one agent to spare."""
