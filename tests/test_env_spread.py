@@ -60,6 +60,27 @@ def test_collision_penalty_and_landmarks_pass_through():
     np.testing.assert_allclose(env.state.pos[0, 2], [0.9, 0.9])  # no push from the landmark
 
 
+def test_speed_cost_charges_each_agent_its_squared_speed():
+    """speed_cost c: each agent's reward is mpe2's minus c |v|^2, v its velocity after the step."""
+    rewards, speeds = [], None
+    for cost in (None, 0.3):
+        env = pe.make("spread", num_envs=2, num_agents=4, seed=3, speed_cost=cost)
+        env.reset()
+        act = {"agent": np.random.default_rng(0).uniform(-1, 1, (2, 4, 2))}
+        for _ in range(3):
+            res = env.step(act)
+        rewards.append(res.reward["agent"])
+        speeds = (env.state.vel**2).sum(-1)  # [E, N], the same in both worlds
+    assert speeds.min() > 0.01
+    np.testing.assert_allclose(rewards[1], rewards[0] - 0.3 * speeds, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 0.0, "x", True])
+def test_speed_cost_must_be_positive(bad):
+    with pytest.raises(ValueError, match="speed_cost must be a positive number"):
+        pe.make("spread", num_envs=1, num_agents=3, speed_cost=bad)
+
+
 def test_local_obs_size_independent_of_n_and_runs():
     dims = {pe.make("spread", num_envs=2, num_agents=n, obs="local").obs_dims["agent"]
             for n in (2, 4, 12, 40)}  # fmt: skip

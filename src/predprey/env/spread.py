@@ -7,7 +7,9 @@ other agent it collides with (mpe2 default local_ratio 0.5). `credit: nearest` (
 splits the global term: each landmark's distance counts only for the agent nearest to it,
 so the agents' terms sum to the shared one; an agent nearest to no landmark gets no
 coverage penalty that step (blame passes to whoever is nearest: credit, not incentive to
-cover, which the shared term still gives at team level). Agents: radius 0.15,
+cover, which the shared term still gives at team level). `speed_cost: c` (not mpe2) also
+charges every agent c |v|^2 per step, v its velocity after the step: moving costs a little,
+so an agent with nothing left to cover does best standing still. Agents: radius 0.15,
 acceleration 5, no speed limit; landmarks do not collide; 25-step episodes.
 Observation `mpe`: [own vel (2), own pos (2), landmark - own pos (2L), other - own pos
 (2(N-1))], i.e. mpe2's without its always-zero communication part; `local`: see
@@ -70,6 +72,9 @@ class SpreadParams:
     # shared: every agent gets the whole coverage term (mpe2); nearest: each landmark's
     # distance term goes to its nearest agent only (per-agent credit; same team total)
     credit: str = "shared"
+    # not mpe2: every agent also pays speed_cost x its squared speed each step, so an agent
+    # with nothing left to cover does best standing still (default None = 0)
+    speed_cost: float | None = None
 
     def __post_init__(self):
         lr = self.local_ratio
@@ -79,7 +84,7 @@ class SpreadParams:
             self,
             choices=dict(obs=("observation mode", OBS_MODES), credit=("credit", CREDITS)),
             ints=dict(num_agents=1, num_landmarks=1, episode_length=1, k_agents=0, k_landmarks=0),
-            positive=("agent_size", "density"),
+            positive=("agent_size", "density", "speed_cost"),
             flags=("own_position", "landmark_claims"),
             only_for={name: ("obs", "local") for name in LOCAL_ONLY},
             settings=dict(obs=self.obs),
@@ -98,6 +103,7 @@ class Spread(Scenario):
         self.num_landmarks = n if p.num_landmarks is None else p.num_landmarks
         self.episode_length = p.episode_length
         self.local_ratio = float(p.local_ratio)
+        self.speed_cost = float(p.speed_cost or 0.0)
         self.teams = ("agent",)
         self.team_sizes = {"agent": n}
         self.obs_mode = p.obs
@@ -170,6 +176,8 @@ class Spread(Scenario):
         spread_outcome(state.pos, state.landmark_pos, self.bodies.size, self.local_ratio,
                        COVER_RADIUS, self.params.credit == "nearest", rew, pairs, coverage,
                        landmark_dist)  # fmt: skip
+        if self.speed_cost:
+            rew -= np.float32(self.speed_cost) * (state.vel**2).sum(-1)  # [E, N]
         metrics = {"coverage": coverage, "landmark_dist": landmark_dist, "collisions": pairs}
         return Outcome({"agent": rew}, pairs, np.zeros(E, dtype=bool), metrics)
 
