@@ -73,18 +73,22 @@ class SpreadParams:
     # distance term goes to its nearest agent only (per-agent credit; same team total)
     credit: str = "shared"
     # not mpe2: every agent also pays speed_cost x its squared speed each step, so an agent
-    # with nothing left to cover does best standing still (default None = 0)
+    # with nothing left to cover does best standing still (default None = 0 = off)
     speed_cost: float | None = None
 
     def __post_init__(self):
         lr = self.local_ratio
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 <= lr <= 1:
             raise ValueError(f"local_ratio must be a number in [0, 1], got {lr!r}")
+        c = self.speed_cost
+        if c is not None and (isinstance(c, bool) or not isinstance(c, int | float) or
+                              not 0 <= c < math.inf):  # fmt: skip
+            raise ValueError(f"speed_cost must be a number >= 0, got {c!r}")
         check_params(
             self,
             choices=dict(obs=("observation mode", OBS_MODES), credit=("credit", CREDITS)),
             ints=dict(num_agents=1, num_landmarks=1, episode_length=1, k_agents=0, k_landmarks=0),
-            positive=("agent_size", "density", "speed_cost"),
+            positive=("agent_size", "density"),
             flags=("own_position", "landmark_claims"),
             only_for={name: ("obs", "local") for name in LOCAL_ONLY},
             settings=dict(obs=self.obs),
