@@ -11,13 +11,13 @@ import numpy as np
 from predprey.env.state import State
 
 
-def check_params(params, *, choices=None, ints=None, positive=(), flags=(), only_for=None,
-                 settings=None) -> None:  # fmt: skip
+def check_params(params, *, choices=None, ints=None, positive=(), nonnegative=(), flags=(),
+                 only_for=None, settings=None) -> None:  # fmt: skip
     """Raise one ValueError naming the first bad field of a scenario's params dataclass; a
     field left at None (the default) passes every check. choices: name -> (what it is,
-    allowed values); ints: name -> minimum; positive: positive finite numbers; flags: true or
-    false; only_for: name -> (setting, value), the field may be set only where
-    settings[setting] == value."""
+    allowed values); ints: name -> minimum; positive: positive finite numbers; nonnegative:
+    finite numbers >= 0; flags: true or false; only_for: name -> (setting, value), the field
+    may be set only where settings[setting] == value."""
     for name, (what, allowed) in (choices or {}).items():
         v = getattr(params, name)
         if v is not None and v not in allowed:
@@ -26,12 +26,17 @@ def check_params(params, *, choices=None, ints=None, positive=(), flags=(), only
         v = getattr(params, name)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
             raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-    for name in positive:
-        v = getattr(params, name)
-        if v is not None and (
-            isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < math.inf
-        ):
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
+    for names, zero_ok, what in ((positive, False, "a positive number"),
+                                 (nonnegative, True, "a number >= 0")):  # fmt: skip
+        for name in names:
+            v = getattr(params, name)
+            if v is not None and (
+                isinstance(v, bool)
+                or not isinstance(v, int | float)
+                or not (v >= 0 if zero_ok else v > 0)
+                or not v < math.inf  # NaN fails the line above
+            ):
+                raise ValueError(f"{name} must be {what}, got {v!r}")
     for name in flags:
         v = getattr(params, name)
         if v is not None and not isinstance(v, bool):

@@ -80,15 +80,12 @@ class SpreadParams:
         lr = self.local_ratio
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 <= lr <= 1:
             raise ValueError(f"local_ratio must be a number in [0, 1], got {lr!r}")
-        c = self.speed_cost
-        if c is not None and (isinstance(c, bool) or not isinstance(c, int | float) or
-                              not 0 <= c < math.inf):  # fmt: skip
-            raise ValueError(f"speed_cost must be a number >= 0, got {c!r}")
         check_params(
             self,
             choices=dict(obs=("observation mode", OBS_MODES), credit=("credit", CREDITS)),
             ints=dict(num_agents=1, num_landmarks=1, episode_length=1, k_agents=0, k_landmarks=0),
             positive=("agent_size", "density"),
+            nonnegative=("speed_cost",),
             flags=("own_position", "landmark_claims"),
             only_for={name: ("obs", "local") for name in LOCAL_ONLY},
             settings=dict(obs=self.obs),
