@@ -9,7 +9,10 @@ so the agents' terms sum to the shared one; an agent nearest to no landmark gets
 coverage penalty that step (blame passes to whoever is nearest: credit, not incentive to
 cover, which the shared term still gives at team level). `speed_cost: c` (not mpe2) also
 charges every agent c |v|^2 per step, v its velocity after the step: moving costs a little,
-so an agent with nothing left to cover does best standing still. Agents: radius 0.15,
+so an agent with nothing left to cover does best standing still. `cover_bonus: b` (not
+mpe2) pays b per step to each landmark's nearest agent when it covers the landmark (centre
+within COVER_RADIUS): a local reward for the last, precise part of the approach, which the
+distance term alone barely pays once speed has a price. Agents: radius 0.15,
 acceleration 5, no speed limit; landmarks do not collide; 25-step episodes.
 Observation `mpe`: [own vel (2), own pos (2), landmark - own pos (2L), other - own pos
 (2(N-1))], i.e. mpe2's without its always-zero communication part; `local`: see
@@ -75,6 +78,9 @@ class SpreadParams:
     # not mpe2: every agent also pays speed_cost x its squared speed each step, so an agent
     # with nothing left to cover does best standing still (default None = 0 = off)
     speed_cost: float | None = None
+    # not mpe2: each landmark's nearest agent earns cover_bonus per step while it covers it
+    # (centre within COVER_RADIUS) (default None = 0 = off)
+    cover_bonus: float | None = None
 
     def __post_init__(self):
         lr = self.local_ratio
@@ -85,7 +91,7 @@ class SpreadParams:
             choices=dict(obs=("observation mode", OBS_MODES), credit=("credit", CREDITS)),
             ints=dict(num_agents=1, num_landmarks=1, episode_length=1, k_agents=0, k_landmarks=0),
             positive=("agent_size", "density"),
-            nonnegative=("speed_cost",),
+            nonnegative=("speed_cost", "cover_bonus"),
             flags=("own_position", "landmark_claims"),
             only_for={name: ("obs", "local") for name in LOCAL_ONLY},
             settings=dict(obs=self.obs),
@@ -105,6 +111,7 @@ class Spread(Scenario):
         self.episode_length = p.episode_length
         self.local_ratio = float(p.local_ratio)
         self.speed_cost = float(p.speed_cost or 0.0)
+        self.cover_bonus = float(p.cover_bonus or 0.0)
         self.teams = ("agent",)
         self.team_sizes = {"agent": n}
         self.obs_mode = p.obs
@@ -175,8 +182,8 @@ class Spread(Scenario):
         pairs = np.empty(E, np.int64)
         coverage, landmark_dist = np.empty(E), np.empty(E)
         spread_outcome(state.pos, state.landmark_pos, self.bodies.size, self.local_ratio,
-                       COVER_RADIUS, self.params.credit == "nearest", rew, pairs, coverage,
-                       landmark_dist)  # fmt: skip
+                       COVER_RADIUS, self.params.credit == "nearest", self.cover_bonus, rew,
+                       pairs, coverage, landmark_dist)  # fmt: skip
         if self.speed_cost:
             rew -= np.float32(self.speed_cost) * (state.vel**2).sum(-1)  # [E, N]
         metrics = {"coverage": coverage, "landmark_dist": landmark_dist, "collisions": pairs}
@@ -184,11 +191,12 @@ class Spread(Scenario):
 
 
 @njit(cache=True)
-def spread_outcome(pos, landmark_pos, size, local_ratio, cover_radius, nearest, rew, pairs,
-                   coverage, landmark_dist):  # fmt: skip
+def spread_outcome(pos, landmark_pos, size, local_ratio, cover_radius, nearest, cover_bonus,
+                   rew, pairs, coverage, landmark_dist):  # fmt: skip
     """mpe2's reward: rew [E, N] = (1 - local_ratio) * -(sum over landmarks of the distance
     to the nearest agent) - local_ratio * (other agents this one overlaps); with `nearest`
-    the sum for agent i is over the landmarks whose nearest agent is i. pairs [E]
+    the sum for agent i is over the landmarks whose nearest agent is i; plus cover_bonus
+    for each landmark agent i is nearest to and within cover_radius of (0: mpe2). pairs [E]
     colliding pairs; coverage [E], landmark_dist [E] as in the module docstring. Nearest
     agents and overlaps come from a cell grid: O(N + L) per env."""
     E, N, L = pos.shape[0], pos.shape[1], landmark_pos.shape[1]
@@ -197,19 +205,23 @@ def spread_outcome(pos, landmark_pos, size, local_ratio, cover_radius, nearest, 
     idx, dist = np.empty(1, np.int64), np.empty(1)
     hits = np.empty(N, np.int64)
     own = np.empty(N)  # nearest: distance terms of the landmarks each agent is nearest to
+    covers = np.empty(N)  # landmarks each agent covers (is nearest to, within cover_radius)
     reach = 2.0 * size.max()
     for e in range(E):
         m = grid_fill(pos[e], every, 0, N, xs[0], ys[0], ids[0])
         grid_build(xs[0], ys[0], m, items[0], cell_of[0], start[0], geo[0])
         total, covered = 0.0, 0
         own[:] = 0.0
+        covers[:] = 0.0
         for j in range(L):
             grid_knn(landmark_pos[e, j, 0], landmark_pos[e, j, 1], -1, 1, xs[0], ys[0], ids[0],
                      m, items[0], start[0], geo[0], idx, dist)  # fmt: skip
             d = math.sqrt(dist[0])
             total += d
             own[idx[0]] += d
-            covered += d < cover_radius
+            if d < cover_radius:
+                covered += 1
+                covers[idx[0]] += 1.0
         hits[:] = 0
         n_pairs = 0
         gx = int(geo[0, 3])
@@ -237,7 +249,8 @@ def spread_outcome(pos, landmark_pos, size, local_ratio, cover_radius, nearest, 
                             n_pairs += 1
         for i in range(N):
             cover = own[i] if nearest else total
-            rew[e, i] = (1.0 - local_ratio) * -cover - local_ratio * hits[i]
+            bonus = cover_bonus * covers[i]
+            rew[e, i] = (1.0 - local_ratio) * -cover - local_ratio * hits[i] + bonus
         pairs[e] = n_pairs
         coverage[e] = covered / L
         landmark_dist[e] = total / L
