@@ -158,3 +158,33 @@ def test_spread_landmark_claims_against_all_pairs(num_agents):
     assert slots[..., 3].min() > 0 and slots[..., 3].max() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="landmark_claims applies only to obs 'local'"):
         pe.make("spread", num_envs=1, landmark_claims=True)
+
+
+@pytest.mark.parametrize("num_agents", [4, 40])  # all pairs, then the cell grid
+def test_spread_landmark_target_against_all_pairs(num_agents):
+    """landmark_target: one more slot after the landmarks, the nearest of the 16 nearest
+    landmarks to which the observer is strictly nearer than every other agent (absent: all
+    zero); the rest of the observation is the plain one."""
+    kw = dict(num_envs=4, seed=5, obs="local", num_agents=num_agents, density=1.0, k_agents=1,
+              k_landmarks=2, landmark_claims=True)  # fmt: skip
+    plain_env = pe.make("spread", **kw)
+    env = pe.make("spread", landmark_target=True, **kw)
+    assert env.obs_dims["agent"] == plain_env.obs_dims["agent"] + 3
+    plain, obs = plain_env.reset()["agent"], env.reset()["agent"]
+    np.testing.assert_array_equal(obs[..., :-3], plain)
+    pos, lm = env.state.pos, env.state.landmark_pos  # [E, N, 2], [E, L, 2]
+    d = np.linalg.norm(lm[:, None] - pos[:, :, None], axis=-1)  # [E, N, L]
+    found = 0
+    for e in range(4):
+        for i in range(num_agents):
+            want = np.zeros(3)
+            for j in np.argsort(d[e, i], kind="stable")[:16]:
+                if np.delete(d[e, :, j], i).min() > d[e, i, j]:
+                    want = np.array([1.0, *(lm[e, j] - pos[e, i])])
+                    found += 1
+                    break
+            np.testing.assert_allclose(obs[e, i, -3:], want, atol=1e-5)
+    assert found > 0  # some agents have a landmark of their own ...
+    assert num_agents == 4 or found < 4 * num_agents  # ... and in a crowd some have none
+    with pytest.raises(ValueError, match="landmark_target applies only to obs 'local'"):
+        pe.make("spread", num_envs=1, landmark_target=True)

@@ -113,11 +113,26 @@ def test_greedy_steers_to_the_nearest_landmark_and_stays():
         scripted.act("greedy", pe.make("tag", num_obstacles=0), "predator", rng)
 
 
-def test_greedy_covers_more_than_random(capsys):
+@pytest.mark.parametrize("num_agents", [4, 40])
+def test_target_steers_for_the_observed_landmark_target(num_agents):
+    """scripted 'target' heads for the landmark of spread's landmark_target slot (from rest,
+    force = 3 x offset, at most unit length) and stands still where the slot is empty."""
+    env = pe.make("spread", num_envs=20, seed=2, obs="local", num_agents=num_agents,
+                  density=1.0, k_landmarks=2, landmark_target=True)  # fmt: skip
+    obs = env.reset()["agent"]  # [E, N, D]; at rest
+    force = scripted.act("target", env, "agent", np.random.default_rng(0))  # [E, N, 2]
+    present, offset = obs[..., -3:-2], obs[..., -2:]
+    want = 3.0 * offset * present
+    want /= np.maximum(np.linalg.norm(want, axis=-1, keepdims=True), 1.0)
+    np.testing.assert_allclose(force, want, atol=1e-5)
+    assert 0 < present.mean() < 1 or num_agents == 4
+
+
+def test_target_covers_more_than_greedy_more_than_random(capsys):
     common = ["scripted", "--set", "env.scenario=spread", "--set", "env.num_agents=4",
               "--set", "env.density=1.0", "--episodes", "100"]  # fmt: skip
     cover = {}
-    for name in ("greedy", "random"):
+    for name in ("target", "greedy", "random"):
         assert main([*common, "--agents", name]) == 0
         cover[name] = json.loads(capsys.readouterr().out)["coverage"]
-    assert cover["greedy"] > 0.3 > cover["random"]
+    assert cover["target"] > cover["greedy"] > 0.3 > cover["random"]  # no pile-ups

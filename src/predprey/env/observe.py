@@ -10,7 +10,10 @@ local: [own vel (2), own pos (2)], then for each team t its k_t nearest living a
        each [present, rel pos (2), rel vel (2)], then the k_landmarks nearest landmarks, each
        [present, rel pos (2)] (with `claims`, [present, rel pos (2), claim]: the distance
        from the landmark to the nearest agent of the observer's team other than itself,
-       capped at CLAIM_CAP: whether someone else is already there); missing slots are all
+       capped at CLAIM_CAP: whether someone else is already there), then (with `target`)
+       one slot [present, rel pos (2)]: the nearest of the TARGET_SEARCH nearest landmarks
+       to which the observer is nearer than every other agent of its team (a landmark
+       no one else is closer to: the nearest one it can have); missing slots are all
        zero. The size does not depend on the
        number of agents, so one policy runs at any N. Own position is in units of the arena's
        half-width from its centre ([-1, 1] inside the arena; 0 where the scenario's
@@ -32,11 +35,13 @@ from predprey.env.grid import GRID_MIN, grid_alloc, grid_build, grid_fill, grid_
 AGENT_SLOT = 5  # present, dx, dy, dvx, dvy
 LANDMARK_SLOT = 3  # present, dx, dy (+ claim)
 CLAIM_CAP = 1.0  # world units: a landmark's nearest other agent farther than this reads as this
+TARGET_SEARCH = 16  # landmarks searched, nearest first, for the target slot
 
 
-def local_dim(k_per_team, k_landmarks: int, claims: bool = False) -> int:
+def local_dim(k_per_team, k_landmarks: int, claims: bool = False, target: bool = False) -> int:
     """Size of an observation with k_per_team[t] slots for team t."""
-    return int(4 + AGENT_SLOT * sum(k_per_team) + (LANDMARK_SLOT + claims) * k_landmarks)
+    lm = (LANDMARK_SLOT + claims) * k_landmarks + LANDMARK_SLOT * target
+    return int(4 + AGENT_SLOT * sum(k_per_team) + lm)
 
 
 @njit(cache=True, inline="always")
@@ -93,12 +98,13 @@ def ray_observe(pos, alive, n_pred, num_rays, view_distance, out):
 
 @njit(cache=True)
 def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks, centre, inv_half,
-                  claims, out):  # fmt: skip
+                  claims, target, out):  # fmt: skip
     """out [E, N, D] float32, D >= every observer team's local_dim (the rest is left zero).
     team_start [T + 1]: agent index where each team starts (last entry N); k_team [T, T]:
     k_team[u, t] slots for team t in the observations of team u's agents. Own position is
     (pos - centre) * inv_half (centre [2]); relative positions and velocities are as given.
-    claims: landmark slots end with the landmark's claim (module docstring).
+    claims: landmark slots end with the landmark's claim; target: the target slot follows
+    them (module docstring).
     Neighbours come from a cell grid per team and one over the landmarks
     (`predprey.env.grid`): O(N) per env."""
     E, N = pos.shape[0], pos.shape[1]
@@ -108,6 +114,7 @@ def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks
     idx = np.empty(kmax, np.int64)
     dist = np.empty(kmax, np.float64)
     other, other_d = np.empty(1, np.int64), np.empty(1, np.float64)
+    near, near_d = np.empty(TARGET_SEARCH, np.int64), np.empty(TARGET_SEARCH, np.float64)
     lm_slot = LANDMARK_SLOT + 1 if claims else LANDMARK_SLOT
     xs, ys, ids, items, cell_of, start, geo = grid_alloc(T + 1, max(N, L))
     m = np.zeros(T + 1, np.int64)
@@ -158,3 +165,16 @@ def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks
                     found = grid_knn(lx, ly, i, 1, xs[u], ys[u], ids[u], m[u], items[u],
                                      start[u], geo[u], other, other_d)  # fmt: skip
                     o[b + 3] = min(math.sqrt(other_d[0]), CLAIM_CAP) if found else CLAIM_CAP
+            if target:
+                b = c + lm_slot * k_landmarks
+                n = grid_knn(px, py, -1, TARGET_SEARCH, xs[T], ys[T], ids[T], m[T], items[T],
+                             start[T], geo[T], near, near_d)  # fmt: skip
+                for s in range(n):
+                    lx, ly = landmark_pos[e, near[s], 0], landmark_pos[e, near[s], 1]
+                    found = grid_knn(lx, ly, i, 1, xs[u], ys[u], ids[u], m[u], items[u],
+                                     start[u], geo[u], other, other_d)  # fmt: skip
+                    if found == 0 or other_d[0] > near_d[s]:  # no one else is nearer
+                        o[b] = 1.0
+                        o[b + 1] = lx - px
+                        o[b + 2] = ly - py
+                        break

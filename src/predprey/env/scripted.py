@@ -14,6 +14,9 @@ act(name, env, team, rng) -> actions [E, n_team, 2] in [-1, 1], computed from `e
           coordination, so agents sharing a nearest landmark pile up on it): a PD controller,
           force = GREEDY_GAINS[0] * offset - GREEDY_GAINS[1] * velocity, scaled down to unit
           length; in world units it arrives within 0.1 by step 18 from 2.5 away
+  target  greedy's controller, steering for spread's `landmark_target` instead: the nearest of
+          the 16 nearest landmarks that no other agent is nearer to (no pile-ups: each
+          landmark is one agent's at most); an agent with none brakes
 chaser and evader need an opposing team (tag). Their positions are read in units of the
 arena's half-width, centred on the arena, so the same rules drive preset mpe and the 250-wide box.
 """
@@ -22,7 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
-SCRIPTED = ("random", "still", "chaser", "evader", "greedy")
+from predprey.env.observe import TARGET_SEARCH
+
+SCRIPTED = ("random", "still", "chaser", "evader", "greedy", "target")
 GREEDY_GAINS = (3.0, 1.0)  # position, velocity
 BOUNDARY_START, BOUNDARY_PULL = 0.7, 20.0  # the reference evader's pull back to the centre
 OBSTACLE_MARGIN = 0.1  # arena half-widths
@@ -39,8 +44,8 @@ def act(name: str, env, team: str, rng: np.random.Generator) -> np.ndarray:
         return u[0] - u[1]
     if name == "still":
         return np.zeros(shape)
-    if name == "greedy":
-        return _greedy(env, team)
+    if name in ("greedy", "target"):
+        return _greedy(env, team, own=name == "target")
     others = [t for t in env.teams if t != team]
     if not others:
         raise ValueError(f"scripted policy {name!r} needs an opposing team; {env.teams} has none")
@@ -72,15 +77,30 @@ def act(name: str, env, team: str, rng: np.random.Generator) -> np.ndarray:
     return _unit(v)
 
 
-def _greedy(env, team: str) -> np.ndarray:
+def _greedy(env, team: str, own: bool = False) -> np.ndarray:
+    """greedy, or with `own` target (module docstring)."""
     s, me = env.state, env.slices[team]
     if s.landmark_pos.shape[1] == 0:
-        raise ValueError("scripted policy 'greedy' needs landmarks; this env has none")
+        raise ValueError(f"scripted policy {'target' if own else 'greedy'!r} needs landmarks; "
+                         "this env has none")  # fmt: skip
     pos, vel = s.pos[:, me], s.vel[:, me]  # [E, n, 2]
     to_lm = s.landmark_pos[:, None, :, :] - pos[:, :, None, :]  # [E, n, L, 2]
-    nearest = np.einsum("enld,enld->enl", to_lm, to_lm).argmin(axis=2)  # [E, n]
+    d2 = np.einsum("enld,enld->enl", to_lm, to_lm)  # [E, n, L]
+    if not own:
+        nearest, go = d2.argmin(axis=2), 1.0  # [E, n]
+    else:
+        padded = np.concatenate([d2, np.full_like(d2[:, :1], np.inf)], axis=1)  # one agent
+        two = np.sort(padded, axis=1)[:, :2]  # [E, 2, L]: each landmark's 2 nearest
+        # i's own: nearer than every other agent (i is the nearest and not tied)
+        mine = (d2 == two[:, :1]) & (two[:, 1:] > d2)  # [E, n, L]
+        order = np.argsort(d2, axis=2, kind="stable")[
+            :, :, :TARGET_SEARCH
+        ]  # [E, n, S] nearest first
+        ok = np.take_along_axis(mine, order, axis=2)  # [E, n, S]
+        nearest = np.take_along_axis(order, ok.argmax(axis=2)[..., None], axis=2)[..., 0]
+        go = ok.any(axis=2)[..., None]  # [E, n, 1]: with none, only brake
     offset = np.take_along_axis(to_lm, nearest[:, :, None, None], axis=2)[:, :, 0]  # [E, n, 2]
-    f = GREEDY_GAINS[0] * offset - GREEDY_GAINS[1] * vel
+    f = GREEDY_GAINS[0] * offset * go - GREEDY_GAINS[1] * vel
     return f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1.0)
 
 

@@ -72,6 +72,10 @@ class SpreadParams:
     # nearest other agent (capped at 1): whether someone else is already there, which an
     # agent seeing few agents cannot tell in a crowd (default false)
     landmark_claims: bool | None = None
+    # obs local only: one more slot, the nearest landmark (of the 16 nearest) that no other
+    # agent is nearer to than this one: where to go when the nearest are taken, which in a
+    # crowd can lie beyond the k_landmarks seen (default false)
+    landmark_target: bool | None = None
     # shared: every agent gets the whole coverage term (mpe2); nearest: each landmark's
     # distance term goes to its nearest agent only (per-agent credit; same team total)
     credit: str = "shared"
@@ -92,13 +96,13 @@ class SpreadParams:
             ints=dict(num_agents=1, num_landmarks=1, episode_length=1, k_agents=0, k_landmarks=0),
             positive=("agent_size", "density"),
             nonnegative=("speed_cost", "cover_bonus"),
-            flags=("own_position", "landmark_claims"),
+            flags=("own_position", "landmark_claims", "landmark_target"),
             only_for={name: ("obs", "local") for name in LOCAL_ONLY},
             settings=dict(obs=self.obs),
         )
 
 
-LOCAL_ONLY = ("k_agents", "k_landmarks", "own_position", "landmark_claims")
+LOCAL_ONLY = ("k_agents", "k_landmarks", "own_position", "landmark_claims", "landmark_target")
 
 
 class Spread(Scenario):
@@ -131,10 +135,12 @@ class Spread(Scenario):
         self.k_landmarks = 3 if p.k_landmarks is None else p.k_landmarks
         self.own_position = p.own_position is not False  # None: the default, true
         self.claims = bool(p.landmark_claims)
+        self.target = bool(p.landmark_target)
         if p.obs == "mpe":
             self.obs_dims = {"agent": 4 + 2 * self.num_landmarks + 2 * (n - 1)}
         else:
-            self.obs_dims = {"agent": int(local_dim(self.k_team[0], self.k_landmarks, self.claims))}
+            dim = local_dim(self.k_team[0], self.k_landmarks, self.claims, self.target)
+            self.obs_dims = {"agent": int(dim)}
         self.spare_envs = 0  # envs [0, spare_envs) lay landmark L-1 on landmark 0 (`spare`)
         # others[i] = every agent index but i, in order: [N, N-1]
         self._others = np.array([[j for j in range(n) if j != i] for i in range(n)], np.int64)
@@ -169,7 +175,7 @@ class Spread(Scenario):
             starts = np.array([0, N], np.int64)
             inv_half = 1.0 / self.half if self.own_position else 0.0
             local_observe(pos, vel, lm, state.alive, starts, self.k_team, self.k_landmarks,
-                          self.centre, inv_half, self.claims, out)  # fmt: skip
+                          self.centre, inv_half, self.claims, self.target, out)  # fmt: skip
             return {"agent": out}
         to_lm = lm[:, None, :, :] - pos[:, :, None, :]  # [E, N, L, 2]
         to_other = pos[:, self._others] - pos[:, :, None, :]  # [E, N, N-1, 2]

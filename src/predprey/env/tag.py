@@ -234,7 +234,7 @@ class Tag(Scenario):
             if not self.own_position:
                 inv_half = 0.0
             local_observe(pos, vel, lm, state.alive, starts, self.k_team, self.k_landmarks,
-                          centre, inv_half, False, out)  # fmt: skip
+                          centre, inv_half, False, False, out)  # fmt: skip
         d_pred, d_prey = self.obs_dims["predator"], self.obs_dims["prey"]
         return {"predator": out[:, : self.n_pred, :d_pred], "prey": out[:, self.n_pred :, :d_prey]}
 
