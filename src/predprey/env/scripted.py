@@ -90,12 +90,11 @@ def _greedy(env, team: str, own: bool = False) -> np.ndarray:
         nearest, go = d2.argmin(axis=2), 1.0  # [E, n]
     else:
         padded = np.concatenate([d2, np.full_like(d2[:, :1], np.inf)], axis=1)  # one agent
-        two = np.sort(padded, axis=1)[:, :2]  # [E, 2, L]: each landmark's 2 nearest
+        two = np.partition(padded, 1, axis=1)[:, :2]  # [E, 2, L]: each landmark's 2 nearest
         # i's own: nearer than every other agent (i is the nearest and not tied)
         mine = (d2 == two[:, :1]) & (two[:, 1:] > d2)  # [E, n, L]
-        order = np.argsort(d2, axis=2, kind="stable")[
-            :, :, :TARGET_SEARCH
-        ]  # [E, n, S] nearest first
+        order = np.argsort(d2, axis=2, kind="stable")  # [E, n, L] nearest first
+        order = order[:, :, :TARGET_SEARCH]  # [E, n, S]
         ok = np.take_along_axis(mine, order, axis=2)  # [E, n, S]
         nearest = np.take_along_axis(order, ok.argmax(axis=2)[..., None], axis=2)[..., 0]
         go = ok.any(axis=2)[..., None]  # [E, n, 1]: with none, only brake
