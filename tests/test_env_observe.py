@@ -188,3 +188,54 @@ def test_spread_landmark_target_against_all_pairs(num_agents):
     assert num_agents == 4 or found < 4 * num_agents  # ... and in a crowd some have none
     with pytest.raises(ValueError, match="landmark_target applies only to obs 'local'"):
         pe.make("spread", num_envs=1, landmark_target=True)
+
+
+def _matched_reference(pos, lm, i):
+    """Observer i's landmark (index into lm) in the greedy matching of i and its 15 nearest
+    other agents to its 16 nearest landmarks, shortest pair first; None if it gets none."""
+    crew = [i, *[j for j in np.argsort(np.linalg.norm(pos - pos[i], axis=-1), kind="stable")
+                 if j != i][:15]]  # fmt: skip
+    near = np.argsort(np.linalg.norm(lm - pos[i], axis=-1), kind="stable")[:16]
+    pairs = sorted((float(((lm[l] - pos[a]) ** 2).sum()), r, s)
+                   for r, a in enumerate(crew) for s, l in enumerate(near))  # fmt: skip
+    agents, landmarks = set(), set()
+    for _, r, s in pairs:
+        if r in agents or s in landmarks:
+            continue
+        if r == 0:
+            return near[s]
+        agents.add(r)
+        landmarks.add(s)
+    return None
+
+
+@pytest.mark.parametrize("num_agents,num_landmarks", [(4, 4), (40, 40), (40, 12)])
+def test_spread_matched_target_against_reference(num_agents, num_landmarks):
+    """target_rule matched: the slot holds the observer's landmark in a greedy matching of
+    it and its 15 nearest fellow agents to its 16 nearest landmarks (shortest pair first):
+    a landmark for every agent while there are as many landmarks as agents in view, none for
+    some where agents outnumber them; the rest of the observation is unchanged."""
+    kw = dict(num_envs=4, seed=6, obs="local", num_agents=num_agents,
+              num_landmarks=num_landmarks, density=1.0, k_agents=1, k_landmarks=2,
+              landmark_claims=True, landmark_target=True)  # fmt: skip
+    free_env = pe.make("spread", **kw)
+    env = pe.make("spread", target_rule="matched", **kw)
+    free, obs = free_env.reset()["agent"], env.reset()["agent"]
+    np.testing.assert_array_equal(obs[..., :-3], free[..., :-3])
+    pos, lm = env.state.pos, env.state.landmark_pos
+    got = 0
+    for e in range(4):
+        for i in range(num_agents):
+            j = _matched_reference(pos[e], lm[e], i)
+            want = np.zeros(3) if j is None else np.array([1.0, *(lm[e, j] - pos[e, i])])
+            np.testing.assert_allclose(obs[e, i, -3:], want, atol=1e-5)
+            got += j is not None
+    if num_agents == num_landmarks:
+        assert got == 4 * num_agents  # 16 (or N) agents, as many landmarks: all matched
+    else:
+        assert 0 < got < 4 * num_agents  # 16 agents v 12 landmarks in view: some left out
+    assert (obs[..., -3] != free[..., -3]).any()  # a different rule from free's
+    with pytest.raises(ValueError, match="target_rule applies only with landmark_target"):
+        pe.make("spread", num_envs=1, obs="local", target_rule="matched")
+    with pytest.raises(ValueError, match="target_rule: unknown target rule 'best'"):
+        pe.make("spread", num_envs=1, obs="local", landmark_target=True, target_rule="best")

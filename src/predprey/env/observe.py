@@ -11,9 +11,13 @@ local: [own vel (2), own pos (2)], then for each team t its k_t nearest living a
        [present, rel pos (2)] (with `claims`, [present, rel pos (2), claim]: the distance
        from the landmark to the nearest agent of the observer's team other than itself,
        capped at CLAIM_CAP: whether someone else is already there), then (with `target`)
-       one slot [present, rel pos (2)]: the nearest of the TARGET_SEARCH nearest landmarks
-       to which the observer is nearer than every other agent of its team (a landmark
-       no one else is closer to: the nearest one it can have); missing slots are all
+       one slot [present, rel pos (2)]: under rule `free`, the nearest of the TARGET_SEARCH
+       nearest landmarks to which the observer is nearer than every other agent of its team
+       (a landmark no one else is closer to: the nearest one it can have); under `matched`,
+       the observer's landmark in a greedy matching (shortest agent-landmark pair first) of
+       it and its MATCH_AGENTS - 1 nearest teammates to its TARGET_SEARCH nearest landmarks:
+       a local stand-in for dividing the landmarks among the agents, which lends a spare
+       agent a landmark whose nearest agent is busy with a nearer one; missing slots are all
        zero. The size does not depend on the
        number of agents, so one policy runs at any N. Own position is in units of the arena's
        half-width from its centre ([-1, 1] inside the arena; 0 where the scenario's
@@ -36,6 +40,8 @@ AGENT_SLOT = 5  # present, dx, dy, dvx, dvy
 LANDMARK_SLOT = 3  # present, dx, dy (+ claim)
 CLAIM_CAP = 1.0  # world units: a landmark's nearest other agent farther than this reads as this
 TARGET_SEARCH = 16  # landmarks searched, nearest first, for the target slot
+MATCH_AGENTS = 16  # matched target: the observer and its 15 nearest teammates
+TARGET_FREE, TARGET_MATCHED = 1, 2  # local_observe's `target` rules (0: no slot)
 
 
 def local_dim(k_per_team, k_landmarks: int, claims: bool = False, target: bool = False) -> int:
@@ -103,8 +109,8 @@ def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks
     team_start [T + 1]: agent index where each team starts (last entry N); k_team [T, T]:
     k_team[u, t] slots for team t in the observations of team u's agents. Own position is
     (pos - centre) * inv_half (centre [2]); relative positions and velocities are as given.
-    claims: landmark slots end with the landmark's claim; target: the target slot follows
-    them (module docstring).
+    claims: landmark slots end with the landmark's claim; target (0: none, TARGET_FREE,
+    TARGET_MATCHED): the target slot under that rule follows them (module docstring).
     Neighbours come from a cell grid per team and one over the landmarks
     (`predprey.env.grid`): O(N) per env."""
     E, N = pos.shape[0], pos.shape[1]
@@ -115,6 +121,8 @@ def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks
     dist = np.empty(kmax, np.float64)
     other, other_d = np.empty(1, np.int64), np.empty(1, np.float64)
     near, near_d = np.empty(TARGET_SEARCH, np.int64), np.empty(TARGET_SEARCH, np.float64)
+    crew, crew_d = np.empty(MATCH_AGENTS, np.int64), np.empty(MATCH_AGENTS, np.float64)
+    pair_d = np.empty(MATCH_AGENTS * TARGET_SEARCH, np.float64)
     lm_slot = LANDMARK_SLOT + 1 if claims else LANDMARK_SLOT
     xs, ys, ids, items, cell_of, start, geo = grid_alloc(T + 1, max(N, L))
     m = np.zeros(T + 1, np.int64)
@@ -169,6 +177,17 @@ def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks
                 b = c + lm_slot * k_landmarks
                 n = grid_knn(px, py, -1, TARGET_SEARCH, xs[T], ys[T], ids[T], m[T], items[T],
                              start[T], geo[T], near, near_d)  # fmt: skip
+                if target == TARGET_MATCHED:
+                    crew[0] = i
+                    a = 1 + grid_knn(px, py, i, MATCH_AGENTS - 1, xs[u], ys[u], ids[u], m[u],
+                                     items[u], start[u], geo[u], crew[1:], crew_d[1:])  # fmt: skip
+                    s = _local_match(pos[e], landmark_pos[e], crew, a, near, n, pair_d)
+                    if s >= 0:
+                        lx, ly = landmark_pos[e, near[s], 0], landmark_pos[e, near[s], 1]
+                        o[b] = 1.0
+                        o[b + 1] = lx - px
+                        o[b + 2] = ly - py
+                    continue
                 for s in range(n):
                     lx, ly = landmark_pos[e, near[s], 0], landmark_pos[e, near[s], 1]
                     found = grid_knn(lx, ly, i, 1, xs[u], ys[u], ids[u], m[u], items[u],
@@ -178,3 +197,27 @@ def local_observe(pos, vel, landmark_pos, alive, team_start, k_team, k_landmarks
                         o[b + 1] = lx - px
                         o[b + 2] = ly - py
                         break
+
+
+@njit(cache=True)
+def _local_match(pos, landmark_pos, crew, a, near, n, pair_d):
+    """Greedy matching of agents crew[:a] (the observer first) to landmarks near[:n],
+    shortest pair first (ties: lower crew slot, then nearer landmark): the index s into near
+    of the observer's landmark, or -1 if it gets none. pair_d: scratch of >= a * n."""
+    for r in range(a):
+        ax, ay = pos[crew[r], 0], pos[crew[r], 1]
+        for s in range(n):
+            dx, dy = landmark_pos[near[s], 0] - ax, landmark_pos[near[s], 1] - ay
+            pair_d[r * n + s] = dx * dx + dy * dy
+    order = np.argsort(pair_d[: a * n], kind="mergesort")  # stable: ties in slot order
+    agent_done = np.zeros(a, np.bool_)
+    landmark_done = np.zeros(n, np.bool_)
+    for f in order:
+        r, s = f // n, f % n
+        if agent_done[r] or landmark_done[s]:
+            continue
+        if r == 0:
+            return s
+        agent_done[r] = True
+        landmark_done[s] = True
+    return -1

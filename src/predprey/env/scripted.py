@@ -16,7 +16,8 @@ act(name, env, team, rng) -> actions [E, n_team, 2] in [-1, 1], computed from `e
           length; in world units it arrives within 0.1 by step 18 from 2.5 away
   target  greedy's controller, steering for spread's `landmark_target` instead: the nearest of
           the 16 nearest landmarks that no other agent is nearer to (no pile-ups: each
-          landmark is one agent's at most); an agent with none brakes
+          landmark is one agent's at most), or where the env's `target_rule` is matched,
+          the landmark of that slot (`predprey.env.observe`); an agent with none brakes
 chaser and evader need an opposing team (tag). Their positions are read in units of the
 arena's half-width, centred on the arena, so the same rules drive preset mpe and the 250-wide box.
 """
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from predprey.env.observe import TARGET_SEARCH
+from predprey.env.observe import TARGET_MATCHED, TARGET_SEARCH
 
 SCRIPTED = ("random", "still", "chaser", "evader", "greedy", "target")
 GREEDY_GAINS = (3.0, 1.0)  # position, velocity
@@ -86,6 +87,10 @@ def _greedy(env, team: str, own: bool = False) -> np.ndarray:
     pos, vel = s.pos[:, me], s.vel[:, me]  # [E, n, 2]
     to_lm = s.landmark_pos[:, None, :, :] - pos[:, :, None, :]  # [E, n, L, 2]
     d2 = np.einsum("enld,enld->enl", to_lm, to_lm)  # [E, n, L]
+    if own and getattr(env.scenario, "target", 0) == TARGET_MATCHED:
+        slot = env.scenario.observe(s)[team][..., -3:]  # [E, n, 3]: present, offset (2)
+        f = GREEDY_GAINS[0] * slot[..., 1:] * slot[..., :1] - GREEDY_GAINS[1] * vel
+        return f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1.0)
     if not own:
         nearest, go = d2.argmin(axis=2), 1.0  # [E, n]
     else:

@@ -45,6 +45,7 @@ from predprey.env.state import State
 OBS_MODES = ("mpe", "local")
 COVER_RADIUS = 0.1  # a landmark is covered when an agent's centre is this close
 CREDITS = ("shared", "nearest")
+TARGET_RULES = ("free", "matched")  # landmark_target's slot: local_observe's rules 1, 2
 
 
 def arena_half_width(num_agents: int, density: float | None) -> float:
@@ -76,6 +77,11 @@ class SpreadParams:
     # agent is nearer to than this one: where to go when the nearest are taken, which in a
     # crowd can lie beyond the k_landmarks seen (default false)
     landmark_target: bool | None = None
+    # obs local only, with landmark_target: which landmark the slot holds. free: the rule
+    # above; matched: the observer's landmark in a greedy matching (shortest pair first) of
+    # it and its 15 nearest fellow agents to its 16 nearest landmarks, a local stand-in
+    # for dividing the landmarks among the agents (default free)
+    target_rule: str | None = None
     # shared: every agent gets the whole coverage term (mpe2); nearest: each landmark's
     # distance term goes to its nearest agent only (per-agent credit; same team total)
     credit: str = "shared"
@@ -92,7 +98,11 @@ class SpreadParams:
             raise ValueError(f"local_ratio must be a number in [0, 1], got {lr!r}")
         check_params(
             self,
-            choices=dict(obs=("observation mode", OBS_MODES), credit=("credit", CREDITS)),
+            choices=dict(
+                obs=("observation mode", OBS_MODES),
+                credit=("credit", CREDITS),
+                target_rule=("target rule", TARGET_RULES),
+            ),
             ints=dict(num_agents=1, num_landmarks=1, episode_length=1, k_agents=0, k_landmarks=0),
             positive=("agent_size", "density"),
             nonnegative=("speed_cost", "cover_bonus"),
@@ -100,9 +110,18 @@ class SpreadParams:
             only_for={name: ("obs", "local") for name in LOCAL_ONLY},
             settings=dict(obs=self.obs),
         )
+        if self.target_rule is not None and not self.landmark_target:
+            raise ValueError("target_rule applies only with landmark_target: true")
 
 
-LOCAL_ONLY = ("k_agents", "k_landmarks", "own_position", "landmark_claims", "landmark_target")
+LOCAL_ONLY = (
+    "k_agents",
+    "k_landmarks",
+    "own_position",
+    "landmark_claims",
+    "landmark_target",
+    "target_rule",
+)
 
 
 class Spread(Scenario):
@@ -135,11 +154,12 @@ class Spread(Scenario):
         self.k_landmarks = 3 if p.k_landmarks is None else p.k_landmarks
         self.own_position = p.own_position is not False  # None: the default, true
         self.claims = bool(p.landmark_claims)
-        self.target = bool(p.landmark_target)
+        # local_observe's target: 0 no slot, else 1 + the rule's index in TARGET_RULES
+        self.target = TARGET_RULES.index(p.target_rule or "free") + 1 if p.landmark_target else 0
         if p.obs == "mpe":
             self.obs_dims = {"agent": 4 + 2 * self.num_landmarks + 2 * (n - 1)}
         else:
-            dim = local_dim(self.k_team[0], self.k_landmarks, self.claims, self.target)
+            dim = local_dim(self.k_team[0], self.k_landmarks, self.claims, self.target > 0)
             self.obs_dims = {"agent": int(dim)}
         self.spare_envs = 0  # envs [0, spare_envs) lay landmark L-1 on landmark 0 (`spare`)
         # others[i] = every agent index but i, in order: [N, N-1]
