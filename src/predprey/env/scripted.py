@@ -85,12 +85,12 @@ def _greedy(env, team: str, own: bool = False) -> np.ndarray:
         raise ValueError(f"scripted policy {'target' if own else 'greedy'!r} needs landmarks; "
                          "this env has none")  # fmt: skip
     pos, vel = s.pos[:, me], s.vel[:, me]  # [E, n, 2]
+    if own and getattr(env.scenario, "target", 0) == TARGET_MATCHED:
+        # the matching lives in the observation kernel only: read its slot
+        slot = env.scenario.observe(s)[team][..., -3:]  # [E, n, 3]: present, offset (2)
+        return _steer(slot[..., 1:], slot[..., :1], vel)
     to_lm = s.landmark_pos[:, None, :, :] - pos[:, :, None, :]  # [E, n, L, 2]
     d2 = np.einsum("enld,enld->enl", to_lm, to_lm)  # [E, n, L]
-    if own and getattr(env.scenario, "target", 0) == TARGET_MATCHED:
-        slot = env.scenario.observe(s)[team][..., -3:]  # [E, n, 3]: present, offset (2)
-        f = GREEDY_GAINS[0] * slot[..., 1:] * slot[..., :1] - GREEDY_GAINS[1] * vel
-        return f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1.0)
     if not own:
         nearest, go = d2.argmin(axis=2), 1.0  # [E, n]
     else:
@@ -104,6 +104,12 @@ def _greedy(env, team: str, own: bool = False) -> np.ndarray:
         nearest = np.take_along_axis(order, ok.argmax(axis=2)[..., None], axis=2)[..., 0]
         go = ok.any(axis=2)[..., None]  # [E, n, 1]: with none, only brake
     offset = np.take_along_axis(to_lm, nearest[:, :, None, None], axis=2)[:, :, 0]  # [E, n, 2]
+    return _steer(offset, go, vel)
+
+
+def _steer(offset, go, vel) -> np.ndarray:
+    """greedy's controller: force 3 x offset [E, n, 2] where go (else 0), minus velocity,
+    at most unit length."""
     f = GREEDY_GAINS[0] * offset * go - GREEDY_GAINS[1] * vel
     return f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1.0)
 

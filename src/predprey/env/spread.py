@@ -38,14 +38,15 @@ import numpy as np
 from numba import njit
 
 from predprey.env.grid import GRID_MIN, grid_alloc, grid_box, grid_build, grid_fill, grid_knn
-from predprey.env.observe import local_dim, local_observe
+from predprey.env.observe import TARGET_FREE, TARGET_MATCHED, local_dim, local_observe
 from predprey.env.scenario import Bodies, Outcome, Scenario, check_params
 from predprey.env.state import State
 
 OBS_MODES = ("mpe", "local")
 COVER_RADIUS = 0.1  # a landmark is covered when an agent's centre is this close
 CREDITS = ("shared", "nearest")
-TARGET_RULES = ("free", "matched")  # landmark_target's slot: local_observe's rules 1, 2
+TARGET_CODES = dict(free=TARGET_FREE, matched=TARGET_MATCHED)  # rule -> local_observe's code
+TARGET_RULES = tuple(TARGET_CODES)  # landmark_target's slot rules
 
 
 def arena_half_width(num_agents: int, density: float | None) -> float:
@@ -154,8 +155,8 @@ class Spread(Scenario):
         self.k_landmarks = 3 if p.k_landmarks is None else p.k_landmarks
         self.own_position = p.own_position is not False  # None: the default, true
         self.claims = bool(p.landmark_claims)
-        # local_observe's target: 0 no slot, else 1 + the rule's index in TARGET_RULES
-        self.target = TARGET_RULES.index(p.target_rule or "free") + 1 if p.landmark_target else 0
+        # local_observe's target: 0 no slot, else the rule's code
+        self.target = TARGET_CODES[p.target_rule or "free"] if p.landmark_target else 0
         if p.obs == "mpe":
             self.obs_dims = {"agent": 4 + 2 * self.num_landmarks + 2 * (n - 1)}
         else:
