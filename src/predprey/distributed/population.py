@@ -1,7 +1,7 @@
 """A population on Ray (`predprey train --config configs/tag_population.yaml --runners K`):
-the population trainer of one process (predprey.population.trainer: fitness, sync,
-selection, mutation, events, checkpoints) over members whose learner, replay and runners
-are actors.
+the `Population` of one process (predprey.population.trainer: fitness, sync, selection,
+mutation, events, checkpoints) over `RayMember`s, whose learner, replay and runners are
+actors.
 
 Each member is a `RaySource` of its own (K runner actors, a buffer actor with its
 write-ahead log, a learner actor), paced by its own samples-per-insert `MemberLimiter`,
@@ -27,14 +27,12 @@ from typing import Any
 import ray
 
 from predprey import checkpoint
-from predprey.config import Config, ConfigError
+from predprey.config import Config
 from predprey.distributed.actors import weights_to_torch
 from predprey.distributed.driver import RaySource, wait_any
 from predprey.learn.offpolicy import OffPolicy
 from predprey.population.member import MemberBase, MemberHooks, MemberLimiter, changed_pace
-from predprey.population.params import SHARE_BUFFER_ON_RAY
 from predprey.population.resize import fit_actors
-from predprey.population.trainer import PopulationTrainer
 from predprey.rundir import RunDir
 
 
@@ -118,7 +116,8 @@ class RayMember(MemberBase):
     def save_own_checkpoint(self) -> None:
         """Learner, replay and the fleet's counters to RUN/members/K (through its buffer
         actor, as a single-learner Ray run writes RUN/)."""
-        self.source.save_checkpoint({"teams": checkpoint.team_list(self.fleet.teams)})
+        src = self.source
+        src.write_checkpoint({"teams": checkpoint.team_list(self.fleet.teams), **src.state_dict()})
 
     def state(self) -> dict[str, Any]:
         return {
@@ -134,33 +133,6 @@ class RayMember(MemberBase):
         self.restore_lineage(state)
 
 
-class MemberFleets:
-    """`trainer.fleet` of a population: shuts down every member's actors."""
-
-    def __init__(self, members: Sequence[RayMember]):
-        self.members = members
-
-    def shutdown(self) -> None:
-        for m in self.members:
-            m.fleet.shutdown()
-
-
-class RayPopulationTrainer(PopulationTrainer):
-    """The population trainer with every member on Ray (`runners` runner actors each); the
-    caller shuts the actors down (`trainer.fleet.shutdown()`, as for `DistributedTrainer`)."""
-
-    def __init__(self, config: Config, run: RunDir, runners: int, **kwargs: Any):
-        if config.population.share_buffer:
-            raise ConfigError(SHARE_BUFFER_ON_RAY)
-
-        def make_member(k, cfg, hp, loop):
-            return RayMember(k, cfg, hp, loop, runners)
-
-        def wait(members):
-            wait_any([m.source for m in members])
-
-        super().__init__(config, run, make_member=make_member, wait=wait, **kwargs)
-
-    @property
-    def fleet(self) -> MemberFleets:
-        return MemberFleets(self.population.members)
+def wait_members(members: Sequence[RayMember]) -> None:
+    """Block until a call of any member completes (the population's `wait`)."""
+    wait_any([m.source for m in members])
