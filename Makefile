@@ -38,7 +38,7 @@ bench: $(STAMP)
 	$(BIN)/predprey bench train
 
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf $(VENV) build site *.egg-info src/*.egg-info

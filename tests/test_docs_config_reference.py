@@ -1,4 +1,5 @@
-"""The generated config reference lists every key of every section with its comment."""
+"""The docs: the generated config reference lists every key of every section with its
+comment, and the README stays a guide."""
 
 import dataclasses
 from dataclasses import dataclass
@@ -70,3 +71,10 @@ def test_reference_sections_of_the_config_are_used_when_present(monkeypatch):
     assert ref.sections() == [("only", _Example)]
     page = ref.markdown()
     assert "## only" in page and "## algo" not in page
+
+
+def test_readme_is_a_guide_not_a_notebook():
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    assert len(readme.read_text().splitlines()) <= 250  # results and logs live in docs/
