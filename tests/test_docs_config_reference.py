@@ -3,39 +3,66 @@ comment, and the README stays a guide."""
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 from predprey import config_reference as ref
-from predprey.config import AlgoConfig, TrainConfig
 
 
-def _table_rows(page: str, title: str) -> list[str]:
-    """The table rows of section `title` of the generated page."""
-    body = page.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
-    return [line for line in body.splitlines() if line.startswith("| `")]
+def _tables(page: str) -> dict[str, dict[str, str]]:
+    """section title -> key -> its table row, parsed from the generated page."""
+    out: dict[str, dict[str, str]] = {}
+    for part in page.split("\n## ")[1:]:
+        title, body = part.split("\n", 1)
+        rows = [line for line in body.splitlines() if line.startswith("| `")]
+        out[title] = {row.split("`")[1]: row for row in rows}
+    return out
 
 
 def test_every_field_of_every_section_is_listed():
-    page = ref.markdown()
     sections = ref.sections()
-    assert {"algo", "train", "buffer", "distributed", "population"} <= {t for t, _ in sections}
+    tables = _tables(ref.markdown())
+    assert [t for t, _ in sections] == list(tables)
+    for name in ("env", "algo", "buffer", "train", "distributed", "population"):
+        assert any(t.split()[0].rstrip(":") == name for t in tables), name
     for title, cls in sections:
-        rows = _table_rows(page, title)
-        names = [f.name for f in dataclasses.fields(cls)]
-        assert [r.split("`")[1] for r in rows] == names, title
+        shown = set(tables[title])  # a subclass section lists what its base section does not
+        shown |= {k for t, base in sections if base is not cls and issubclass(cls, base)
+                  for k in tables[t]}  # fmt: skip
+        assert shown == {f.name for f in dataclasses.fields(cls)}, title
 
 
-def test_comments_next_to_and_above_a_field_are_its_description():
-    page = ref.markdown()
-    algo = {r.split("`")[1]: r for r in _table_rows(page, "algo")}
-    trailing = "weight of mean(pre-tanh action^2) in the actor loss"
-    assert trailing in algo["actor_reg"]
-    # a comment of several lines above the field, joined
-    assert "MAPPO's value normalisation" in algo["value_norm"]
-    assert "fit at one learning rate" in algo["value_norm"]
-    train = {r.split("`")[1]: r for r in _table_rows(page, "train")}
-    assert "env steps between evaluations" in train["eval_every"]
-    assert f"| `{TrainConfig.eval_every}` |" in train["eval_every"]  # the default
-    assert f"| `{AlgoConfig.gamma}` |" in algo["gamma"]
+def _row_of(key: str) -> str:
+    """The table row of `key` in the first section that lists it."""
+    for rows in _tables(ref.markdown()).values():
+        if key in rows:
+            return rows[key]
+    raise AssertionError(f"{key} is in no section")
+
+
+def _comment_in_source(cls: type, key: str) -> str:
+    """The text of the `# ...` comment written on `key`'s line in `cls`'s source."""
+    import inspect
+
+    for base in cls.__mro__:
+        if dataclasses.is_dataclass(base):
+            for line in inspect.getsource(base).splitlines():
+                if line.strip().startswith(f"{key}:") and "#" in line:
+                    return line.split("#", 1)[1].strip()
+    raise AssertionError(f"no comment beside {key}")
+
+
+def test_a_fields_comment_and_default_are_in_its_row():
+    sections = dict((cls, t) for t, cls in ref.sections())
+    checked = 0
+    for cls in sections:
+        for f in dataclasses.fields(cls):
+            if f.name not in ("actor_reg", "eval_every", "warmup"):
+                continue
+            row = _row_of(f.name)
+            assert _comment_in_source(cls, f.name) in row
+            assert f"| `{ref._value(f.default)}` |" in row
+            checked += 1
+    assert checked >= 3
 
 
 @dataclass(frozen=True)
@@ -50,6 +77,12 @@ class _Example:
     unrelated: bool = False
 
 
+@dataclass(frozen=True)
+class _Extended(_Example):
+    plain: int = 2  # another default
+    extra: float = 0.5  # a key of its own
+
+
 def test_comment_parsing_rules():
     docs, notes = ref.fields(_Example)
     by_name = {d.name: d for d in docs}
@@ -62,19 +95,23 @@ def test_comment_parsing_rules():
     assert by_name["noted"].type == "tuple[int, ...]"
     assert by_name["unrelated"].comment == ""  # a blank line ends a comment block
     assert notes == {"noted": "a note about the fields below"}
+    extended = {d.name: d for d in ref.fields(_Extended)[0]}
+    assert extended["above"].comment == by_name["above"].comment  # inherited with its comment
+    assert extended["plain"].comment == "another default"
 
 
 def test_reference_sections_of_the_config_are_used_when_present(monkeypatch):
     from predprey import config
 
-    monkeypatch.setattr(config, "reference_sections", lambda: [("only", _Example)], raising=False)
-    assert ref.sections() == [("only", _Example)]
-    page = ref.markdown()
-    assert "## only" in page and "## algo" not in page
+    sections = [("base", _Example), ("extended", _Extended)]
+    monkeypatch.setattr(config, "reference_sections", lambda: sections, raising=False)
+    assert ref.sections() == sections
+    tables = _tables(ref.markdown())
+    assert list(tables) == ["base", "extended"]
+    assert set(tables["extended"]) == {"plain", "extra"}  # the rest: see the base section
+    assert "Also every key of *base* above." in ref.markdown()
 
 
 def test_readme_is_a_guide_not_a_notebook():
-    from pathlib import Path
-
     readme = Path(__file__).resolve().parents[1] / "README.md"
     assert len(readme.read_text().splitlines()) <= 250  # results and logs live in docs/

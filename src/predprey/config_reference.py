@@ -144,11 +144,20 @@ def markdown() -> str:
         "The `env` section's scenario parameters sit directly under `env:` next to "
         "`scenario` and `num_envs`; which ones apply depends on `env.scenario`.",
     ]
+    listed: list[tuple[str, type]] = []
     for title, cls in sections():
         docs, notes = fields(cls)
         parts += ["", f"## {title}", "", f"`{cls.__module__}.{cls.__qualname__}`"]
         if doc := _docstring(cls):
             parts += ["", doc]
+        # a section extending another listed one (each learner's `algo` class) shows only the
+        # keys it adds or gives another default, and says where the rest are
+        for base_title, base in listed:
+            if issubclass(cls, base):
+                inherited = {(d.name, d.default) for d in fields(base)[0]}
+                docs = [d for d in docs if (d.name, d.default) not in inherited]
+                parts += ["", f"Also every key of *{base_title}* above."]
+        listed.append((title, cls))
         parts += ["", "| key | type | default | description |", "|---|---|---|---|"]
         for d in docs:
             parts.append(
