@@ -145,9 +145,15 @@ def markdown() -> str:
         "`scenario` and `num_envs`; which ones apply depends on `env.scenario`.",
     ]
     listed: list[tuple[str, type]] = []
+    anchors: set[str] = set()
     for title, cls in sections():
         docs, notes = fields(cls)
-        parts += ["", f"## {title}", "", f"`{cls.__module__}.{cls.__qualname__}`"]
+        # the first section of each config section gets its name as anchor (#algo, #train),
+        # so links into this page hold however the titles are worded
+        key = title.split()[0].rstrip(":")
+        anchor = "" if key in anchors else f" {{#{key}}}"
+        anchors.add(key)
+        parts += ["", f"## {title}{anchor}", "", f"`{cls.__module__}.{cls.__qualname__}`"]
         if doc := _docstring(cls):
             parts += ["", doc]
         # a section extending another listed one (each learner's `algo` class) shows only the
