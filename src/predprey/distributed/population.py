@@ -50,11 +50,18 @@ class RayMember(MemberBase):
 
     def __init__(self, k: int, config: Config, hp: Mapping[str, Any], loop: Any, runners: int):
         run = member_run(loop.run_dir, k)
-        payload = None
+        payload, self.own_state = None, None
         if loop.payload is not None:  # resumed: its actors start with its saved widths and hp
             payload = checkpoint.load(run)
+            # Its own checkpoint holds its hyperparameters and lineage beside its networks:
+            # written before the population's, it may be one checkpoint newer (a crash in
+            # between), and its networks have that checkpoint's widths.
+            self.own_state = payload.get("member")
             saved = loop.payload.get("population", {}).get("members", [])
-            hp = saved[k]["hp"] if k < len(saved) else hp  # else: an error in _restore
+            if self.own_state is not None:
+                hp = self.own_state["hp"]
+            elif k < len(saved):
+                hp = saved[k]["hp"]  # else: an error in load_state_dict
         super().__init__(k, config, hp, loop)
         self.source = src = RaySource(self.config, MemberHooks(self, loop, run, payload), runners)
         src.wait_seconds = 0.0  # the population waits on every member at once
@@ -117,7 +124,10 @@ class RayMember(MemberBase):
         """Learner, replay and the fleet's counters to RUN/members/K (through its buffer
         actor, as a single-learner Ray run writes RUN/)."""
         src = self.source
-        src.write_checkpoint({"teams": checkpoint.team_list(self.fleet.teams), **src.state_dict()})
+        src.write_checkpoint({
+            "teams": checkpoint.team_list(self.fleet.teams), **src.state_dict(),
+            "member": self.lineage_state(),  # one unit with its networks (see __init__)
+        })  # fmt: skip
 
     def state(self) -> dict[str, Any]:
         return {
@@ -128,9 +138,9 @@ class RayMember(MemberBase):
         }
 
     def restore(self, state: Mapping[str, Any], buffer) -> None:
-        """Hyperparameters and lineage (networks and replay came from the member's own
-        checkpoint when its fleet started)."""
-        self.restore_lineage(state)
+        """Hyperparameters and lineage, from its own checkpoint where it has them (its
+        networks and replay came from that checkpoint when its fleet started)."""
+        self.restore_lineage(self.own_state or state)
 
 
 def wait_members(members: Sequence[RayMember]) -> None:
