@@ -52,9 +52,9 @@ class Limits(NamedTuple):
         if need > self.max_memory:
             raise TooLarge(
                 "body",
-                f"rows of {sum(widths.values())} values need {need / 2**30:.2f} GiB for "
-                f"--capacity {capacity}, over this server's limit of "
-                f"{self.max_memory / 2**30:.2f} GiB (serve-buffer --max-memory raises it)",
+                f"rows of {sum(widths.values())} values need {size(need)} for --capacity "
+                f"{capacity}, over this server's limit of {size(self.max_memory)} "
+                "(serve-buffer --max-memory raises it)",
             )
 
 
@@ -71,6 +71,14 @@ class StorageFailed(Exception):
 
 
 DEFAULT_LIMITS = Limits()
+
+
+def size(n: int) -> str:
+    """Bytes for a message: '728.0 KiB', '8.0 GiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
 
 
 class RecordAck(NamedTuple):
