@@ -10,12 +10,12 @@ otherwise; any other address needs --token.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import sys
 from pathlib import Path
 
+from predprey.commands import require_token_off_loopback
 from predprey.config import ConfigError
 from predprey.service.limits import MAX_MEMORY, MAX_ROW_WIDTH
 
@@ -72,15 +72,6 @@ def memory_size(text: str) -> int:
     return int(value * UNITS[unit])
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def load_schema(text: str | None) -> dict[str, int] | None:
     from predprey.service.wire import parse_widths
 
@@ -105,11 +96,7 @@ def load_schema(text: str | None) -> dict[str, int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not is_loopback(args.host) and not args.token:
-        raise ConfigError(
-            f"--host {args.host} is not a loopback address: refusing to serve without --token "
-            "(anyone who can reach it could write to the buffer)"
-        )
+    require_token_off_loopback(args.host, args.token, "write to the buffer")
     if args.token_reads and not args.token:
         raise ConfigError("--token-reads needs --token")
     for name in ("capacity", "max_body", "max_batch", "max_row_width"):
