@@ -4,7 +4,10 @@ POST /record_data/ with {"State": [[...]], "Action": [[...]], "Reward": [[...]],
 "Next State": [[...]]} (optional "Done") stores transitions durably (SQLite, fsync'd
 before the 201); GET /batch_data/{size} samples them; GET/PUT /policy/{team} serve
 actor weights. OpenAPI at /docs and /openapi.json. Binds 127.0.0.1 unless told
-otherwise; any other address needs --token.
+otherwise; any other address needs --token. A bad request is a 4xx naming the problem and
+changes nothing; rows wider than --max-row-width, or a buffer that would need more than
+--max-memory, are a 413 naming the flag. A --capacity below the rows already stored is
+refused (nothing is dropped without --reset).
 """
 
 from __future__ import annotations

@@ -43,15 +43,15 @@ class Limits(NamedTuple):
     max_row_width: int = MAX_ROW_WIDTH  # values per row of one key
     max_memory: int = MAX_MEMORY  # bytes of the preallocated ring: capacity x 4 x sum(widths)
 
-    def check(self, widths: dict[str, int], capacity: int) -> None:
+    def check(self, widths: dict[str, int], capacity: int, where: str = "body") -> None:
         """TooLarge (naming the flag that raises the limit) unless a ring of `capacity` rows
-        of `widths` fits."""
+        of `widths` fits; `where`: what the widths came from."""
         for k, w in widths.items():
             width_limit(k, w, self.max_row_width)
         need = capacity * 4 * sum(widths.values())
         if need > self.max_memory:
             raise TooLarge(
-                "body",
+                where,
                 f"rows of {sum(widths.values())} values need {size(need)} for --capacity "
                 f"{capacity}, over this server's limit of {size(self.max_memory)} "
                 "(serve-buffer --max-memory raises it)",
@@ -105,7 +105,8 @@ class BufferService:
                     f"in {self.store.path}; pass --reset to start an empty buffer"
                 )
             if stored.widths or widths:
-                limits.check(stored.widths or widths, capacity)
+                where = f"the widths stored in {self.store.path}" if stored.widths else "--schema"
+                limits.check(stored.widths or widths, capacity, where)
         except ValueError:
             self.store.close()
             raise
