@@ -342,6 +342,22 @@ def test_a_failing_write_fails_that_request_and_the_writer_goes_on(client, monke
     assert c.post("/record_data/", json=record([4])).status_code == 201
 
 
+def test_a_failing_policy_write_is_503_and_keeps_the_old_policy(client, monkeypatch):
+    service, c = client
+    body = {"version": 1, "tensors": encode_tensors({"w": np.ones(2)})}
+    assert c.put("/policy/prey", json=body).status_code == 200
+
+    def full(*a):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(service.store, "put_policy", full)
+    r = c.put("/policy/prey", json={**body, "version": 2})
+    assert r.status_code == 503 and "No space left" in r.json()["detail"]
+    monkeypatch.undo()
+    assert c.get("/policy/prey").json()["version"] == 1
+    assert c.put("/policy/prey", json={**body, "version": 2}).status_code == 200
+
+
 def test_two_first_records_of_different_widths_one_wins(client):
     service, _ = client
     a = service.check(record([0], state_width=3))

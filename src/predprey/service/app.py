@@ -7,7 +7,8 @@
                             422 size <= 0 or over max_batch
   GET  /stats, GET /health
   GET  /policy/{team}       200 newest actor weights (see `wire`); 404 none yet
-  PUT  /policy/{team}       200; 409 version not newer; 413 tensor over the element limit
+  PUT  /policy/{team}       200; 409 version not newer; 413 tensor over the element limit;
+                            503 the store refused the write (the old policy stays)
 With a token, writes (and reads with token_reads) need `Authorization: Bearer <token>`:
 401 without, 403 wrong. Bad requests never reach a 500: every parse and validation error
 is mapped to 4xx below. The caller owns the service and closes it after serving.
@@ -231,7 +232,12 @@ def create_app(
     @app.put(
         "/policy/{team}",
         response_model=schemas.PolicyAck,
-        responses={**write_err, **body_err, 409: {"model": schemas.Error}},
+        responses={
+            **write_err,
+            **body_err,
+            409: {"model": schemas.Error},
+            503: {"model": schemas.Error},
+        },
         dependencies=write_deps,
         openapi_extra=body_doc(schemas.Policy),
         summary="Publish actor weights (versions must increase)",

@@ -39,6 +39,14 @@ from predprey.service.wire import (
 MAX_GROUP = 512  # posts per group commit
 
 
+def size(n: int) -> str:
+    """Bytes for a message: '728.0 KiB', '8.0 GiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+
+
 class Limits(NamedTuple):
     max_row_width: int = MAX_ROW_WIDTH  # values per row of one key
     max_memory: int = MAX_MEMORY  # bytes of the preallocated ring: capacity x 4 x sum(widths)
@@ -58,6 +66,9 @@ class Limits(NamedTuple):
             )
 
 
+DEFAULT_LIMITS = Limits()
+
+
 class Conflict(Exception):
     """The request is well formed but the buffer's state refuses it (HTTP 409)."""
 
@@ -68,17 +79,6 @@ class NotFound(Exception):
 
 class StorageFailed(Exception):
     """The database refused a write (HTTP 503); nothing was acknowledged."""
-
-
-DEFAULT_LIMITS = Limits()
-
-
-def size(n: int) -> str:
-    """Bytes for a message: '728.0 KiB', '8.0 GiB'."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
-        n /= 1024
 
 
 class RecordAck(NamedTuple):
@@ -192,8 +192,8 @@ class BufferService:
                         with self.lock:
                             self._fix_widths({k: a.shape[1] for k, a in arrays.items()})
                     except (MemoryError, OSError, ValueError, OverflowError) as e:
-                        raise TooLarge("body", f"cannot allocate the buffer ({e!r}); "
-                                       "lower --capacity") from None  # fmt: skip
+                        msg = f"cannot allocate the buffer ({e!r}); lower --capacity"
+                        raise TooLarge("body", msg) from None
                     fixed = True
                 check_widths(arrays, self.widths)
             except RecordError as e:
@@ -274,7 +274,10 @@ class BufferService:
             current = self.policies.get(team)
             if current is not None and version <= current[0]:
                 raise Conflict(f"version {version} is not newer than the stored {current[0]}")
-            self.store.put_policy(team, version, payload)
+            try:
+                self.store.put_policy(team, version, payload)
+            except Exception as e:  # disk full...: refused, the old policy stays
+                raise StorageFailed(f"storage write failed: {e}") from None
             self.policies[team] = (version, payload)
         return version
 
