@@ -406,3 +406,39 @@ def test_limits_are_in_the_openapi_schema(client):
     shape = doc["Tensor"]["properties"]["shape"]
     assert shape["maxItems"] == 8 and shape["items"]["maximum"] == 2**28
     assert shape["items"]["minimum"] == 0
+
+
+def test_random_shapes_and_widths_never_reach_a_500(tmp_path):
+    """Sizes and shapes beyond the listed classes, drawn with a fixed seed: tensor shapes
+    of rank 0-11 mixing zero, small, huge and over-64-bit dimensions with empty or matching
+    data, and first records of random widths; every answer is a 2xx/4xx and the rows
+    acknowledged before are all served after."""
+    rng = np.random.default_rng(0)
+    service = BufferService(tmp_path, 1000, seed=0, limits=Limits(MAX_WIDTH, MAX_MEMORY))
+    c = TestClient(create_app(service, max_body=256 * 1024), raise_server_exceptions=False)
+    dims = [0, 1, 3, 7, 2**16, 2**28, 2**31, 2**40, 2**62, 2**63 + 5]
+    codes: dict[int, int] = {}
+    for version in range(1, 301):
+        shape = [int(d) for d in rng.choice(dims, size=rng.integers(0, 12))]
+        n = int(np.prod(shape, dtype=object)) if shape else 1
+        data = encode_tensors({"w": np.zeros(n, np.float32)})["w"]["data"] if n < 64 else ""
+        body = {"version": version, "tensors": {"w": {"shape": shape, "dtype": "float32",
+                                                      "data": data}}}  # fmt: skip
+        r = c.put("/policy/predator", json=body)
+        codes[r.status_code] = codes.get(r.status_code, 0) + 1
+        assert r.status_code in (200, 413, 422), (shape, r.text)
+    assert codes.get(200) and codes.get(413) and codes.get(422), codes
+    acked: list[int] = []
+    for i in range(60):
+        state, action = (int(w) for w in rng.integers(1, 3 * MAX_WIDTH, size=2))
+        r = c.post("/record_data/", json=record([i], state, action))
+        assert r.status_code in (201, 413, 422), r.text
+        if r.status_code == 201:
+            acked.append(i)
+    assert acked, "no width fitted: the draw tests nothing"
+    widths = c.get("/stats").json()["widths"]
+    assert widths["State"] <= MAX_WIDTH and 1000 * 4 * sum(widths.values()) <= MAX_MEMORY
+    got = c.get(f"/batch_data/{len(acked)}").json()
+    assert sorted(int(v) for (v,) in got["Reward"]) == acked
+    print(f"policy PUT status counts {dict(sorted(codes.items()))}; {len(acked)}/60 records fit")
+    service.close()
