@@ -106,3 +106,31 @@ def test_bench_ablation_table_and_plot(tmp_path):
     bad = predprey("bench", "ablation", "--config", str(_ppo_config(tmp_path)), "--levels",
                    "agent,brain", "--out", str(tmp_path / "bad"))  # fmt: skip
     assert bad.returncode != 0 and "brain" in bad.stderr
+
+
+def test_bench_jaxmarl_runs_the_shipped_peer_script_by_default(tmp_path):
+    """No script outside the package: without --script the shipped copy is run with the
+    --python given (here a stand-in interpreter that reports what it was asked to run)."""
+    import argparse
+    import py_compile
+
+    from predprey.bench import jaxmarl
+    from predprey.cli import build_parser
+
+    assert jaxmarl.PEER_SCRIPT.is_file()
+    py_compile.compile(str(jaxmarl.PEER_SCRIPT), cfile=str(tmp_path / "peer.pyc"), doraise=True)
+    args = build_parser().parse_args(["bench", "jaxmarl", "--python", "py", "--out", "o"])
+    assert args.script == str(jaxmarl.PEER_SCRIPT)
+    fake = tmp_path / "python"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'echo "{\\"seconds\\": $2, \\"env_steps\\": 100, \\"env_steps_per_s\\": 50, '
+        '\\"return_per_agent\\": -20.0, \\"script\\": \\"$1\\", \\"envs\\": $3}"\n'
+    )
+    fake.chmod(0o755)
+    run = argparse.Namespace(python=str(fake), script=args.script, seconds=2.0, jax_envs=16,
+                             seed=0)  # fmt: skip
+    rows = jaxmarl.run_jaxmarl(run, tmp_path / "jaxmarl.jsonl")
+    assert rows == [{"time": 2.0, "env_steps": 100, "score": -20.0}]
+    raw = json.loads((tmp_path / "jaxmarl.jsonl").read_text())
+    assert raw["script"] == str(jaxmarl.PEER_SCRIPT) and raw["envs"] == 16

@@ -252,9 +252,12 @@ def test_eviction_is_oldest_first_in_memory_and_on_disk(tmp_path):
     stored = SqliteStore(tmp_path, capacity=10).load()
     assert sorted(stored.rows[:, 5].tolist()) == list(range(14, 24))  # Reward column
     assert stored.total == 24
-    # a restart with a lower capacity keeps the newest rows
-    service = BufferService(tmp_path, capacity=3, seed=0)
-    assert sorted(service.sample(3)["Reward"][:, 0].tolist()) == [21, 22, 23]
+    # a restart with a lower capacity is refused, naming --reset, and drops nothing
+    with pytest.raises(ValueError, match=r"--capacity 3 is smaller than the 10 rows.*--reset"):
+        BufferService(tmp_path, capacity=3, seed=0)
+    service = BufferService(tmp_path, capacity=50, seed=0)  # a larger one serves the same rows
+    assert sorted(service.sample(10)["Reward"][:, 0].tolist()) == list(range(14, 24))
+    assert service.stats()["rows"] == 10
     service.close()
 
 

@@ -95,6 +95,23 @@ def test_body_limit_on_a_live_server(server):
         assert c.post_transitions(rows([1, 2])).total == 2  # the server is fine afterwards
 
 
+def test_oversized_first_record_on_a_live_server_costs_nothing(server):
+    """Issue 37: a very wide first record was a 500 and then every record was refused or
+    hung. Now a 413 naming the flag, twice, and the next normal record is stored."""
+    s = server("--max-row-width", "1000", "--max-memory", "64M")
+    wide = {**{k: v.tolist() for k, v in rows([0]).items()}, "State": [[0.0] * 5000]}
+    with httpx.Client(base_url=s.url, timeout=30.0) as http:
+        for _ in range(2):
+            r = http.post("/record_data/", json=wide)
+            assert r.status_code == 413 and "--max-row-width" in r.json()["detail"], r.text
+        wide["State"] = [[0.0] * 1000]  # within the width limit, but not the memory one
+        r = http.post("/record_data/", json={**wide, "Next State": wide["State"]})
+        assert r.status_code == 413 and "--max-memory" in r.json()["detail"], r.text
+    with BufferClient(s.url) as c:
+        assert c.post_transitions(rows([1, 2])).total == 2
+        assert c.stats()["widths"]["State"] == 4
+
+
 def test_client_retries_are_bounded(tmp_path):
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     t0 = time.monotonic()

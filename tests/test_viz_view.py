@@ -550,3 +550,43 @@ def test_cli_serves_until_interrupted(run, signum, ignored):
     finally:
         proc.send_signal(getattr(signal, signum))
         assert proc.wait(timeout=60) == 0  # generous: CI machines are busy
+
+
+# ---- token ---------------------------------------------------------------------------
+
+
+def test_token_guards_every_request(run):
+    srv = start_server(run.path, token="s3cret")
+    base = srv.url.split("?")[0]
+    assert srv.url == base + "?token=s3cret"
+    try:
+        status, body = get(base + "api/info")
+        assert status == 401 and "token required" in body["error"]
+        status, body = get(base + "api/info?token=nope")
+        assert status == 403 and body["error"] == "wrong token"
+        bearer = urllib.request.Request(
+            base + "api/info", headers={"Authorization": "Bearer s3cret"}
+        )
+        with urllib.request.urlopen(bearer, timeout=10) as r:
+            assert r.status == 200 and json.loads(r.read())["run"] == "live"
+        with urllib.request.urlopen(srv.url, timeout=10) as r:  # what a browser opens
+            assert r.status == 200 and b"<html" in r.read().lower()
+            cookie = r.headers["Set-Cookie"].split(";")[0]
+        port = base.rstrip("/").rsplit(":", 1)[1]
+        assert cookie == f"predprey_view_token_{port}=s3cret"
+        with_cookie = urllib.request.Request(base + "api/episodes", headers={"Cookie": cookie})
+        with urllib.request.urlopen(with_cookie, timeout=10) as r:  # the page's own requests
+            assert r.status == 200
+        status, _ = get(base)  # the page itself needs it too
+        assert status == 401
+    finally:
+        srv.close()
+
+
+def test_cli_refuses_a_non_loopback_bind_without_token(run, capsys):
+    from predprey.cli import main
+
+    assert main(["view", str(run.path), "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--host 0.0.0.0 is not a loopback address" in err
+    assert "--token" in err and "read the run directory" in err

@@ -1,10 +1,10 @@
 """PPO against JaxMARL's IPPO on spread-3, the same wall clock, one plot.
 
-  predprey bench jaxmarl --python JAX_VENV/bin/python \
-      --script ../shared/bench/jaxmarl_ippo_spread.py --seconds 300 --out runs/vs_jaxmarl
+  predprey bench jaxmarl --python JAX_VENV/bin/python --seconds 300 --out runs/vs_jaxmarl
 
-Runs the peer script (JaxMARL's IPPO recipe, jitted on the CPU; it needs a Python with
-`jax[cpu] jaxmarl flax optax`, which predprey does not install) for --seconds, then
+Runs the peer script (JaxMARL's IPPO recipe, jitted on the CPU, shipped with predprey as
+bench/peer/jaxmarl_ippo_spread.py; --script runs another) with --python, a Python with
+`jax[cpu] jaxmarl flax optax`, which predprey does not install, for --seconds, then
 `predprey train --config configs/spread_ppo.yaml --time-budget SECONDS` in a fresh process,
 one after the other so that each has the machine. Both report the mean return per agent of
 the training episodes (one agent's 25 rewards summed, the sampling policy acting). Writes
@@ -25,10 +25,16 @@ from typing import Any
 
 from predprey.bench import curves
 
+PEER_SCRIPT = Path(__file__).with_name("peer") / "jaxmarl_ippo_spread.py"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--python", required=True, help="a Python with jax, jaxmarl, flax, optax")
-    p.add_argument("--script", required=True, help="jaxmarl_ippo_spread.py (the peer bench)")
+    p.add_argument(
+        "--script",
+        default=str(PEER_SCRIPT),
+        help="the peer script (default: the shipped jaxmarl_ippo_spread.py)",
+    )
     p.add_argument("--seconds", type=float, default=300.0, help="training wall clock of each")
     p.add_argument("--out", required=True, help="directory for the run, curves and plot")
     p.add_argument("--config", default="configs/spread_ppo.yaml")

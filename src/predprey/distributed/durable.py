@@ -22,6 +22,7 @@ import numpy as np
 
 from predprey import checkpoint
 from predprey.distributed.wal import WriteAheadLog
+from predprey.fsio import fsync_dir, fsync_file, remove_stale_tmp
 from predprey.learn.buffer import FieldSpec, ReplayBuffer
 from predprey.learn.packing import unpack
 from predprey.rundir import RunDir, RunDirError
@@ -55,6 +56,9 @@ class DurableBuffer:
     ):
         self.run = run
         self.capacity = capacity
+        # what a crash in the middle of this class's checkpoint left (no one else writes these)
+        for pattern in ("buffer-*.npz", checkpoint.LATEST):
+            remove_stale_tmp(run.checkpoint_dir, pattern)
         self.buffer = ReplayBuffer(capacity, spec)
         self.rng = np.random.default_rng(seed)
         self.last_insert_id = -1
@@ -121,8 +125,12 @@ class DurableBuffer:
             "env_steps": self.buffer.total_added,
             "last_insert_id": self.last_insert_id,
         }
-        checkpoint.save(self.run, full, self.buffer)
+        path = checkpoint.save(self.run, full, self.buffer)
         if self.wal is not None:
+            # the log goes only once the checkpoint (buffer file + latest.pt, and the renames
+            # that name them) would survive a machine crash
+            fsync_file(path)
+            fsync_dir(path.parent)
             self.wal.truncate()
         return {"env_steps": self.buffer.total_added, "seconds": time.perf_counter() - t0}
 

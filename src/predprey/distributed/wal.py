@@ -23,6 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from predprey.fsio import fsync_dir
+
 MAGIC = b"PPWAL1\n\0"
 HEADER = struct.Struct("<8sQI")  # magic, payload bytes, crc32 of payload
 META = struct.Struct("<I")  # bytes of the JSON meta at the start of a payload
@@ -39,7 +41,10 @@ class WriteAheadLog:
         self.path = Path(path)
         self.fsync = fsync
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
         self._file = open(self.path, "ab")  # noqa: SIM115 (kept open for the log's lifetime)
+        if created and fsync:  # the new name must survive a machine crash, not only its bytes
+            fsync_dir(self.path.parent)
 
     def append(
         self, insert_id: int, start: int, batch: Mapping[str, np.ndarray], sync: bool = True
@@ -86,7 +91,8 @@ class WriteAheadLog:
             os.fsync(self._file.fileno())
 
     def truncate(self) -> None:
-        """Empty the log (call once a checkpoint holding these rows is safely written)."""
+        """Empty the log (call once a checkpoint holding these rows is durable: its files
+        and their directory fsynced)."""
         self._file.truncate(0)
         self._file.flush()
         os.fsync(self._file.fileno())

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from predprey.fsio import atomic_write
+
 FieldSpec = Mapping[str, tuple[tuple[int, ...], str]]
 HUGE_PAGE_MIN_BYTES = 4 << 20
 
@@ -123,12 +125,9 @@ class ReplayBuffer:
         self.total_added = int(state["__total_added"])
 
     def save(self, path: str | Path) -> None:
-        """Atomic write (temp file + rename), so a crash never leaves a torn buffer file."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, **self.state_dict())
-        tmp.replace(path)
+        """Atomic and durable (`fsio.atomic_write`): a crash never leaves a torn buffer file."""
+        state = self.state_dict()
+        atomic_write(path, lambda f: np.savez(f, **state))
 
     @classmethod
     def load(cls, path: str | Path, capacity: int | None = None) -> ReplayBuffer:

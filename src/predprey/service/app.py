@@ -1,12 +1,14 @@
 """FastAPI shell around `BufferService`: the original paths, proper status codes.
 
-  POST /record_data/        201 {"recorded", "total"}; 413 body too large; 415 not JSON;
-                            422 names the bad field
+  POST /record_data/        201 {"recorded", "total"}; 413 body, rows or buffer over a limit
+                            (naming the serve-buffer flag); 415 not JSON; 422 names the bad
+                            field
   GET  /batch_data/{size}   200 uniform distinct rows as numbers; 409 fewer rows held;
                             422 size <= 0 or over max_batch
   GET  /stats, GET /health
   GET  /policy/{team}       200 newest actor weights (see `wire`); 404 none yet
-  PUT  /policy/{team}       200; 409 version not newer
+  PUT  /policy/{team}       200; 409 version not newer; 413 tensor over the element limit;
+                            503 the store refused the write (the old policy stays)
 With a token, writes (and reads with token_reads) need `Authorization: Bearer <token>`:
 401 without, 403 wrong. Bad requests never reach a 500: every parse and validation error
 is mapped to 4xx below. The caller owns the service and closes it after serving.
@@ -30,6 +32,7 @@ from predprey.service.wire import (
     ROWS_MEDIA,
     WIDTHS_HEADER,
     RecordError,
+    TooLarge,
     encode_rows,
     strings_only_in_keys,
 )
@@ -122,6 +125,7 @@ def create_app(
     max_batch: int = 16384,
 ) -> FastAPI:
     app = FastAPI(title="predprey replay buffer", version="1", description=DESCRIPTION)
+    record_model = schemas.record_model(service.limits.max_row_width)
     app.add_middleware(BodyLimit, max_body=max_body)
     bearer = HTTPBearer(auto_error=False, description="needed when the server has a token")
 
@@ -152,6 +156,10 @@ def create_app(
     async def bad_record(request: Request, exc: RecordError) -> Response:
         return error(422, str(exc))
 
+    @app.exception_handler(TooLarge)
+    async def over_limit(request: Request, exc: TooLarge) -> Response:
+        return error(413, str(exc))
+
     @app.exception_handler(BodyTooLarge)
     async def too_large(request: Request, exc: BodyTooLarge) -> Response:
         return error(413, f"body: over the {max_body}-byte limit", {"Connection": "close"})
@@ -180,7 +188,7 @@ def create_app(
         response_model=schemas.RecordAck,
         responses={**write_err, **body_err, 503: {"model": schemas.Error}},
         dependencies=write_deps,
-        openapi_extra=body_doc(schemas.Record),
+        openapi_extra=body_doc(record_model),
         summary="Record transitions (durable before the answer)",
     )(record_data)
     app.post("/record_data", status_code=201, dependencies=write_deps, include_in_schema=False)(
@@ -224,7 +232,12 @@ def create_app(
     @app.put(
         "/policy/{team}",
         response_model=schemas.PolicyAck,
-        responses={**write_err, **body_err, 409: {"model": schemas.Error}},
+        responses={
+            **write_err,
+            **body_err,
+            409: {"model": schemas.Error},
+            503: {"model": schemas.Error},
+        },
         dependencies=write_deps,
         openapi_extra=body_doc(schemas.Policy),
         summary="Publish actor weights (versions must increase)",
@@ -238,7 +251,7 @@ def create_app(
         if app.openapi_schema is None:
             doc = get_openapi(title=app.title, version=app.version, routes=app.routes)
             _, defs = models_json_schema(
-                [(schemas.Record, "validation"), (schemas.Policy, "validation")],
+                [(record_model, "validation"), (schemas.Policy, "validation")],
                 ref_template=REF,
             )
             doc.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])

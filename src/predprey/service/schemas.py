@@ -11,23 +11,36 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from predprey.service.limits import MAX_ELEMENTS, MAX_RANK, MAX_ROW_WIDTH
+
 Rows = list[Annotated[list[float], Field(min_length=1)]]
 ROWS = {"min_length": 1}
 
 
-class Record(BaseModel):
-    """Transitions, one row per transition; every key holds the same number of rows."""
+def record_model(max_width: int = MAX_ROW_WIDTH) -> type[BaseModel]:
+    """The record schema with this server's `--max-row-width` as each row's maxItems."""
+    rows = list[Annotated[list[float], Field(min_length=1, max_length=max_width)]]
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    State: Rows = Field(..., description="joint observations, [n, state_width]", **ROWS)
-    Action: Rows = Field(..., description="joint actions, [n, action_width]", **ROWS)
-    Reward: Rows = Field(..., description="rewards, [n, reward_width]", **ROWS)
-    next_state: Rows = Field(
-        ..., alias="Next State", description="joint next observations, [n, state_width]", **ROWS
-    )
-    Done: Rows | list[float] | None = Field(
-        None, description="episode-end flags, [n, done_width] or [n]; zeros when absent or null"
-    )
+    class Record(BaseModel):
+        """Transitions, one row per transition; every key holds the same number of rows."""
+
+        model_config = ConfigDict(extra="forbid", populate_by_name=True)
+        State: rows = Field(..., description="joint observations, [n, state_width]", **ROWS)
+        Action: rows = Field(..., description="joint actions, [n, action_width]", **ROWS)
+        Reward: rows = Field(..., description="rewards, [n, reward_width]", **ROWS)
+        next_state: rows = Field(
+            ..., alias="Next State", description="joint next observations, [n, state_width]",
+            **ROWS,
+        )  # fmt: skip
+        Done: rows | list[float] | None = Field(
+            None,
+            description="episode-end flags, [n, done_width] or [n]; zeros when absent or null",
+        )
+
+    return Record
+
+
+Record = record_model()
 
 
 class RecordAck(BaseModel):
@@ -60,7 +73,11 @@ class Health(BaseModel):
 
 class Tensor(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    shape: list[int] = Field(..., description="dimensions, C order")
+    shape: list[Annotated[int, Field(ge=0, le=MAX_ELEMENTS)]] = Field(
+        ...,
+        max_length=MAX_RANK,
+        description=f"dimensions, C order; their product (zeros left out) at most {MAX_ELEMENTS}",
+    )
     dtype: Literal["float32", "float64", "int32", "int64"]
     data: str = Field(..., description="base64 of the little-endian bytes")
 

@@ -6,8 +6,9 @@ chunks (one per commit): a packed float32 blob `[n, W]` with the record's keys s
 side (widths in `meta`) and `last`, the count of rows ever recorded up to its end.
 Capacity is enforced oldest-first in the same transaction: a chunk goes once all its
 rows are older than the newest `capacity`; `load` trims to exactly `capacity` rows, so
-a restart sees the same rows as the in-memory ring held. Actor weights live in
-`policies` (one JSON payload per team, the newest version).
+a restart sees the same rows as the in-memory ring held. A restart with a capacity
+smaller than the rows held is refused (`CapacityTooSmall`) rather than dropping rows.
+Actor weights live in `policies` (one JSON payload per team, the newest version).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ class Stored(NamedTuple):
     rows: np.ndarray  # [n, sum(widths)] float32, oldest first, n <= capacity
     total: int  # rows ever recorded
     policies: dict[str, tuple[int, bytes]]  # team -> (version, JSON payload)
+
+
+class CapacityTooSmall(ValueError):
+    """The store holds more rows than the capacity asked for."""
 
 
 class SqliteStore:
@@ -59,15 +64,30 @@ class SqliteStore:
         self.widths_saved = False
         self.total: int | None = None  # rows ever recorded (kept here: one query less per commit)
 
+    def _meta(self, key: str) -> object:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
     def load(self) -> Stored:
-        """Everything stored, trimmed to capacity (a restart may lower it)."""
+        """Everything stored (at most `capacity` rows: the chunks hold up to one chunk more);
+        CapacityTooSmall when the rows held at the stored capacity do not fit."""
         with self.lock:
-            row = self.conn.execute("SELECT value FROM meta WHERE key='widths'").fetchone()
-            widths = json.loads(row[0]) if row else None
+            widths = self._meta("widths")
             self.widths_saved = widths is not None
             total = self.total = self._total()
+            stored = int(self.conn.execute("SELECT coalesce(sum(n), 0) FROM chunks").fetchone()[0])
+            held = min(stored, self._meta("capacity") or stored)  # what the last server served
+            if held > self.capacity:
+                raise CapacityTooSmall(
+                    f"--capacity {self.capacity} is smaller than the {held} rows stored in "
+                    f"{self.path}: refusing to drop rows. Pass --capacity {held} or more, or "
+                    "--reset to start an empty buffer (deletes the stored rows)"
+                )
             with self.conn:  # BEGIN ... COMMIT
                 self.conn.execute("DELETE FROM chunks WHERE last <= ?", (total - self.capacity,))
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('capacity', ?)", (str(self.capacity),)
+                )
             blobs = [b for (b,) in self.conn.execute("SELECT data FROM chunks ORDER BY last")]
             policies = {
                 team: (int(version), bytes(payload))
@@ -77,7 +97,8 @@ class SqliteStore:
             }
         width = sum(widths.values()) if widths else 0
         flat = np.frombuffer(b"".join(blobs), dtype="<f4").astype(np.float32)
-        rows = flat.reshape(len(flat) // max(width, 1), width)[-self.capacity :]  # [n, W]
+        rows = flat.reshape(len(flat) // max(width, 1), width)  # [n, W]
+        rows = rows[len(rows) - held :]  # the rows the last server held, not those it evicted
         return Stored(widths, rows, total, policies)
 
     def _total(self) -> int:

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from predprey.service.limits import MAX_ELEMENTS, MAX_RANK, MAX_ROW_WIDTH
+
 FIELDS = ("State", "Action", "Reward", "Next State", "Done")
 REQUIRED = FIELDS[:4]
 OPTIONAL_WIDTH = {"Done": 1}  # width of an optional field the first record left out
@@ -37,6 +39,20 @@ class RecordError(ValueError):
     def __init__(self, field: str, message: str):
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class TooLarge(RecordError):
+    """Well formed, but over a limit of this server (HTTP 413); the message names the
+    `serve-buffer` flag that raises it."""
+
+
+def width_limit(key: str, width: int, max_width: int) -> None:
+    if width > max_width:
+        raise TooLarge(
+            key,
+            f"rows have {width} values, over this server's limit of {max_width} per row "
+            "(serve-buffer --max-row-width raises it)",
+        )
 
 
 def parse_widths(spec: Mapping[str, Any]) -> dict[str, int]:
@@ -54,7 +70,7 @@ def parse_widths(spec: Mapping[str, Any]) -> dict[str, int]:
     return {k: int(widths[k]) for k in FIELDS}
 
 
-def _matrix(key: str, value: Any, numbers_only: bool) -> np.ndarray:
+def _matrix(key: str, value: Any, numbers_only: bool, max_width: int) -> np.ndarray:
     """A list of rows of finite numbers -> float32 [n, width].
 
     `numbers_only`: the caller knows the JSON held no strings, so numpy may convert
@@ -75,6 +91,7 @@ def _matrix(key: str, value: Any, numbers_only: bool) -> np.ndarray:
         raise RecordError(key, f"expected a list of rows of numbers (2-D), got {arr.ndim}-D")
     if arr.shape[1] == 0:
         raise RecordError(key, "rows are empty")
+    width_limit(key, arr.shape[1], max_width)
     with np.errstate(over="ignore", invalid="ignore"):
         out = arr.astype(np.float32)
     finite = np.isfinite(out)
@@ -93,13 +110,17 @@ def check_widths(arrays: Mapping[str, np.ndarray], widths: Mapping[str, int]) ->
 
 
 def parse_record(
-    obj: Any, widths: Mapping[str, int] | None, numbers_only: bool = False
+    obj: Any,
+    widths: Mapping[str, int] | None,
+    numbers_only: bool = False,
+    max_width: int = MAX_ROW_WIDTH,
 ) -> dict[str, np.ndarray]:
     """Decoded JSON -> {key: float32 [n, width]} for every key in FIELDS.
 
     `widths` fixes each key's row width (None before the first record). A missing
     or null "Done" becomes zeros. `numbers_only`: the JSON text held no string but the
-    keys (see `strings_only_in_keys`), which allows a faster conversion."""
+    keys (see `strings_only_in_keys`), which allows a faster conversion. A row wider than
+    `max_width` values is `TooLarge`."""
     if not isinstance(obj, dict):
         raise RecordError("body", f"expected a JSON object with keys {list(REQUIRED)}")
     unknown = [k for k in obj if k not in FIELDS]
@@ -112,7 +133,7 @@ def parse_record(
     for k in FIELDS:
         if obj.get(k) is None and k not in REQUIRED:  # "Done" absent or null
             continue
-        arr = _matrix(k, obj[k], numbers_only)
+        arr = _matrix(k, obj[k], numbers_only, max_width)
         if out and arr.shape[0] != len(out["State"]):
             raise RecordError(k, f"{arr.shape[0]} rows, but State has {len(out['State'])}")
         if widths is not None:
@@ -166,6 +187,21 @@ def encode_tensors(weights: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def check_shape(where: str, shape: Any) -> list[int]:
+    """A tensor shape numpy can build: at most MAX_RANK non-negative dimensions whose
+    product, zero dimensions left out, is at most MAX_ELEMENTS (so `[0, 10**12]` is
+    refused too: numpy cannot reshape to it)."""
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise RecordError(where, "must be a list of non-negative integers")
+    if len(shape) > MAX_RANK:
+        raise RecordError(where, f"has {len(shape)} dimensions, at most {MAX_RANK} allowed")
+    if math.prod(max(d, 1) for d in shape) > MAX_ELEMENTS:
+        raise TooLarge(where, f"{shape} is over the limit of {MAX_ELEMENTS} elements")
+    return shape
+
+
 def decode_tensors(tensors: Mapping[str, Mapping[str, Any]]) -> dict[str, np.ndarray]:
     """The JSON "tensors" object -> {name: numpy array}; RecordError on bad entries."""
     out = {}
@@ -174,11 +210,7 @@ def decode_tensors(tensors: Mapping[str, Mapping[str, Any]]) -> dict[str, np.nda
         dtype = t.get("dtype")
         if dtype not in TENSOR_DTYPES:
             raise RecordError(f"{where}.dtype", f"must be one of {list(TENSOR_DTYPES)}")
-        shape = t.get("shape")
-        if not isinstance(shape, list) or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-        ):
-            raise RecordError(f"{where}.shape", "must be a list of non-negative integers")
+        shape = check_shape(f"{where}.shape", t.get("shape"))
         try:
             raw = base64.b64decode(str(t.get("data", "")), validate=True)
         except (binascii.Error, ValueError):

@@ -15,6 +15,9 @@ Routes (all GET):
 
 A malformed query is a 400 and an episode that was not recorded a 404, each with a
 JSON {"error": message}; the page polls /api/metrics and /api/episodes to stay live.
+With a token (needed off loopback) every request needs it: `Authorization: Bearer T`, or
+`?token=T` in the address a browser opens, which answers with a cookie that carries it
+for the page's own requests; 401 without it, 403 with a wrong one.
 `ViewerApp` holds the routes as plain methods; the HTTP handler only dispatches.
 """
 
@@ -24,15 +27,17 @@ import contextlib
 import json
 import math
 import re
+import secrets
 import sys
 import threading
 import traceback
 from dataclasses import dataclass
 from functools import cached_property
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import numpy as np
 
@@ -44,6 +49,7 @@ STATIC_DIR = Path(__file__).with_name("static")
 STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 MAX_ROWS = 5000  # metrics rows per response; the page asks again while `more` is true
 SOURCE_RE = re.compile(r"^[a-z]+$")
+TOKEN_COOKIE = "predprey_view_token_{port}"  # cookies are per host, not per port
 
 
 class ApiError(Exception):
@@ -241,12 +247,47 @@ def _static(path: str) -> Response:
     return Response(200, f"{STATIC_TYPES[file.suffix]}; charset=utf-8", file.read_bytes())
 
 
+def _presented_token(path: str, headers: Any, cookie_name: str) -> tuple[str | None, bool]:
+    """(the token a request carries, whether it came in the address's `?token=`)."""
+    auth = headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        return auth.removeprefix("Bearer "), False
+    query = parse_qs(urlsplit(path).query).get("token")
+    if query:
+        return query[-1], True
+    cookie = SimpleCookie()
+    with contextlib.suppress(CookieError):
+        cookie.load(headers.get("Cookie", ""))
+    return (cookie[cookie_name].value if cookie_name in cookie else None), False
+
+
+def check_token(
+    token: str | None, path: str, headers: Any, cookie_name: str
+) -> tuple[Response | None, bool]:
+    """(the refusal to send, or None; whether to set the token cookie)."""
+    if token is None:
+        return None, False
+    given, in_query = _presented_token(path, headers, cookie_name)
+    if given is None:
+        hint = "open the address `predprey view` printed (it ends in ?token=...)"
+        return _json(401, {"error": f"token required: {hint}"}), False
+    if not secrets.compare_digest(given.encode(), token.encode()):
+        return _json(403, {"error": "wrong token"}), False
+    return None, in_query
+
+
 class _Handler(BaseHTTPRequestHandler):
     app: ViewerApp  # set on the subclass made by `start_server`
+    token: str | None = None
 
     def do_GET(self) -> None:
-        r = self.app.handle(self.path)
+        cookie_name = TOKEN_COOKIE.format(port=self.server.server_address[1])
+        refused, set_cookie = check_token(self.token, self.path, self.headers, cookie_name)
+        r = refused or self.app.handle(self.path)
         self.send_response(r.status)
+        if set_cookie:
+            cookie = f"{cookie_name}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+            self.send_header("Set-Cookie", cookie)
         self.send_header("Content-Type", r.content_type)
         self.send_header("Content-Length", str(len(r.body)))
         self.send_header("Cache-Control", "no-store")
@@ -273,11 +314,14 @@ class _Handler(BaseHTTPRequestHandler):
 class ViewerServer:
     server: ThreadingHTTPServer
     thread: threading.Thread
+    token: str | None = None
 
     @property
     def url(self) -> str:
+        """The address to open (with `?token=` when the server has a token)."""
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/"
+        query = f"?{urlencode({'token': self.token})}" if self.token else ""
+        return f"http://{host}:{port}/{query}"
 
     def close(self) -> None:
         self.server.shutdown()
@@ -285,12 +329,15 @@ class ViewerServer:
         self.thread.join(timeout=5)
 
 
-def start_server(run_path: str | Path, host: str = "127.0.0.1", port: int = 0) -> ViewerServer:
-    """Serve the viewer for a run on a background thread (port 0: a free port)."""
+def start_server(
+    run_path: str | Path, host: str = "127.0.0.1", port: int = 0, token: str | None = None
+) -> ViewerServer:
+    """Serve the viewer for a run on a background thread (port 0: a free port); with a
+    `token`, only to requests that carry it."""
     run = RunDir(run_path).require()
-    handler = type("Handler", (_Handler,), {"app": ViewerApp(run)})
+    handler = type("Handler", (_Handler,), {"app": ViewerApp(run), "token": token or None})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="predprey-view", daemon=True)
     thread.start()
-    return ViewerServer(server, thread)
+    return ViewerServer(server, thread, token or None)
