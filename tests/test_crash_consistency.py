@@ -238,6 +238,57 @@ def test_checkpoint_is_durable_before_the_log_is_emptied(tmp_path, monkeypatch):
     npz = "buffer-000000000005.npz"
     assert ("fsync", npz + ".tmp") in before
     assert before.index(("fsync", npz + ".tmp")) < before.index(("replace", npz))
-    assert ("fsync", "latest.pt") in before
+    assert before.index(("fsync", "latest.pt.tmp")) < before.index(("replace", "latest.pt"))
     last_dir_sync = max(i for i, e in enumerate(before) if e == ("fsync", "checkpoints"))
     assert last_dir_sync > before.index(("replace", "latest.pt")), events
+
+
+# -- the training loop's checkpoint (one process) ---------------------------------------
+def loop_child(log: Path, path: Path, kill_at: int) -> None:
+    import torch
+
+    from predprey.build import build
+    from predprey.config import config_from_dict, dump_config
+    from train_helpers import TINY
+
+    torch.set_num_threads(1)
+    config = config_from_dict({**TINY, "train": {**TINY["train"], "total_env_steps": 400}})
+    run = RunDir(path).create()
+    dump_config(config, run.config_path)
+    loop = build(config, run, evals=False)
+    loop.run()  # checkpoint 1, at 400 env steps
+    loop.total_env_steps, loop.checkpoints = 800, False
+    loop.run()  # 400 more env steps, not checkpointed yet
+    step = die_at(kill_at)
+    for owner, name in [(os, "fsync"), (os, "replace"), (os, "unlink"), (np, "savez"),
+                        (torch, "save")]:  # fmt: skip
+        real = getattr(owner, name)
+        setattr(owner, name, lambda *a, _real=real, **kw: (step(), _real(*a, **kw))[1])
+    loop.save_checkpoint()
+    os._exit(0)
+
+
+def test_training_checkpoint_killed_at_every_write_step_resumes(tmp_path):
+    """Killed anywhere in `TrainLoop.save_checkpoint`, the run resumes from the old or the
+    new checkpoint whole: its replay buffer holds exactly the env steps the payload says."""
+    from predprey import checkpoint
+    from predprey.build import build
+    from predprey.config import load_config
+
+    for k in range(1, MAX_STEPS):
+        path = tmp_path / f"k{k}"
+        code, _ = run_child(loop_child, tmp_path / f"k{k}.log", path, k)
+        run = RunDir(path)
+        resumed = build(load_config(run.config_path), run, resume=True, evals=False)
+        assert not list(run.checkpoint_dir.glob("*.tmp")), k  # a crash's leftovers are gone
+        payload = checkpoint.load(run)
+        assert payload["env_steps"] in (400, 800), k
+        assert resumed.env_steps == resumed.source.buffer.total_added == payload["env_steps"]
+        assert len(list(run.checkpoint_dir.glob("buffer-*.npz"))) in (1, 2)
+        if code == 0:
+            assert payload["env_steps"] == 800
+            break
+        print(f"killed at step {k}: resumed at {payload['env_steps']} env steps")
+    else:
+        raise AssertionError(f"the child never got through {MAX_STEPS} steps")
+    assert k > 4, k

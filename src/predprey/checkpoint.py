@@ -3,8 +3,11 @@
 `latest.pt` (torch.save, loadable with `weights_only=True`) holds the learner state
 (weights, optimizers), the actor weights on their own (for `predprey.policy`), RNG
 states, counters and the runner's env state. The buffer goes to `buffer-<total_added>.npz`
-first and `latest.pt` is replaced afterwards, both atomically, so a crash at any moment
-leaves a matching pair behind; older buffer files are removed after the switch.
+first and `latest.pt` (the manifest that names it) is replaced afterwards, both with
+`fsio.atomic_write` (fsynced file and directory), so a crash of the process or the machine at
+any moment leaves a matching pair behind; older buffer files are removed after the switch,
+and a crash's leftover `*.tmp` files when the next run of the directory starts
+(`remove_stale`).
 
 `best.pt` holds, per team, the actor weights that scored best in the periodic evaluations
 against scripted opponents (predators: most touches; prey: fewest), with the env step and
@@ -14,12 +17,12 @@ always the strongest; `predprey evaluate/simulate --policy best` use these.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from predprey import fsio
 from predprey.learn.buffer import ReplayBuffer
 from predprey.rundir import RunDir, RunDirError
 
@@ -102,9 +105,13 @@ def latest_path(run: RunDir) -> Path:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    fsio.atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def remove_stale(run: RunDir) -> None:
+    """Delete the `*.tmp` files a crash in the middle of a checkpoint left (call before
+    anything of this run writes checkpoints again)."""
+    fsio.remove_stale_tmp(run.checkpoint_dir)
 
 
 def save(
@@ -113,9 +120,9 @@ def save(
     buffer: ReplayBuffer | None = None,
     named_buffers: dict[str, ReplayBuffer] | None = None,
 ) -> Path:
-    """Write `payload` (+ `buffer`) as the latest checkpoint; returns the path of latest.pt.
-    `named_buffers` (a population's, one per member or one shared) go to
-    `buffer-<name>-<total_added>.npz`, listed in `payload["buffer_files"]`."""
+    """Write `payload` (+ `buffer`) as the latest checkpoint, durably when it returns;
+    returns the path of latest.pt. `named_buffers` (a population's, one per member or one
+    shared) go to `buffer-<name>-<total_added>.npz`, listed in `payload["buffer_files"]`."""
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     payload = dict(payload, format=FORMAT, buffer_file=None)
     if buffer is not None:
@@ -131,9 +138,11 @@ def save(
     keep = {payload["buffer_file"], *payload.get("buffer_files", {}).values()}
     path = latest_path(run)
     _atomic_save(payload, path)
-    for old in run.checkpoint_dir.glob("buffer-*.npz"):
-        if old.name not in keep:
-            old.unlink(missing_ok=True)
+    stale = [p for p in run.checkpoint_dir.glob("buffer-*.npz") if p.name not in keep]
+    for old in stale:
+        old.unlink(missing_ok=True)
+    if stale:
+        fsio.fsync_dir(run.checkpoint_dir)
     return path
 
 

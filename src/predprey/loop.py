@@ -177,6 +177,7 @@ class TrainLoop:
         names = [t.name for t in self.teams]
         if set(names) == {"predator", "prey"}:
             check_choices(names, {"predator": tr.eval_predators, "prey": tr.eval_prey})
+        checkpoint.remove_stale(run)  # a crash's half-written files; nothing writes yet
         self.payload = checkpoint.load(run) if resume else None  # read by sources and attach
         if self.payload is not None:
             checkpoint.check_teams(self.payload, self.teams, str(run.path))

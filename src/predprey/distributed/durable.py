@@ -22,7 +22,7 @@ import numpy as np
 
 from predprey import checkpoint
 from predprey.distributed.wal import WriteAheadLog
-from predprey.fsio import fsync_dir, fsync_file, remove_stale_tmp
+from predprey.fsio import remove_stale_tmp
 from predprey.learn.buffer import FieldSpec, ReplayBuffer
 from predprey.learn.packing import unpack
 from predprey.rundir import RunDir, RunDirError
@@ -125,12 +125,8 @@ class DurableBuffer:
             "env_steps": self.buffer.total_added,
             "last_insert_id": self.last_insert_id,
         }
-        path = checkpoint.save(self.run, full, self.buffer)
+        checkpoint.save(self.run, full, self.buffer)  # durable when it returns
         if self.wal is not None:
-            # the log goes only once the checkpoint (buffer file + latest.pt, and the renames
-            # that name them) would survive a machine crash
-            fsync_file(path)
-            fsync_dir(path.parent)
             self.wal.truncate()
         return {"env_steps": self.buffer.total_added, "seconds": time.perf_counter() - t0}
 
