@@ -33,8 +33,11 @@ def test_limit_threads_limits_torch_and_numpy_blas():
 
 
 def _ppo_config(tmp_path):
+    """Episodes as long as one rollout: the first iteration, which a run always takes
+    however slow the machine, ends episodes (the bench reads their returns)."""
     data = {
-        "env": {"scenario": "spread", "num_envs": 16, "num_agents": 3, "num_landmarks": 3},
+        "env": {"scenario": "spread", "num_envs": 16, "num_agents": 3, "num_landmarks": 3,
+                "episode_length": 8},
         "algo": {"name": "ppo", "hidden": [16, 16], "rollout_steps": 8, "epochs": 1,
                  "minibatches": 2},
         "train": {"seed": 0, "total_env_steps": 100000, "eval_every": 100000,
