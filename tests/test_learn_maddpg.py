@@ -9,7 +9,8 @@ import torch
 
 from predprey.config import AlgoConfig
 from predprey.env import make
-from predprey.learn.maddpg import ActorSet, Learner, clip_grad_norm_per_model
+from predprey.learn.maddpg import ActorSet, Learner
+from predprey.learn.optim import clip_grad_norm_per_model
 from predprey.learn.spec import TeamSpec, team_specs, transition_spec
 
 TINY = (TeamSpec("predator", 2, 3), TeamSpec("prey", 1, 4))

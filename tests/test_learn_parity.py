@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from predprey.config import AlgoConfig
-from predprey.learn.maddpg import Learner, adam_step
+from predprey.learn.maddpg import Learner
+from predprey.learn.optim import adam_step
 from predprey.learn.spec import TeamSpec
 
 # different observation widths (actors read zero-padded inputs), 3 + 1 agents like tag

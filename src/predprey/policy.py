@@ -151,7 +151,7 @@ def load(
     A population's latest actors are per team its best member's at the latest evaluation;
     `member=K` takes member K's latest actors instead (`member="best"`: the default)."""
     from predprey.learn.spec import team_specs
-    from predprey.population.resize import fit_actors
+    from predprey.learn.widths import fit_actors
 
     if which not in POLICIES:
         raise ValueError(f"unknown policy {which!r}; choose one of {POLICIES}")

@@ -18,8 +18,9 @@ import ray
 
 from predprey.config import AlgoConfig, Config
 from predprey.learn.spec import TeamSpec
+from predprey.learn.widths import fit_actors, with_hidden
 from predprey.population.member import add_weight_noise, load_team_state, team_state
-from predprey.population.resize import fit_actors, learner_widths, with_hidden, with_hp
+from predprey.population.resize import learner_widths, with_hp
 from predprey.recorder import Episode
 from predprey.runner import EpisodeStats
 from predprey.threads import limit_threads

@@ -27,8 +27,8 @@ from predprey.algos import separation_levels
 from predprey.config import AlgoConfig
 from predprey.learn import learner_state
 from predprey.learn.learner_state import team_states
-from predprey.learn.maddpg import _adam, adam_step, clip_grad_norm_per_model
 from predprey.learn.networks import ActorSet, BatchedMLP
+from predprey.learn.optim import adam, adam_step, clip_grad_norm_per_model
 from predprey.learn.separation import gae, membership, separate, unit_mean, unit_teams
 from predprey.learn.spec import TeamSpec
 
@@ -72,8 +72,8 @@ class PPOLearner:
             [*self.actors.actors[t.name].parameters(), self.log_std[t.name]] for t in self.trained
         ]
         self.critic_groups = [list(self.critics[t.name].parameters()) for t in self.trained]
-        self.actor_opt = _adam([p for g in self.actor_groups for p in g], algo.actor_lr)
-        self.critic_opt = _adam(list(self.critics.parameters()), algo.critic_lr)
+        self.actor_opt = adam([p for g in self.actor_groups for p in g], algo.actor_lr)
+        self.critic_opt = adam(list(self.critics.parameters()), algo.critic_lr)
 
     def set_lr_scale(self, scale: float) -> None:
         """Learning rates = scale x algo.actor_lr / critic_lr (`algo.anneal_lr`)."""
