@@ -8,9 +8,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from predprey.algos import OFFPOLICY_KEYS, PPO_KEYS
 from predprey.cli import main
-from predprey.config import OPTIONAL_SECTIONS, SECTIONS, ConfigError, dump_config, load_config
+from predprey.config import (
+    BufferConfig,
+    ConfigError,
+    DistributedConfig,
+    PopulationConfig,
+    TrainConfig,
+    dump_config,
+    load_config,
+)
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -26,16 +33,17 @@ def test_shipped_config_loads_builds_and_spells_out_every_key(path, tmp_path):
     assert env.num_envs == 2
     data = yaml.safe_load(path.read_text())
     ppo = cfg.algo.name == "ppo"
-    required = {"env", *SECTIONS} - ({"buffer"} if ppo else set())  # ppo: no replay buffer
-    assert required <= set(data) <= required | set(OPTIONAL_SECTIONS)  # every section explicit
-    sections = {**SECTIONS, **OPTIONAL_SECTIONS}
-    other = OFFPOLICY_KEYS if ppo else PPO_KEYS  # the other learner's keys stay out
-    optional = set(data) & set(OPTIONAL_SECTIONS)
-    for name in ("algo", "train", *(() if ppo else ("buffer",)), *optional):  # every key
-        fields = {f.name for f in dataclasses.fields(sections[name])}
-        assert set(data[name]) == fields - (set(other) if name == "algo" else set()), (
-            path.name, name
-        )  # fmt: skip
+    sections = {"algo": type(cfg.algo), "train": TrainConfig, "distributed": DistributedConfig}
+    if not ppo:  # ppo keeps no replay buffer
+        sections["buffer"] = BufferConfig
+    optional = {"population": PopulationConfig}
+    assert {"env", *sections} <= set(data) <= {"env", *sections, *optional}  # every section
+    sections |= {k: v for k, v in optional.items() if k in data}
+    for name, cls in sections.items():  # every key (distributed: the ones it needs)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        assert (set(data[name]) <= fields) if name == "distributed" else (
+            set(data[name]) == fields
+        ), (path.name, name)  # fmt: skip
     dump_config(cfg, tmp_path / "resolved.yaml")
     assert load_config(tmp_path / "resolved.yaml") == cfg  # the resolved config round-trips
 

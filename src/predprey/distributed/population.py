@@ -28,12 +28,12 @@ import ray
 
 from predprey import checkpoint
 from predprey.config import Config, ConfigError
+from predprey.config.population import SHARE_BUFFER_ON_RAY
 from predprey.distributed.actors import weights_to_torch
 from predprey.distributed.driver import RaySource, wait_any
 from predprey.learn.offpolicy import OffPolicy
 from predprey.learn.widths import fit_actors
 from predprey.population.member import MemberBase, MemberHooks, MemberLimiter, changed_pace
-from predprey.population.params import SHARE_BUFFER_ON_RAY
 from predprey.population.trainer import PopulationTrainer
 from predprey.rundir import RunDir
 

@@ -7,7 +7,7 @@ second critic update), `target_noise=0.2` (target policy smoothing).
 Every agent i has a deterministic actor mu_i(o_i) and a centralised critic
 Q_i(o_1..o_N, a_1..a_N) that sees all agents of all teams; with `critic: local` its critic
 is Q_i(o_i, a_i) instead (DDPG per agent: the critic's size does not depend on N). Teams listed in
-`AlgoConfig.teams` (empty = all) are trained; the others keep their actors fixed (e.g.
+`algo.teams` (empty = all) are trained; the others keep their actors fixed (e.g.
 loaded from another run) and provide their target actions through those actors.
 """
 
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from predprey.config import AlgoConfig
+from predprey.config import OffPolicyConfig
 from predprey.learn import learner_state
 from predprey.learn.learner_state import team_states
 from predprey.learn.networks import (
@@ -39,7 +39,7 @@ __all__ = ["ActorSet", "Learner"]
 
 
 class Learner:
-    def __init__(self, teams: Sequence[TeamSpec], algo: AlgoConfig, seed: int = 0):
+    def __init__(self, teams: Sequence[TeamSpec], algo: OffPolicyConfig, seed: int = 0):
         self.teams = tuple(teams)
         self.algo = algo
         self.trained = learner_state.trained_teams(self.teams, algo)

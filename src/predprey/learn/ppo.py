@@ -23,8 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from predprey.algos import separation_levels
-from predprey.config import AlgoConfig
+from predprey.config import PPOConfig
 from predprey.learn import learner_state
 from predprey.learn.learner_state import team_states
 from predprey.learn.networks import ActorSet, BatchedMLP
@@ -37,7 +36,7 @@ LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class PPOLearner:
-    def __init__(self, teams: Sequence[TeamSpec], algo: AlgoConfig, seed: int = 0):
+    def __init__(self, teams: Sequence[TeamSpec], algo: PPOConfig, seed: int = 0):
         self.teams, self.algo = tuple(teams), algo
         self.trained = learner_state.trained_teams(self.teams, algo)
         self.generator = torch.Generator().manual_seed(seed)
@@ -56,7 +55,7 @@ class PPOLearner:
             self.critics[t.name] = BatchedMLP(models, sizes, self.generator, tanh_out=False)
 
         sizes = [t.n_agents for t in self.trained]
-        levels = separation_levels(algo)
+        levels = algo.separation_levels()
         self.levels = dict(zip(PARTS, levels, strict=True))
         M = {p: membership(sizes, lvl, algo.group_size) for p, lvl in self.levels.items()}
         self.M_np = M  # [A, U_part] numpy, for the rollout's GAE

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from predprey.config.base import ConfigError
+
 MODES = ("independent", "genetic", "evolve")
 SHARE_BUFFER_ON_RAY = (
     "population.share_buffer: true needs one process: on Ray each member has its own buffer "
@@ -82,53 +84,56 @@ class PopulationConfig:
         return tuple(h for h in HYPERPARAMETERS if h not in OPTIONAL or h in used)
 
     def __post_init__(self):
-        # ValueErrors become ConfigErrors named "population: ..." (config.build_dataclass)
         if self.size < 1:
-            raise ValueError(f"size must be >= 1, got {self.size}")
+            raise _bad(f"size must be >= 1, got {self.size}")
         if self.mode not in MODES:
-            raise ValueError(f"mode: unknown mode {self.mode!r}; choose one of {MODES}")
+            raise _bad(f"mode: unknown mode {self.mode!r}; choose one of {MODES}")
         for name in ("sync_every", "evolve_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise _bad(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.sync_decay < 0:
-            raise ValueError(f"sync_decay must be >= 0, got {self.sync_decay}")
+            raise _bad(f"sync_decay must be >= 0, got {self.sync_decay}")
         if self.mode == "evolve" and not 1 <= self.tournament_size <= self.size:
-            raise ValueError(
+            raise _bad(
                 f"tournament_size must be in [1, size={self.size}], got {self.tournament_size}"
             )
         if not 0 <= self.elitism < max(self.size, 2):  # size 1 keeps the default 1
-            raise ValueError(f"elitism must be in [0, size - 1], got {self.elitism}")
+            raise _bad(f"elitism must be in [0, size - 1], got {self.elitism}")
         if not self.mutate and self.p_hyperparameter > 0:
-            raise ValueError("mutate lists no hyperparameter: set p_hyperparameter to 0")
+            raise _bad("mutate lists no hyperparameter: set p_hyperparameter to 0")
         probs = (self.p_none, self.p_weights, self.p_hyperparameter)
         if min(probs) < 0 or sum(probs) <= 0:
-            raise ValueError("p_none, p_weights, p_hyperparameter must be >= 0, not all 0")
+            raise _bad("p_none, p_weights, p_hyperparameter must be >= 0, not all 0")
         if self.weights_noise < 0:
-            raise ValueError(f"weights_noise must be >= 0, got {self.weights_noise}")
+            raise _bad(f"weights_noise must be >= 0, got {self.weights_noise}")
         if not 0 < self.shrink <= 1 <= self.grow:
-            raise ValueError("mutation factors need 0 < shrink <= 1 <= grow")
+            raise _bad("mutation factors need 0 < shrink <= 1 <= grow")
         for name in self.mutate:
             if name not in HYPERPARAMETERS:
-                raise ValueError(
+                raise _bad(
                     f"mutate: unknown hyperparameter {name!r}; choose from {tuple(HYPERPARAMETERS)}"
                 )
         for name, kind in HYPERPARAMETERS.items():
             lo, hi = _pair(self, f"{name}_range")
             if not 0 < lo <= hi:
-                raise ValueError(f"{name}_range must be [low, high] with 0 < low <= high")
+                raise _bad(f"{name}_range must be [low, high] with 0 < low <= high")
             init = getattr(self, f"init_{name}")
             if not init:
                 continue
             if min(init) <= 0:
-                raise ValueError(f"init_{name} values must be > 0")
+                raise _bad(f"init_{name} values must be > 0")
             if kind != "int":
                 a, b = _pair(self, f"init_{name}")
                 if a > b:
-                    raise ValueError(f"init_{name} must be [low, high] with low <= high")
+                    raise _bad(f"init_{name} must be [low, high] with low <= high")
+
+
+def _bad(message: str) -> ConfigError:
+    return ConfigError(f"population.{message}")
 
 
 def _pair(cfg: PopulationConfig, name: str) -> tuple[float, float]:
     value = getattr(cfg, name)
     if len(value) != 2:
-        raise ValueError(f"{name} must be [low, high], got {list(value)}")
+        raise _bad(f"{name} must be [low, high], got {list(value)}")
     return value[0], value[1]
