@@ -1,0 +1,18 @@
+"""The import contracts of pyproject.toml ([tool.importlinter]: layers, no cycles, config
+imports no feature, service never imports distributed, viz reads only the run directory,
+the single-process path imports neither Ray nor the HTTP stack) hold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from importlinter.cli import lint_imports
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_contracts_hold(capsys):
+    code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "0 broken" in out
