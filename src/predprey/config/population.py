@@ -44,37 +44,36 @@ OPTIONAL = ("hidden",)
 
 @dataclass(frozen=True)
 class PopulationConfig:
-    size: int = 4
-    mode: str = "evolve"
-    share_buffer: bool = False  # AgileRL: one replay for all members; CMU: one each
+    """P learners trained side by side (absent: one learner)."""
+
+    size: int = 4  # members (P)
+    mode: str = "evolve"  # independent | genetic (critic sync) | evolve (tournament + mutation)
+    share_buffer: bool = False  # one replay for all members (AgileRL; one process); false: one each
     sync_every: int = 500_000  # genetic: env steps between critic syncs at first
     sync_decay: float = 0.0  # genetic: each sync multiplies the interval by 1 + this
     evolve_every: int = 500_000  # evolve: env steps between selections
-    tournament_size: int = 2
+    tournament_size: int = 2  # evolve: members drawn per tournament
     elitism: int = 1  # evolve: the best members per team kept unchanged
-    # evolve, per non-elite member: chance of no mutation, of actor weights noise, of one
-    # hyperparameter (normalised to sum 1)
-    p_none: float = 0.2
-    p_weights: float = 0.2
-    p_hyperparameter: float = 0.6
-    weights_noise: float = 0.1  # std of the noise, relative to each tensor's std
+    p_none: float = 0.2  # evolve: chance a non-elite clone is not mutated (p_* normalised to 1)
+    p_weights: float = 0.2  # evolve: chance of noise on its actor weights
+    p_hyperparameter: float = 0.6  # evolve: chance of one hyperparameter x shrink or grow
+    weights_noise: float = 0.1  # std of the weights noise, relative to each tensor's std
+    # hyperparameters a mutation may change (of HYPERPARAMETERS)
     mutate: tuple[str, ...] = tuple(h for h in HYPERPARAMETERS if h not in OPTIONAL)
-    shrink: float = 0.8  # a mutated hyperparameter is multiplied by shrink or grow
-    grow: float = 1.25
-    # bounds every mutation stays inside
-    actor_lr_range: tuple[float, ...] = (1e-6, 1e-1)
-    critic_lr_range: tuple[float, ...] = (1e-6, 1e-1)
-    batch_size_range: tuple[int, ...] = (32, 8192)
-    exploration_noise_range: tuple[float, ...] = (0.01, 0.5)
-    env_steps_per_update_range: tuple[int, ...] = (4, 1000)
-    hidden_range: tuple[int, ...] = (16, 512)  # width of every hidden layer
-    # first values: [low, high] (log-uniform for learning rates, uniform for noise) or, for
-    # batch_size and env_steps_per_update, the choices
-    init_actor_lr: tuple[float, ...] = ()
-    init_critic_lr: tuple[float, ...] = ()
-    init_batch_size: tuple[int, ...] = ()
-    init_exploration_noise: tuple[float, ...] = ()
-    init_env_steps_per_update: tuple[int, ...] = ()
+    shrink: float = 0.8  # a mutated hyperparameter is multiplied by shrink ...
+    grow: float = 1.25  # ... or by grow
+    actor_lr_range: tuple[float, ...] = (1e-6, 1e-1)  # [low, high] mutations stay inside
+    critic_lr_range: tuple[float, ...] = (1e-6, 1e-1)  # [low, high] mutations stay inside
+    batch_size_range: tuple[int, ...] = (32, 8192)  # [low, high] mutations stay inside
+    exploration_noise_range: tuple[float, ...] = (0.01, 0.5)  # [low, high] mutations stay inside
+    env_steps_per_update_range: tuple[int, ...] = (4, 1000)  # [low, high] mutations stay inside
+    hidden_range: tuple[int, ...] = (16, 512)  # [low, high] width of every hidden layer
+    # first values, drawn per member; empty = the algo value for every member
+    init_actor_lr: tuple[float, ...] = ()  # [low, high], log-uniform
+    init_critic_lr: tuple[float, ...] = ()  # [low, high], log-uniform
+    init_batch_size: tuple[int, ...] = ()  # the choices
+    init_exploration_noise: tuple[float, ...] = ()  # [low, high], uniform
+    init_env_steps_per_update: tuple[int, ...] = ()  # the choices
     init_hidden: tuple[int, ...] = ()  # widths to draw from (every hidden layer the same)
 
     @property

@@ -50,12 +50,12 @@ def arena_half_width(num_agents: int, density: float | None) -> float:
 
 @dataclass(frozen=True)
 class SpreadParams:
-    obs: str = "mpe"
-    num_agents: int = 3
+    obs: str = "mpe"  # observation: mpe (mpe2's) | local (egocentric, any N)
+    num_agents: int = 3  # agents of the one team, "agent"
     num_landmarks: int | None = None  # None = num_agents
-    episode_length: int = 25
-    local_ratio: float = 0.5
-    agent_size: float = 0.15
+    episode_length: int = 25  # steps per episode before the time limit
+    local_ratio: float = 0.5  # weight of each agent's own collision penalty v the shared reward
+    agent_size: float = 0.15  # radius of an agent, world units
     k_agents: int | None = None  # obs local only: nearest other agents seen (default 3)
     k_landmarks: int | None = None  # obs local only: nearest landmarks seen (default 3)
     density: float | None = None  # agents per unit area: the arena grows with N (walled)
