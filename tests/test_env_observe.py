@@ -161,7 +161,7 @@ def test_spread_landmark_claims_against_all_pairs(num_agents):
 
 
 @pytest.mark.parametrize("num_agents", [4, 40])  # all pairs, then the cell grid
-def test_spread_landmark_target_against_all_pairs(num_agents):
+def test_spread_free_target_against_all_pairs(num_agents):
     """target_rule free: one more slot after the landmarks, the nearest of the 16 nearest
     landmarks to which the observer is strictly nearer than every other agent (absent: all
     zero); the rest of the observation is the plain one."""

@@ -115,7 +115,7 @@ def test_greedy_steers_to_the_nearest_landmark_and_stays():
 
 @pytest.mark.parametrize("rule", ["free", "matched"])
 @pytest.mark.parametrize("num_agents", [4, 40])
-def test_target_steers_for_the_observed_landmark_target(num_agents, rule):
+def test_target_steers_for_the_observed_target_slot(num_agents, rule):
     """scripted 'target' heads for the landmark of spread's target slot under the
     env's target_rule (from rest, force = 3 x offset, at most unit length) and stands still
     where the slot is empty (matched: fewer landmarks than agents, so some go without)."""

@@ -59,12 +59,10 @@ def landmark_target(env: Mapping[str, Any]) -> dict:
 def flat_algo(algo: Mapping[str, Any], name: str) -> dict:
     """A pre-split dump holds every key of every learner; the other learners' keys go where
     they hold their defaults (a changed one stays, to be reported as unknown)."""
-    every = {f.name: f.default for cls in ALGOS.values() for f in dataclasses.fields(cls)}
-    if not set(every) <= set(algo):
+    defaults = {f.name: f.default for cls in ALGOS.values() for f in dataclasses.fields(cls)}
+    if not set(defaults) <= set(algo):
         return dict(algo)
     own = {f.name for f in dataclasses.fields(ALGOS[name])}
-    defaults = {f.name: f.default for cls in ALGOS.values() for f in dataclasses.fields(cls)
-                if f.name not in own}  # fmt: skip
     return {k: v for k, v in algo.items() if k in own or _value(v) != _value(defaults[k])}
 
 
