@@ -60,6 +60,8 @@ BAD_FILES = [
     ({"algo": {"name": "ppo", "epochs": -1}}, "algo.epochs"),
     ({"algo": {"epochs": 3}}, "algo.epochs"),  # a ppo key under maddpg
     ({"algo": {"name": "ppo", "batch_size": 64}}, "algo.batch_size"),  # and the other way
+    ({"algo": {"teams": ["wolf"]}}, "algo.teams"),
+    ({"train": {"scripted_fraction": 0.5, "scripted_team": "wolf"}}, "train.scripted_team"),
     ({"buffer": {"capacity": -5}}, "buffer.capacity"),
     ({"buffer": {"warmup": -1}}, "buffer.warmup"),
     ({"train": {"seed": -1}}, "train.seed"),

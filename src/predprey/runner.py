@@ -103,11 +103,6 @@ class Runner:
         tr = config.train
         # opponent mixing is training's: simulate shows the learned teams in every env
         self.scripted_envs = int(round(tr.scripted_fraction * E)) if training else 0  # the last
-        if self.scripted_envs and tr.scripted_team not in self.env.teams:
-            raise ValueError(
-                f"train.scripted_team {tr.scripted_team!r} is not a team of this scenario "
-                f"({list(self.env.teams)})"
-            )
         self.scripted_rows: dict[str, np.ndarray] = {}  # field -> [E]: constant per env
         if with_done and self.scripted_envs:  # on-policy: the rows no policy acted in
             mask = np.zeros(E, np.float32)

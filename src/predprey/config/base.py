@@ -119,7 +119,7 @@ def build_dataclass(
     for key, value in data.items():
         if key not in names:
             hint = f": {elsewhere[key]}" if elsewhere and key in elsewhere else suggest(key, names)
-            raise ConfigError(f"unknown key '{where}.{key}'{hint}")
+            raise ConfigError(f"unknown key {show(f'{where}.{key}')}{hint}")
         kwargs[key] = coerce(value, hints[key], f"{where}.{key}")
     try:
         return cls(**kwargs)

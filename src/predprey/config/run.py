@@ -75,12 +75,32 @@ def validate(cfg: Config) -> None:
             )
     elif cfg.buffer.capacity < a.batch_size:
         raise ConfigError("buffer.capacity must be >= algo.batch_size")
+    teams = _scenario_teams(cfg.env.scenario)
+    if t.scripted_fraction > 0 and t.scripted_team not in teams:
+        raise ConfigError(
+            f"train.scripted_team: {t.scripted_team!r} is not a team of {cfg.env.scenario} "
+            f"{list(teams)}"
+        )
+    unknown = [team for team in a.teams if team not in teams]
+    if unknown:
+        raise ConfigError(
+            f"algo.teams: {unknown[0]!r} is not a team of {cfg.env.scenario} {list(teams)}"
+        )
     pop = cfg.population
     if pop is not None and "hidden" in pop.hyperparameters and len(set(a.hidden)) != 1:
         raise ConfigError(
             f"population: a member's hidden is the width of every hidden layer; "
             f"algo.hidden {list(a.hidden)} has layers of different widths"
         )
+
+
+def _scenario_teams(scenario: str) -> tuple[str, ...]:
+    from predprey.env import SCENARIOS
+
+    if scenario not in SCENARIOS:
+        raise ConfigError(f"env.scenario: unknown scenario {scenario!r}; choose one of "
+                          f"{sorted(SCENARIOS)}")  # fmt: skip
+    return SCENARIOS[scenario][1].teams
 
 
 POPULATION_PPO = "population: members are off-policy learners (algo.name maddpg | matd3), not ppo"

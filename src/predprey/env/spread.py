@@ -104,6 +104,7 @@ LOCAL_ONLY = (
 
 class Spread(Scenario):
     name = "spread"
+    teams = ("agent",)
 
     def __init__(self, params: SpreadParams):
         self.params = p = params
@@ -112,7 +113,6 @@ class Spread(Scenario):
         self.episode_length = p.episode_length
         self.local_ratio = float(p.local_ratio)
         self.speed_cost = float(p.speed_cost or 0.0)
-        self.teams = ("agent",)
         self.team_sizes = {"agent": n}
         self.obs_mode = p.obs
         self.half = h = arena_half_width(n, p.density)

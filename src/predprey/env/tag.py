@@ -126,6 +126,7 @@ PRESET_DEFAULTS = {
 
 class Tag(Scenario):
     name = "tag"
+    teams = ("predator", "prey")
 
     def __init__(self, params: TagParams):
         self.params = params
@@ -134,7 +135,6 @@ class Tag(Scenario):
         self.n_pred, self.n_prey = r["num_predators"], r["num_prey"]
         self.num_landmarks = r["num_obstacles"]
         self.episode_length = r["episode_length"]
-        self.teams = ("predator", "prey")
         self.team_sizes = {"predator": self.n_pred, "prey": self.n_prey}
         self.num_rays, self.view_distance = r["num_rays"], r["view_distance"]
         pair = [k if isinstance(k, tuple) else (k, k) for k in (r["k_predators"], r["k_prey"])]
