@@ -35,8 +35,8 @@ class Config:
         out = {}
         for f in dataclasses.fields(self):
             sec = getattr(self, f.name)
-            if sec is None:  # an optional section left out
-                continue
+            if sec is None or (f.name == "buffer" and isinstance(self.algo, PPOConfig)):
+                continue  # an optional section left out; ppo keeps no replay buffer
             if f.name == "env":  # params is a read-only mapping: asdict cannot copy it
                 section = {"scenario": sec.scenario, "num_envs": sec.num_envs, **sec.params}
             else:
