@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/tag
 BUDGET ?= 180
 
-.PHONY: run test test-slow lint format bench clean
+.PHONY: run test test-slow lint format bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[all,test]'
+	$(BIN)/pip install -q -e '.[all,test,docs]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -38,5 +38,8 @@ bench: $(STAMP)
 	$(BIN)/predprey bench env
 	$(BIN)/predprey bench train
 
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build site *.egg-info src/*.egg-info

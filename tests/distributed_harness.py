@@ -88,7 +88,7 @@ def run_while_killing(trainer, killer: Killer) -> dict:
     try:
         result = trainer.run()
     finally:
-        trainer.fleet.shutdown()
+        trainer.close()
     killer.join(5)
     assert killer.error is None and killer.killed_pid is not None, killer.error
     return result

@@ -11,10 +11,10 @@ import torch
 
 import predprey.env as pe
 from predprey import policy as policy_mod
+from predprey.build import build
 from predprey.cli import main
 from predprey.config import load_config
 from predprey.rundir import RunDir, RunDirError, load_episode
-from predprey.train import Trainer
 from train_helpers import tiny_config_file
 
 
@@ -27,7 +27,7 @@ def run_dir(tmp_path_factory):
     from predprey.config import dump_config
 
     dump_config(cfg, run.config_path)
-    Trainer(cfg, run).run()
+    build(cfg, run).run()
     return run
 
 

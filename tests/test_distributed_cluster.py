@@ -11,7 +11,7 @@ ray = pytest.importorskip("ray")
 
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from predprey.distributed import train_distributed  # noqa: E402
+from predprey.build import train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def two_nodes():
 def test_runners_spread_over_two_nodes(two_nodes, tmp_path):
     config = tiny_config(2000)
     run = new_run(tmp_path / "run", config)
-    result = train_distributed(config, run, runners=2, address=two_nodes.address, evals=False)
+    result = train(config, run, runners=2, address=two_nodes.address, evals=False)
     assert result["env_steps"] >= 2000 and result["updates"] > 0
     assert len(set(result["runner_nodes"])) == 2
     assert {n["NodeID"] for n in ray.nodes() if n["Alive"]} == set(result["runner_nodes"])

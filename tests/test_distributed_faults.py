@@ -16,8 +16,8 @@ ray = pytest.importorskip("ray")
 # but a crowded one (load 12 on 2 cores, measured) took over 10 minutes.
 pytestmark = pytest.mark.timeout(2400)
 
+from predprey.build import build  # noqa: E402
 from predprey.distributed.cluster import init_ray  # noqa: E402
-from predprey.distributed.driver import DistributedTrainer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def train_with_killer(path, config, runners, when, which):
     the run end, AFTER_KILL env steps later. Returns the run, the trainer and its result."""
     config = config.replace(train=dataclasses.replace(config.train, total_env_steps=UNBOUNDED))
     run = new_run(path, config)
-    trainer = DistributedTrainer(config, run, runners, evals=False)
+    trainer = build(config, run, runners=runners, evals=False)
     at_kill = {}
 
     def end_later():
@@ -71,11 +71,11 @@ def test_killed_runner_is_replaced_and_the_run_finishes(local_ray, tmp_path):
     run, trainer, result = train_with_killer(
         tmp_path / "run", config, runners=2,
         when=lambda t, run: t.env_steps >= 1200,
-        which=lambda t: t.fleet.slots[1].handle,
+        which=lambda t: t.source.fleet.slots[1].handle,
     )  # fmt: skip
     assert result["restarts"] == {"runner": 1, "buffer": 0, "learner": 0}
     assert restart_rows(run)[-1]["dist/restarts"] == 1
-    slot = trainer.fleet.slots[1]
+    slot = trainer.source.fleet.slots[1]
     assert slot.incarnation == 1 and slot.version > 0  # the new runner got learned weights
     assert_buffer_holds_every_acknowledged_row(run, result)
 
@@ -96,7 +96,7 @@ def test_killed_learner_is_restored_from_the_checkpoint(local_ray, tmp_path):
         return _checkpoint_updates(run) > 0 and t.updates >= 20
 
     run, trainer, result = train_with_killer(
-        tmp_path / "run", config, runners=1, when=when, which=lambda t: t.fleet.learner
+        tmp_path / "run", config, runners=1, when=when, which=lambda t: t.source.fleet.learner
     )
     assert result["restarts"] == {"runner": 0, "buffer": 0, "learner": 1}
     event = next(r for r in restart_rows(run) if r["dist/restarts"] == 1)
@@ -113,11 +113,11 @@ def test_killed_buffer_loses_no_acknowledged_row(local_ray, tmp_path):
         latest = checkpoint.latest_path(run)
         if not latest.is_file() or time.time() - latest.stat().st_mtime > 0.5:
             return False
-        return ray.get(t.fleet.buffer.stats.remote()).wal_bytes > 0
+        return ray.get(t.source.fleet.buffer.stats.remote()).wal_bytes > 0
 
     run, trainer, result = train_with_killer(
-        tmp_path / "run", config, runners=1, when=when, which=lambda t: t.fleet.buffer
+        tmp_path / "run", config, runners=1, when=when, which=lambda t: t.source.fleet.buffer
     )
     assert result["restarts"] == {"runner": 0, "buffer": 1, "learner": 0}
-    assert trainer.fleet.buffer_stats.replayed_rows > 0  # rows came back from the log
+    assert trainer.source.fleet.buffer_stats.replayed_rows > 0  # rows came back from the log
     assert_buffer_holds_every_acknowledged_row(run, result)

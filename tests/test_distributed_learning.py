@@ -26,11 +26,11 @@ import pytest
 import torch
 
 from distributed_harness import new_run
+from predprey.build import build
 from predprey.config import load_config
 from predprey.evaluate import make_eval_env, run_episodes
 from predprey.learn.maddpg import ActorSet
 from predprey.learn.spec import team_specs
-from predprey.train import Trainer
 from train_helpers import ROOT
 
 pytest.importorskip("ray")
@@ -45,7 +45,7 @@ CLOSE = 0.85  # distributed mean >= CLOSE x single-process mean
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_two_runners_learn_as_well_as_one_process(tmp_path):
-    from predprey.distributed import train_distributed
+    from predprey.build import train
     from predprey.policy import load
 
     torch.set_num_threads(1)
@@ -69,9 +69,9 @@ def test_two_runners_learn_as_well_as_one_process(tmp_path):
     for seed in SEEDS:
         cfg = base.replace(train=dataclasses.replace(base.train, seed=seed))
         single_run = new_run(tmp_path / f"single{seed}", cfg)
-        single = Trainer(cfg, single_run).run()
+        single = build(cfg, single_run).run()
         dist_run = new_run(tmp_path / f"dist{seed}", cfg)
-        dist = train_distributed(cfg, dist_run, runners=2)
+        dist = train(cfg, dist_run, runners=2)
         assert dist["restarts"] == {"runner": 0, "buffer": 0, "learner": 0}
         assert dist["env_steps"] >= STEPS and single["env_steps"] >= STEPS
         assert abs(dist["updates"] / single["updates"] - 1) < 0.02

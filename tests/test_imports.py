@@ -16,3 +16,17 @@ def test_import_contracts_hold(capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "0 broken" in out
+
+
+def test_every_top_level_module_has_a_layer():
+    """A new module outside the layers would escape the contract."""
+    import tomllib
+
+    import grimp
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c["layers"] for c in contracts["contracts"] if c["type"] == "layers")
+    listed = {name.strip() for layer in layers for name in layer.replace("|", ":").split(":")}
+    graph = grimp.build_graph("predprey")
+    tops = {".".join(m.split(".")[:2]) for m in graph.modules} - {"predprey"}
+    assert tops == listed, (sorted(tops - listed), sorted(listed - tops))

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
+from predprey.build import build
 from predprey.config import load_config
 from predprey.learn.rate_limiter import UpdateCredit
 from predprey.rundir import RunDir
-from predprey.train import Trainer
 from train_helpers import ROOT, tiny_config_file
 
 
@@ -51,7 +51,7 @@ def test_update_credit_pays_the_updates_the_stateful_credit_paid(
 
 def test_the_env_step_budget_is_read_while_the_loop_runs(tmp_path):
     cfg = load_config(tiny_config_file(tmp_path), ["train.total_env_steps=400"])
-    trainer = Trainer(cfg, RunDir(tmp_path / "run").create(), evals=False)
+    trainer = build(cfg, RunDir(tmp_path / "run").create(), evals=False)
     trainer.total_env_steps = 600  # raised after construction, before or while it runs
     result = trainer.run()
     assert result["env_steps"] == 600 and result["updates"] == (600 - 200) // 8
@@ -64,8 +64,8 @@ def test_single_process_training_imports_neither_ray_nor_http(tmp_path):
 import sys
 from predprey.config import load_config
 from predprey.rundir import RunDir
-from predprey.train import Trainer
-Trainer(load_config({str(config)!r}), RunDir({str(tmp_path / "run")!r}).create()).run()
+from predprey.build import build
+build(load_config({str(config)!r}), RunDir({str(tmp_path / "run")!r}).create()).run()
 heavy = sorted(m for m in ("ray", "httpx", "fastapi", "uvicorn") if m in sys.modules)
 assert not heavy, heavy
 """

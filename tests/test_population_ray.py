@@ -23,8 +23,9 @@ ray = pytest.importorskip("ray")
 
 pytestmark = pytest.mark.timeout(1200)  # a bound: well under a minute on one idle core
 
+from predprey.build import build  # noqa: E402
 from predprey.distributed.cluster import init_ray  # noqa: E402
-from predprey.distributed.population import RayPopulationTrainer, member_run  # noqa: E402
+from predprey.distributed.population import member_run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +91,9 @@ def test_ray_population_trains_evolves_and_resumes(local_ray, tmp_path, capsys):
 
     # --resume: hyperparameters, lineage, schedule, weights and counters of every member
     more = config.replace(train=dataclasses.replace(config.train, total_env_steps=3000))
-    resumed = RayPopulationTrainer(more, run, 1, resume=True)
+    resumed = build(more, run, runners=1, resume=True)
     try:
-        pop = resumed.population
+        pop = resumed.source
         assert pop.evolutions == saved["evolutions"] > 0
         for m, s in zip(pop.members, members, strict=True):
             assert (m.hp, m.lineage) == (s["hp"], s["lineage"])
@@ -106,7 +107,7 @@ def test_ray_population_trains_evolves_and_resumes(local_ray, tmp_path, capsys):
                 assert all(torch.equal(opt["state"][i][k], v) for k, v in moments.items())
         result = resumed.run()
     finally:
-        resumed.fleet.shutdown()
+        resumed.close()
     assert result["env_steps"] >= 3000
     assert pop.evolutions > saved["evolutions"]
     assert all(m.source.updates > s["updates"] for m, s in zip(pop.members, members, strict=True))
@@ -115,7 +116,7 @@ def test_ray_population_trains_evolves_and_resumes(local_ray, tmp_path, capsys):
 def test_shared_buffer_on_ray_is_a_clear_error(local_ray, tmp_path):
     config = pop_config(share_buffer=True)
     with pytest.raises(ConfigError, match="share_buffer"):
-        RayPopulationTrainer(config, new_run(tmp_path / "run", config), 1)
+        build(config, new_run(tmp_path / "run", config), runners=1)
 
 
 UNBOUNDED = 10**9
@@ -137,8 +138,8 @@ def test_killed_member_actors_are_restored_and_the_population_goes_on(local_ray,
     config = pop_config(UNBOUNDED)
     config = config.replace(train=dataclasses.replace(config.train, checkpoint_every=1.0))
     run = new_run(tmp_path / "run", config)
-    trainer = RayPopulationTrainer(config, run, 1, evals=False)
-    members = trainer.population.members
+    trainer = build(config, run, runners=1, evals=False)
+    members = trainer.source.members
     victim = members[1]
     runner_pids = [actor_pid(m.fleet.slots[0].handle) for m in members]  # idle: answer at once
     at_kill = {}
@@ -171,7 +172,7 @@ def test_killed_member_actors_are_restored_and_the_population_goes_on(local_ray,
     slot = runner_of.fleet.slots[0]
     assert slot.incarnation == 1 and slot.version > 0  # a new runner with learned weights
     assert result["lost_rows"] == 0  # every acknowledged row of every member is kept
-    for m in trainer.population.members:
+    for m in trainer.source.members:
         own = checkpoint.load(member_run(run, m.k))
         buffer = checkpoint.load_buffer(member_run(run, m.k), own, 20000)
         assert buffer.total_added == m.source.acked_rows == m.source.inserted

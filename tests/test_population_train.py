@@ -9,11 +9,10 @@ import torch
 import yaml
 
 from predprey import checkpoint, policy
+from predprey.build import build
 from predprey.config import ConfigError, config_from_dict
 from predprey.population.member import ALL_PARTS, CRITIC_PARTS, _modules
-from predprey.population.trainer import PopulationTrainer
 from predprey.rundir import RunDir
-from predprey.train import Trainer
 from train_helpers import TINY
 
 TEAMS = ("predator", "prey")
@@ -33,7 +32,7 @@ def make(tmp_path, data, name="run", resume=False):
         run.path.mkdir(parents=True, exist_ok=True)
         run.config_path.write_text(yaml.safe_dump(data))
         run.create()
-    return PopulationTrainer(config_from_dict(data), run, resume=resume)
+    return build(config_from_dict(data), run, resume=resume)
 
 
 def weights(learner, team, part):
@@ -51,7 +50,7 @@ def evals(pred, prey_conceded):
 
 def test_genetic_sync_copies_the_best_critics_and_targets_never_actors(tmp_path):
     trainer = make(tmp_path, pop_data(mode="genetic"))
-    pop = trainer.population
+    pop = trainer.source
     # predators: member 2 fittest; prey: member 0 concedes fewest touches
     pop.set_fitness([evals(0.1, 0.5), evals(0.2, 2.0), evals(0.9, 1.0)])
     assert pop.best == {"predator": 2, "prey": 0}
@@ -74,7 +73,7 @@ def test_genetic_sync_copies_the_best_critics_and_targets_never_actors(tmp_path)
 
 def test_selection_clones_per_team_and_keeps_the_elite(tmp_path):
     data = pop_data(p_none=1.0, p_weights=0.0, p_hyperparameter=0.0, tournament_size=3)
-    pop = make(tmp_path, data).population
+    pop = make(tmp_path, data).source
     pop.set_fitness([evals(0.1, 0.5), evals(0.2, 2.0), evals(0.9, 1.0)])
     before = {(m.k, t, p): weights(m.learner, t, p) for m in pop.members for t in TEAMS
               for p in ALL_PARTS}  # fmt: skip
@@ -92,7 +91,7 @@ def test_selection_clones_per_team_and_keeps_the_elite(tmp_path):
 def test_mutation_changes_the_clone_and_is_logged(tmp_path):
     data = pop_data(p_none=0.0, p_weights=0.0, p_hyperparameter=1.0, mutate=["actor_lr"],
                     size=2, elitism=1)  # fmt: skip
-    pop = make(tmp_path, data).population
+    pop = make(tmp_path, data).source
     pop.set_fitness([evals(0.9, 0.5), evals(0.1, 2.0)])  # member 0 best for both teams
     rows = pop.evolve(800)
     mut = [r for r in rows if r["event"] == "mutation"]
@@ -106,7 +105,7 @@ def test_mutation_changes_the_clone_and_is_logged(tmp_path):
 
 def test_weights_mutation_noises_only_the_clones_actors(tmp_path):
     data = pop_data(p_none=0.0, p_weights=1.0, p_hyperparameter=0.0, size=2, elitism=1)
-    pop = make(tmp_path, data).population
+    pop = make(tmp_path, data).source
     pop.set_fitness([evals(0.9, 0.5), evals(0.1, 2.0)])  # member 0 best for both teams
     parent = {(t, p): weights(pop.members[0].learner, t, p) for t in TEAMS for p in ALL_PARTS}
     rows = pop.evolve(800)
@@ -122,7 +121,7 @@ def test_weights_mutation_noises_only_the_clones_actors(tmp_path):
 
 
 def test_set_hp_reaches_optimizers_batch_and_pace(tmp_path):
-    pop = make(tmp_path, pop_data()).population
+    pop = make(tmp_path, pop_data()).source
     m = pop.members[1]
     hp = dict(m.hp, critic_lr=0.02, batch_size=96, exploration_noise=0.3)
     m.set_hp(hp)
@@ -162,15 +161,15 @@ def test_events_and_member_curves_in_metrics(evolved):
         assert f"member/{k}/loss/critic/prey" in keys
         assert f"member/{k}/hp/batch_size" in keys
     assert "best_member/prey" in keys
-    assert [m["hp"] for m in result["members"]] == [m.hp for m in trainer.population.members]
+    assert [m["hp"] for m in result["members"]] == [m.hp for m in trainer.source.members]
     # every member gets its turns: equal shares of the env steps
-    steps = [m.source.inserted for m in trainer.population.members]
+    steps = [m.source.inserted for m in trainer.source.members]
     assert max(steps) - min(steps) <= TINY["env"]["num_envs"]
 
 
 def test_policy_load_best_and_member(evolved):
     trainer, _ = evolved
-    pop, run = trainer.population, trainer.run_dir
+    pop, run = trainer.source, trainer.run_dir
     payload = checkpoint.load(run)
     for team, k in pop.best.items():
         want = pop.members[k].learner.actor_state()[team]
@@ -193,12 +192,12 @@ def test_policy_load_best_and_member(evolved):
 
 def test_best_snapshot_and_latest_actors_come_from_the_fittest_member(tmp_path, monkeypatch):
     trainer = make(tmp_path, pop_data(mode="independent"))
-    pop = trainer.population
+    pop = trainer.source
     scores = {id(m.learner): evals(*v) for m, v in
               zip(pop.members, [(0.1, 0.5), (0.2, 2.0), (0.9, 1.0)], strict=True)}  # fmt: skip
-    monkeypatch.setattr("predprey.population.trainer.training_evals",
+    monkeypatch.setattr("predprey.loop.training_evals",
                         lambda config, actors, episodes, seed: scores[id(actors)])  # fmt: skip
-    trainer._evaluate()
+    trainer.evaluate()
     trainer.save_checkpoint()
     # per team the fittest: predators of member 2, prey of member 0
     assert trainer.last_eval == evals(0.9, 0.5)
@@ -218,14 +217,14 @@ def test_member_on_a_single_learner_run_is_a_clear_error(tmp_path):
     run.path.mkdir()
     run.config_path.write_text(yaml.safe_dump(data))
     run.create()
-    Trainer(config_from_dict(data), run, evals=False).run()
+    build(config_from_dict(data), run, evals=False).run()
     with pytest.raises(ConfigError, match="not a population run"):
         policy.load(run.path, member=0)
 
 
 def _state(trainer):
     out = []
-    for m in trainer.population.members:
+    for m in trainer.source.members:
         s = m.learner.state_dict()
         out.append((m.hp, m.source.inserted, m.source.updates, s["actors"], s["critic_targets"]))
     return out
@@ -241,10 +240,10 @@ def test_resume_continues_the_population_exactly(tmp_path):
     assert len(saved["buffer_files"]) == 1  # one shared replay
     resumed = make(tmp_path, data, "split", resume=True)
     # restored: hyperparameters, lineage, counters, one shared buffer
-    assert [m.hp for m in resumed.population.members] == [m.hp for m in first.population.members]
-    assert [m.lineage for m in resumed.population.members] == [
-        m.lineage for m in first.population.members]  # fmt: skip
-    buffers = {id(m.source.buffer) for m in resumed.population.members}
+    assert [m.hp for m in resumed.source.members] == [m.hp for m in first.source.members]
+    assert [m.lineage for m in resumed.source.members] == [
+        m.lineage for m in first.source.members]  # fmt: skip
+    buffers = {id(m.source.buffer) for m in resumed.source.members}
     assert len(buffers) == 1
     resumed.run()
     for a, b in zip(_state(whole), _state(resumed), strict=True):
@@ -266,9 +265,9 @@ def test_population_of_one_is_the_single_learner(tmp_path):
     single_data = {k: v for k, v in data.items() if k != "population"}
     run = RunDir(tmp_path / "single")
     run.create()
-    single = Trainer(config_from_dict(single_data), run)
+    single = build(config_from_dict(single_data), run)
     single.run()
-    a, b = pop.population.members[0].learner.state_dict(), single.learner.state_dict()
+    a, b = pop.source.members[0].learner.state_dict(), single.source.learner.state_dict()
     assert a["version"] == b["version"] > 0
     for team in a["critics"]:
         assert same(a["critics"][team], b["critics"][team])

@@ -27,7 +27,7 @@ def actor_widths(actor_set) -> dict[str, tuple[int, ...]]:
 def test_resized_learner_keeps_the_overlap_and_unchanged_moments(tmp_path):
     trainer = make(tmp_path, width_data(total=600, mode="independent"))
     trainer.run()  # Adam has moments now
-    old = trainer.population.members[0].learner
+    old = trainer.source.members[0].learner
     new = resized(old, with_hidden(old.algo, (24, 24)))
     assert actor_widths(new.actors) == {t: (24, 24) for t in TEAMS} and new.version == old.version
     for t in TEAMS:
@@ -47,7 +47,7 @@ def test_hidden_mutation_resizes_the_clone_which_trains_and_acts(tmp_path):
     data = width_data(total=2000, p_none=0.0, p_weights=0.0, p_hyperparameter=1.0,
                       evolve_every=10**9)  # fmt: skip
     trainer = make(tmp_path, data)
-    pop = trainer.population
+    pop = trainer.source
     pop.set_fitness([evals(0.9, 0.5), evals(0.1, 2.0)])  # member 0 best for both teams
     rows = pop.evolve(800)
     mut = next(r for r in rows if r["event"] == "mutation")
@@ -66,7 +66,7 @@ def test_hidden_mutation_resizes_the_clone_which_trains_and_acts(tmp_path):
 
 def test_a_clone_takes_its_parents_width(tmp_path):
     data = width_data(p_none=1.0, p_weights=0.0, p_hyperparameter=0.0)
-    pop = make(tmp_path, data).population
+    pop = make(tmp_path, data).source
     pop.members[1].set_hp({**pop.members[1].hp, "hidden": 24})
     parent = {(t, p): weights(pop.members[0].learner, t, p) for t in TEAMS for p in ALL_PARTS}
     pop.set_fitness([evals(0.9, 0.5), evals(0.1, 2.0)])  # member 0 best for both teams
@@ -81,16 +81,16 @@ def test_a_clone_takes_its_parents_width(tmp_path):
 def test_members_of_different_widths_checkpoint_resume_and_load(tmp_path):
     data = width_data(total=800, mode="independent")
     first = make(tmp_path, data)
-    first.population.members[1].set_hp({**first.population.members[1].hp, "hidden": 24})
+    first.source.members[1].set_hp({**first.source.members[1].hp, "hidden": 24})
     first.run()
-    member = first.population.members[1]
+    member = first.source.members[1]
     loaded = policy.load(first.run_dir.path, member=1)  # its width is not the config's 16
     assert actor_widths(loaded.actors) == {t: (24, 24) for t in TEAMS}
     for t in TEAMS:
         assert same(loaded.actors.actor_state()[t], member.learner.actor_state()[t])
     more = {**data, "train": {**data["train"], "total_env_steps": 1600}}
     resumed = make(tmp_path, more, resume=True)
-    members = resumed.population.members
+    members = resumed.source.members
     assert [m.hp["hidden"] for m in members] == [16, 24]
     assert actor_widths(members[1].learner.actors) == {t: (24, 24) for t in TEAMS}
     for t in TEAMS:
@@ -104,7 +104,7 @@ def test_members_of_different_widths_checkpoint_resume_and_load(tmp_path):
 def test_genetic_sync_between_widths_fits_the_critics_in(tmp_path):
     trainer = make(tmp_path, width_data(total=600, mode="genetic", sync_every=400))
     trainer.run()  # Adam has moments now
-    pop = trainer.population
+    pop = trainer.source
     wide = pop.members[1]
     wide.set_hp({**wide.hp, "hidden": 24})
     pop.set_fitness([evals(0.9, 0.5), evals(0.1, 2.0)])  # member 0 (width 16) best

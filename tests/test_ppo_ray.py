@@ -14,9 +14,9 @@ from predprey.config import config_from_dict
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.timeout(1200)  # a bound for a crowded machine, not an expectation
 
-from predprey.distributed import train_distributed  # noqa: E402
+from predprey.build import build  # noqa: E402
 from predprey.distributed.cluster import init_ray  # noqa: E402
-from predprey.distributed.onpolicy import RolloutTrainer, _join  # noqa: E402
+from predprey.distributed.onpolicy import RayRolloutSource, _join  # noqa: E402
 
 TINY = {
     "env": {"scenario": "spread", "num_envs": 8, "num_agents": 3},
@@ -49,12 +49,12 @@ def test_runners_train_checkpoint_and_replace_a_killed_one(local_ray, tmp_path):
     torch.set_num_threads(1)
     cfg = config_from_dict(TINY)
     run = new_run(tmp_path / "run", cfg)
-    trainer = RolloutTrainer(cfg, run, 2)
+    trainer = build(cfg, run, runners=2)
     try:
-        ray.kill(trainer.fleet.slots[1]["handle"], no_restart=True)
+        ray.kill(trainer.source.slots[1]["handle"], no_restart=True)
         result = trainer.run()
     finally:
-        trainer.fleet.shutdown()
+        trainer.close()
     # 2 runners x 8 envs x 13 steps = 208 env steps per iteration (25-step episodes end)
     assert (result["env_steps"], result["iterations"], result["updates"]) == (416, 2, 8)
     assert result["restarts"] == {"runner": 1} and result["episodes"] == 16
@@ -69,24 +69,14 @@ def test_runners_train_checkpoint_and_replace_a_killed_one(local_ray, tmp_path):
     assert load(run.path).act({"agent": np.zeros((3, 14), np.float32)})["agent"].shape == (3, 2)
 
 
-def test_train_distributed_picks_the_on_policy_trainer(local_ray, tmp_path, monkeypatch):
-    """`predprey train --runners K` with algo.name ppo reaches RolloutTrainer."""
-    import predprey.distributed.onpolicy as onpolicy
+def test_build_picks_the_ray_rollout_source_for_ppo(local_ray, tmp_path):
+    """`predprey train --runners K` with algo.name ppo: OnPolicy over K rollout actors."""
+    from predprey.learn.onpolicy import OnPolicy
 
-    seen = []
-
-    class Stub:
-        def __init__(self, config, run, runners, **kw):
-            seen.append(runners)
-            self.fleet = self
-
-        def run(self):
-            return {}
-
-        def shutdown(self):
-            pass
-
-    monkeypatch.setattr(onpolicy, "RolloutTrainer", Stub)
     cfg = config_from_dict(TINY)
-    train_distributed(cfg, new_run(tmp_path / "run", cfg), runners=3)
-    assert seen == [3]
+    loop = build(cfg, new_run(tmp_path / "run", cfg), runners=2)
+    try:
+        assert isinstance(loop.algorithm, OnPolicy)
+        assert isinstance(loop.source, RayRolloutSource) and len(loop.source.slots) == 2
+    finally:
+        loop.close()

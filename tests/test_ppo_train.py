@@ -11,11 +11,11 @@ import torch
 import yaml
 
 from predprey import checkpoint
+from predprey.build import build
 from predprey.config import config_from_dict, dump_config, load_config
 from predprey.evaluate import training_evals
 from predprey.learn.ppo import PPOLearner
 from predprey.rundir import RunDir
-from predprey.train import Trainer
 from train_helpers import json_line, predprey
 
 VOLATILE = ("time", "perf/")
@@ -42,7 +42,7 @@ def _train(cfg, path, resume=False):
     if not resume:
         run.create()
         dump_config(cfg, run.config_path)
-    return Trainer(cfg, run, resume=resume).run()
+    return build(cfg, run, resume=resume).run()
 
 
 def _stable(rows):
@@ -141,8 +141,8 @@ def test_ppo_learns_spread(tmp_path):
     torch.set_num_threads(1)
     run = RunDir(tmp_path / "run")
     run.create()
-    trainer = Trainer(cfg, run, checkpoints=False)
-    before = training_evals(cfg, trainer.learner, 200, 12345)
+    trainer = build(cfg, run, checkpoints=False)
+    before = training_evals(cfg, trainer.source.learner, 200, 12345)
     after = trainer.run()["eval"]
     gain = after["eval/return/agent"] - before["eval/return/agent"]
     assert gain > 3.0, (before, after)  # return per agent over 25 steps; untrained ~ -27
@@ -159,7 +159,7 @@ def test_resume_refuses_a_maddpg_checkpoint(tiny_run, tmp_path):
     other = RunDir(tmp_path / "other").create()
     checkpoint.save(other, payload)
     with pytest.raises(RunDirError, match="lacks \\['log_std'\\]"):
-        Trainer(_config(), other, resume=True)
+        build(_config(), other, resume=True)
 
 
 def test_anneal_lr_falls_linearly_over_the_env_step_budget(tmp_path, monkeypatch):

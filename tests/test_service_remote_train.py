@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from predprey import checkpoint
+from predprey.build import build
 from predprey.config import config_from_dict, dump_config
 from predprey.rundir import RunDir
 from predprey.runner import Runner
 from predprey.service.client import BufferClient
 from predprey.service.layout import RecordLayout
 from predprey.service.process import start_server
-from predprey.service.remote_train import RemoteTrainer
 from train_helpers import TINY
 
 # batch 64, one update per 8 env steps (8 sampled rows per inserted row), warm-up 200 rows
@@ -55,13 +55,13 @@ def test_learner_keeps_the_ratio_publishes_and_resumes(tmp_path, server):
     post_rows(server.url, runner, 150)  # 600 rows
 
     client = BufferClient(server.url)
-    trainer = RemoteTrainer(config(600), run, client, server.url, time_budget=60, evals=False)
+    trainer = build(config(600), run, client=client, url=server.url, time_budget=60, evals=False)
     result = trainer.run()  # ends once the updates owed to total_env_steps=600 rows are done
     # every batch the ratio allows and no more: (600 - 200) * 8 / 64
     assert result["updates"] == expected_updates(600) == 50 and result["env_steps"] == 600
     assert client.policy_versions() == {"predator": 50, "prey": 50}
     policy = client.get_policy("predator")
-    actor = trainer.learner.actor_state()["predator"]
+    actor = trainer.source.learner.actor_state()["predator"]
     assert set(policy.tensors) == set(actor)
     for k, v in actor.items():
         np.testing.assert_array_equal(policy.tensors[k], v.numpy())
@@ -70,10 +70,10 @@ def test_learner_keeps_the_ratio_publishes_and_resumes(tmp_path, server):
     assert checkpoint.load(run)["remote"]["published"] == 50
 
     post_rows(server.url, runner, 50)  # 200 more rows, of which 160 count for total 760
-    resumed = RemoteTrainer(
-        config(760), run, client, server.url, resume=True, time_budget=60, evals=False
+    resumed = build(
+        config(760), run, client=client, url=server.url, resume=True, time_budget=60, evals=False
     )
-    assert resumed.learner.version == 50
+    assert resumed.source.learner.version == 50
     result = resumed.run()
     assert result["updates"] == expected_updates(760) == 70
     assert client.policy_versions() == {"predator": 70, "prey": 70}
@@ -87,4 +87,4 @@ def test_a_new_learner_refuses_a_buffer_with_newer_policies(tmp_path, server):
     with BufferClient(server.url) as c:
         c.put_policy("prey", 3, {"w": [0.0]})
         with pytest.raises(ValueError, match="already holds policies"):
-            RemoteTrainer(config(600), run, c, server.url)
+            build(config(600), run, client=c, url=server.url)

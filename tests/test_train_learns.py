@@ -12,10 +12,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from predprey.build import build
 from predprey.config import dump_config, load_config
 from predprey.evaluate import make_eval_env, run_episodes
 from predprey.rundir import RunDir
-from predprey.train import Trainer
 from train_helpers import ROOT
 
 ENV_STEPS = 400_000
@@ -32,7 +32,7 @@ def test_few_minutes_of_training_beat_scripted_baselines(tmp_path):
     )
     run = RunDir(tmp_path / "run").create()
     dump_config(cfg, run.config_path)
-    Trainer(cfg, run).run()
+    build(cfg, run).run()
 
     from predprey.policy import load
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from predprey import checkpoint
+from predprey.build import build
 from predprey.config import dump_config, load_config
 from predprey.rundir import RunDir, load_episode
-from predprey.train import Trainer
 from train_helpers import tiny_config_file
 
 VOLATILE = ("time", "perf/")  # wall-clock dependent keys
@@ -23,7 +23,7 @@ def _train(cfg, path, resume=False):
     run = RunDir(path)
     if not resume:
         run.create()
-    return Trainer(cfg, run, resume=resume).run()
+    return build(cfg, run, resume=resume).run()
 
 
 def _stable(rows):
@@ -155,7 +155,9 @@ def test_resume_redoes_metrics_past_the_checkpointed_loop_state(short_run, tmp_p
     assert payload["loop_env_steps"] == payload["env_steps"] == 1600  # one process: equal
     payload["loop_env_steps"] = 1000  # the loop's state trailed the buffer's count
     assert any(1000 < r["env_steps"] <= 1600 for r in copy.read_metrics())
-    loop = TrainLoop(cfg, copy, payload)
-    loop.attach(None, SimpleNamespace(inserted=payload["env_steps"], updates=0))
+    loop = TrainLoop(cfg, copy)
+    loop.payload = payload  # as if read from the checkpoint
+    source = SimpleNamespace(inserted=payload["env_steps"], updates=0, load_state_dict=print)
+    loop.attach(None, source)
     rows = copy.read_metrics()
     assert rows and max(r["env_steps"] for r in rows) <= 1000

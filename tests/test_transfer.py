@@ -11,11 +11,11 @@ import torch
 import yaml
 
 from predprey import policy as policy_mod
+from predprey.build import build
 from predprey.cli import main
 from predprey.config import ConfigError, config_from_dict, dump_config, load_config
 from predprey.learn.spec import TeamSpec
 from predprey.rundir import RunDir
-from predprey.train import Trainer
 from train_helpers import tiny_config_file
 
 SPREAD = {"scenario": "spread", "num_envs": 4, "obs": "local", "num_agents": 4,
@@ -32,7 +32,7 @@ def train_tiny(tmp, name, env, algo):
     cfg = config_from_dict(data)
     run = RunDir(tmp / name / "run").create()
     dump_config(cfg, run.config_path)
-    Trainer(cfg, run).run()
+    build(cfg, run).run()
     return run
 
 

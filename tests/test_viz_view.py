@@ -492,16 +492,16 @@ def test_run_state_follows_the_finished_marker(tmp_path):
 def test_a_real_training_run_ends_finished(tmp_path):
     import torch
 
+    from predprey.build import build
     from predprey.config import load_config
     from predprey.rundir import RunDir
-    from predprey.train import Trainer
     from train_helpers import tiny_config_file
 
     torch.set_num_threads(1)
     cfg = load_config(tiny_config_file(tmp_path, train={"total_env_steps": 400}))
     run = RunDir(tmp_path / "run").create()
     run.mark_finished(finished_at=0.0)  # left by an earlier run here: training clears it
-    trainer = Trainer(cfg, run, evals=False, checkpoints=False)
+    trainer = build(cfg, run, evals=False, checkpoints=False)
     trainer.log.start = _assert_cleared(trainer.log.start, run)
     trainer.run()
     assert ViewerApp(run).metrics({})["run_state"]["finished"] is True

@@ -1,7 +1,7 @@
 """Evaluations during training and the best-policy snapshots they choose.
 
 The training loop (predprey.loop, whatever its source: one process, Ray or HTTP)
-evaluates on the same schedule with the same seeds and keeps, per team,
+evaluates on the same schedule with the same seeds (`TrainLoop.evaluate`) and keeps, per team,
 the actor that scored best so far in `checkpoints/best.pt` (`predprey evaluate/simulate
 --policy best`). Self-play oscillates, so the latest actor is not always the strongest.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from predprey import checkpoint
-from predprey.evaluate import team_scores, training_evals
+from predprey.evaluate import team_scores
 from predprey.rundir import RunDir
 
 
@@ -56,17 +56,3 @@ class BestPolicies:
         self.teams = dict(teams)
         if self.teams and self.save:
             checkpoint.save_best(self.run, self.teams)
-
-
-def scheduled_evaluation(loop: Any, actors: HasActors, updates: int) -> None:
-    """One scheduled evaluation of `actors` inside a training loop: the eval metrics row,
-    the best snapshots, and the next evaluation's env step. `loop` has the attributes
-    `checkpoint.loop_state` reads, plus `config`, `env_steps`, `log` and `best`."""
-    tr = loop.config.train
-    seed = tr.seed * 1_000_003 + loop.eval_index  # eval streams never touch training RNGs
-    loop.last_eval = training_evals(loop.config, actors, tr.eval_episodes, seed)
-    loop.eval_index += 1
-    loop.last_eval_steps = loop.env_steps
-    loop.best.offer(loop.last_eval, loop.env_steps, actors)
-    loop.log.write(loop.log.row(loop.env_steps, updates, loop.last_eval))
-    loop.next_eval = (loop.env_steps // tr.eval_every + 1) * tr.eval_every

@@ -28,12 +28,12 @@ LATEST = "latest.pt"
 BEST = "best.pt"
 
 
-def loop_state(loop: Any, teams) -> dict[str, Any]:
-    """The checkpoint keys every training loop (single-process, Ray, HTTP) shares: teams,
-    config, episode count, wall clock, the log/eval schedule and the best-policy snapshots
-    (weights included) of `loop`."""
+def loop_state(loop: Any) -> dict[str, Any]:
+    """The training loop's keys of every checkpoint (whatever its source): teams, config,
+    episode count, wall clock, the log/eval schedule and the best-policy snapshots (weights
+    included) of `loop`."""
     return {
-        "teams": team_list(teams),
+        "teams": team_list(loop.teams),
         "config": loop.config.to_dict(),
         "episodes": loop.episodes,
         # The loop's own count when this state was taken: a concurrent buffer may have
@@ -64,6 +64,21 @@ def restore_loop_state(loop: Any, payload: dict[str, Any]) -> float:
     loop.last_eval_steps = int(payload["last_eval_steps"])
     loop.best.restore(payload.get("best") or payload.get("best_scores") or {})
     return float(payload["time"])
+
+
+def restore(component: Any, payload: dict[str, Any], run: RunDir) -> None:
+    """`component.load_state_dict(payload)`, with any mismatch between the checkpoint and
+    what the config builds as the one message every kind of run gives."""
+    try:
+        component.load_state_dict(payload)
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
+        if isinstance(e, RunDirError):
+            raise
+        detail = f"missing {e}" if isinstance(e, KeyError) else str(e)
+        raise RunDirError(
+            f"incompatible checkpoint in {run.path}: {detail} (was it written by another "
+            "config or kind of run? resume with the config it was trained with)"
+        ) from None
 
 
 def loop_env_steps(payload: dict[str, Any]) -> int:

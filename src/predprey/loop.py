@@ -1,31 +1,25 @@
-"""The training loop, written once: any algorithm, any experience source.
+"""The training loop, written once: one class, composed of an algorithm and a source.
 
-The seam. We split a training run three ways, as RLlib does (`Algorithm.train` runs the
-schedule around `training_step`, which moves data between `EnvRunnerGroup` and learners)
-and as Acme does (actors -> replay -> learner, with a rate limiter between them):
+We split a training run three ways, as RLlib does (`Algorithm.train` runs the schedule
+around `training_step`, which moves data between `EnvRunnerGroup` and learners) and as Acme
+does (actors -> replay -> learner, with a rate limiter between them):
 
-  TrainLoop  (this module) - everything a run does whatever learns and wherever the data
-             comes from: the env-step budget and time budget, metrics windows, scheduled
-             evaluations and best snapshots, checkpoints and --resume, recorded episodes,
-             the steady-state profile, the progress bar.
-  algorithm  what learns, and when: `step(source, total_env_steps)` starts the collection
-             and the updates its schedule allows. `OffPolicy` (MADDPG/MATD3): a replay
-             buffer, updates paced by `UpdateCredit` in one process or by the
-             samples-per-insert `RateLimiter` when runners and learner work concurrently;
-             its pace is a function of the source's counters, so it checkpoints nothing.
-  source     where runners, replay and learner live, as a thin adapter with one
-             vocabulary: `collect`, `learn`, `wait`, counters, `actors()` for evaluation,
-             `save_checkpoint` (restored from `loop.payload` when built). `LocalSource`
-             (predprey.train: plain calls, no Ray or HTTP imported), `RaySource`
-             (predprey.distributed.driver: runner actors, buffer actor, learner actor,
-             restarts), `HttpSource` (predprey.service.remote_train: the HTTP buffer fed
-             by `run-env` processes).
+  TrainLoop  (this module; never subclassed) - what every run does: the env-step and time
+             budgets, metrics windows, scheduled evaluations and best snapshots, the
+             checkpoint (written and restored here, once, for every kind of run), recorded
+             episodes, the steady-state profile, the progress bar.
+  algorithm  what learns, and when: `step(source, total_env_steps)`. `OffPolicy`
+             (MADDPG/MATD3: replay, updates paced by `UpdateCredit` in one process or by the
+             samples-per-insert `RateLimiter` when runners and learner work concurrently),
+             `OnPolicy` (PPO: collect T steps from every env, epochs, publish), `Population`
+             (P members, each an algorithm over its own source, plus selection).
+  source     where runners, replay and learner live: `LocalSource` / `RolloutSource` (this
+             process, no Ray or HTTP imported), `RaySource` / `RayRolloutSource` (Ray
+             actors, restarts), `HttpSource` (the HTTP buffer fed by `run-env` processes).
+             Every source answers the loop's questions below (`SourceBase` holds the
+             defaults) and gives its state as `state_dict()` / `load_state_dict(payload)`.
 
-Why not Sample Factory's split (a serial and an async runner, each its own loop) or one
-class per algorithm x source: both multiply loops as algorithms arrive. With the step
-seam an on-policy learner is another algorithm over the same sources (collect T steps
-from every env, then epochs, then publish), and a population is an algorithm holding P
-members, each with its own source, plus a selection step; neither needs a loop of its own.
+`predprey.build.build(config, run, ...)` is the one place that chooses the pieces.
 """
 
 from __future__ import annotations
@@ -36,31 +30,84 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from predprey import checkpoint
-from predprey.best import BestPolicies, scheduled_evaluation
+from predprey.best import BestPolicies
 from predprey.config import Config
-from predprey.evaluate import check_choices
+from predprey.evaluate import check_choices, training_evals
 from predprey.learn.spec import team_specs
 from predprey.recorder import write_episodes
 from predprey.rundir import RunDir
 from predprey.trainlog import TrainLog, truncate_metrics
 
 
-class Source(Protocol):
-    """What the loop itself asks of a source (the algorithm asks more, see OffPolicy)."""
+class SourceBase:
+    """What the loop asks of a source, with the defaults most sources keep. A source sets
+    `inserted` (env steps the run has taken: acknowledged rows) and `updates` (learner
+    updates completed), and gives `timers`, `actors` and `buffer_size`."""
 
-    inserted: int  # env steps the replay holds (acknowledged), = the run's env steps
-    updates: int  # learner updates completed
-    counts_episodes: bool  # False: episode statistics live elsewhere (HTTP env processes)
-    concurrent: bool  # runners and learner work at the same time (profile: busy shares)
+    counts_episodes = True  # False: episode statistics live elsewhere (HTTP env processes)
+    concurrent = False  # runners and learner work at the same time (profile: busy shares)
+    run_dir: RunDir  # where the checkpoint goes (the loop's run directory)
 
-    def timers(self) -> dict[str, float]: ...  # cumulative seconds per part of the work
-    def actors(self) -> Any: ...  # current actor weights, for evaluation
-    def buffer_size(self) -> int: ...
-    def log_keys(self, seconds: float) -> dict[str, Any]: ...  # source-specific metrics
-    def save_checkpoint(self, payload: dict[str, Any]) -> None: ...
-    def finish(self) -> None: ...  # no new work: drain in-flight calls, publish
-    def flush_recorded(self) -> list: ...
-    def result(self) -> dict[str, Any]: ...  # source-specific final counters
+    def timers(self) -> dict[str, float]:  # cumulative seconds per part of the work
+        raise NotImplementedError
+
+    def actors(self) -> Any:  # the current actors, for evaluation
+        raise NotImplementedError
+
+    def buffer_size(self) -> int:
+        raise NotImplementedError
+
+    def log_keys(self, seconds: float) -> dict[str, Any]:
+        """Source-specific metrics of the window that ends now."""
+        return {}
+
+    def finish(self) -> None:
+        """No new work: drain in-flight calls, publish."""
+
+    def flush_recorded(self) -> list:
+        return []
+
+    def result(self) -> dict[str, Any]:
+        """Source-specific final counters."""
+        return {}
+
+    def close(self) -> None:
+        """Release what the source started (Ray actors)."""
+
+    # -- evaluation ------------------------------------------------------------------
+    def policies(self) -> list[Any]:
+        """The actor sets a scheduled evaluation scores (a population: one per member)."""
+        return [self.actors()]
+
+    def judge(self, evals: list[dict[str, float]]) -> tuple[dict, dict, Any]:
+        """From the evaluations of `policies()`: the run's eval metrics, extra keys for the
+        eval row, and the actors the best snapshots take their weights from."""
+        return evals[0], {}, self.actors()
+
+    def events_due(self, env_steps: int) -> list[dict[str, Any]]:
+        """Event rows to write after an evaluation (a population's sync or selection)."""
+        return []
+
+    # -- checkpoints -----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """This source's keys of the checkpoint payload (the loop adds its own)."""
+        raise NotImplementedError
+
+    def load_state_dict(self, payload: dict[str, Any]) -> None:
+        """Continue from a checkpoint's payload (KeyError/ValueError/RuntimeError on a
+        mismatch: the loop turns them into one message)."""
+        raise NotImplementedError
+
+    def replay_buffers(self) -> dict[str, Any]:
+        """Replay buffers saved beside the payload: {"": the run's} or {name: a member's}."""
+        return {}
+
+    def write_checkpoint(self, payload: dict[str, Any]) -> None:
+        """Write `payload` and the replay buffers as the latest checkpoint. A source whose
+        replay lives in another process (Ray) writes it there, with the same function."""
+        buffers = self.replay_buffers()
+        single = buffers.pop("", None)
+        checkpoint.save(self.run_dir, payload, single, named_buffers=buffers or None)
 
 
 class Algorithm(Protocol):
@@ -106,14 +153,16 @@ class Profile:
 
 class TrainLoop:
     """Runs `algorithm` over `source` until `total_env_steps` (mutable: a test may raise it
-    while the run goes on) or the time budget; keeps the run directory."""
+    while the run goes on) or the time budget; keeps the run directory. Built by
+    `predprey.build.build`: the loop first (`resume`: it reads the latest checkpoint), then
+    the source (which may read `payload` to start its actors), then `attach`."""
 
     def __init__(
         self,
         config: Config,
         run: RunDir,
-        payload: dict[str, Any] | None = None,
         *,
+        resume: bool = False,
         time_budget: float | None = None,
         progress: bool = False,
         checkpoints: bool = True,
@@ -128,12 +177,13 @@ class TrainLoop:
         names = [t.name for t in self.teams]
         if set(names) == {"predator", "prey"}:
             check_choices(names, {"predator": tr.eval_predators, "prey": tr.eval_prey})
-        if payload is not None:
-            checkpoint.check_teams(payload, self.teams, str(run.path))
-        self.payload = payload  # the checkpoint resumed from, read by `attach`
+        self.payload = checkpoint.load(run) if resume else None  # read by sources and attach
+        if self.payload is not None:
+            checkpoint.check_teams(self.payload, self.teams, str(run.path))
         self.episodes = self.eval_index = self.last_eval_steps = 0
         self.next_log, self.next_eval = tr.log_every, tr.eval_every
         self.last_eval: dict[str, float] = {}
+        self.finishing = False  # the final evaluation: no events after it
         self.best = BestPolicies(run, save=checkpoints)
         self.log = TrainLog(run)
         self.profile = Profile()
@@ -148,18 +198,21 @@ class TrainLoop:
         seconds = elapsed / self.time_budget if self.time_budget > 0 else 0.0
         return min(1.0, max(steps, seconds))
 
-    def attach(self, algorithm: Algorithm, source: Source) -> None:
-        """Take the algorithm and the source (built by the caller, restored from `payload`
-        if resuming), then restore the loop's own state."""
+    def attach(self, algorithm: Algorithm, source: SourceBase) -> None:
+        """Take the algorithm and the source; if resuming, restore the source's state and
+        then the loop's own from the checkpoint."""
         self.algorithm, self.source = algorithm, source
+        source.run_dir = self.run_dir
         payload = self.payload
-        if payload is not None:
-            time_offset = checkpoint.restore_loop_state(self, payload)
-            truncate_metrics(self.run_dir, min(self.env_steps, checkpoint.loop_env_steps(payload)))
-            # Rows logged while a concurrent checkpoint was written may hold fewer env steps
-            # than it and a later time: the clock goes on from the latest row kept.
-            rows = self.run_dir.read_metrics()
-            self.log.time_offset = max([time_offset, *(r.get("time", 0.0) for r in rows)])
+        if payload is None:
+            return
+        checkpoint.restore(source, payload, self.run_dir)
+        time_offset = checkpoint.restore_loop_state(self, payload)
+        truncate_metrics(self.run_dir, min(self.env_steps, checkpoint.loop_env_steps(payload)))
+        # Rows logged while a concurrent checkpoint was written may hold fewer env steps
+        # than it and a later time: the clock goes on from the latest row kept.
+        rows = self.run_dir.read_metrics()
+        self.log.time_offset = max([time_offset, *(r.get("time", 0.0) for r in rows)])
 
     @property
     def env_steps(self) -> int:
@@ -168,6 +221,10 @@ class TrainLoop:
     @property
     def updates(self) -> int:
         return self.source.updates
+
+    def close(self) -> None:
+        """Release what the source started (Ray actors); the run directory stays."""
+        self.source.close()
 
     # -- what sources report -------------------------------------------------------
     def add_episodes(self, episodes) -> None:
@@ -209,7 +266,7 @@ class TrainLoop:
                 if self.env_steps >= self.next_log:
                     self._log()
                 if self.evals and self.env_steps >= self.next_eval:
-                    self._evaluate()
+                    self.evaluate()
                 if self.checkpoints and time.perf_counter() - last_ckpt >= tr.checkpoint_every:
                     self.save_checkpoint()
                     last_ckpt = time.perf_counter()
@@ -240,31 +297,35 @@ class TrainLoop:
         every = self.config.train.log_every
         self.next_log = (self.env_steps // every + 1) * every
 
-    def _evaluate(self) -> None:
-        scheduled_evaluation(self, self.source.actors(), self.updates)
+    def evaluate(self) -> None:
+        """One scheduled evaluation: every policy the source offers on the same seeds, the
+        eval metrics row, the best snapshots, the source's events (not after the last)."""
+        tr = self.config.train
+        seed = tr.seed * 1_000_003 + self.eval_index  # eval streams never touch training RNGs
+        src = self.source
+        evals = [training_evals(self.config, a, tr.eval_episodes, seed) for a in src.policies()]
+        self.last_eval, extra, actors = src.judge(evals)
+        self.eval_index += 1
+        self.last_eval_steps = self.env_steps
+        self.best.offer(self.last_eval, self.env_steps, actors)
+        self.log.write(self.log.row(self.env_steps, self.updates, {**self.last_eval, **extra}))
+        self.next_eval = (self.env_steps // tr.eval_every + 1) * tr.eval_every
+        if not self.finishing:  # the run ends here: its last networks stay the evaluated ones
+            for event in src.events_due(self.env_steps):
+                self.write_event(event)
 
     def _finish(self) -> None:
+        self.finishing = True
         if self.env_steps > 0 and self.log.window_has_data:
             self._log()
         if self.evals and self.env_steps > self.last_eval_steps:
-            self._evaluate()  # the final policy is always evaluated
+            self.evaluate()  # the final policy is always evaluated
         self.add_recorded(self.source.flush_recorded())
         if self.checkpoints:
             self.save_checkpoint()
         self.log.finish()
 
     def save_checkpoint(self) -> None:
-        self.source.save_checkpoint(checkpoint.loop_state(self, self.teams))
-
-
-def learner_seed(config: Config) -> int:
-    """The learner's initial seed, the same whichever source runs it: a run's first
-    learner starts from the same weights in one process, on Ray and over HTTP."""
-    return int(seed_sequences(config)[1].generate_state(1)[0])
-
-
-def seed_sequences(config: Config) -> list:
-    """Four independent streams from `train.seed`: env, learner, collection, sampling."""
-    import numpy as np
-
-    return np.random.SeedSequence(config.train.seed).spawn(4)
+        """The one checkpoint path: the loop's state and the source's, written as one unit
+        (`SourceBase.write_checkpoint`)."""
+        self.source.write_checkpoint({**checkpoint.loop_state(self), **self.source.state_dict()})

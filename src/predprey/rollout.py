@@ -18,11 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from predprey import checkpoint
+from predprey import checkpoint, seeding
 from predprey.config import Config
 from predprey.learn.ppo import PPOLearner
-from predprey.loop import TrainLoop, seed_sequences
-from predprey.rundir import RunDirError
+from predprey.loop import SourceBase, TrainLoop
 from predprey.runner import Runner
 
 
@@ -50,26 +49,21 @@ class Sampler:
         self.learner.load_actor_state(state)
 
 
-class RolloutSource:
-    counts_episodes, concurrent = True, False
-
+class RolloutSource(SourceBase):
     def __init__(self, config: Config, loop: TrainLoop):
         self.config, self.loop = config, loop
         tr = config.train
-        seeds = seed_sequences(config)
-        env_seed, learner_seed = (int(s.generate_state(1)[0]) for s in seeds[:2])
-        self.rng_collect = np.random.default_rng(seeds[2])  # action samples
-        self.rng_sample = np.random.default_rng(seeds[3])  # minibatch permutations
-        self.learner = PPOLearner(loop.teams, config.algo, seed=learner_seed)
+        seeds = seeding.streams(tr.seed)
+        self.rng_collect = np.random.default_rng(seeds.collect)  # action samples
+        self.rng_sample = np.random.default_rng(seeds.sample)  # minibatch permutations
+        self.learner = PPOLearner(loop.teams, config.algo, seed=seeds.learner)
         self.runner = Runner(
-            config, env_seed, Sampler(self.learner), tr.record_envs, tr.record_every,
+            config, seeds.env, Sampler(self.learner), tr.record_envs, tr.record_every,
             with_done=True,
         )  # fmt: skip
         self.inserted = self.iterations = 0
         self.rollout: dict[str, np.ndarray] | None = None
         self.seconds = {"learn": 0.0}
-        if loop.payload is not None:
-            self._restore(loop.payload)
 
     @property
     def updates(self) -> int:
@@ -98,19 +92,15 @@ class RolloutSource:
     def log_keys(self, seconds: float) -> dict[str, Any]:
         return {"iterations": self.iterations}
 
-    def finish(self) -> None:
-        pass
-
     def flush_recorded(self) -> list:
         return self.runner.recorder.flush()
 
     def result(self) -> dict[str, Any]:
         return {"iterations": self.iterations}
 
-    # -- checkpoints -----------------------------------------------------------------
-    def save_checkpoint(self, payload: dict[str, Any]) -> None:
-        payload = {
-            **payload,
+    # -- checkpoints: between iterations, so no rollout --------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
             **checkpoint.learner_state(self.learner),
             "env_steps": self.inserted,
             "iterations": self.iterations,
@@ -120,17 +110,13 @@ class RolloutSource:
             },
             "runner": self.runner.state_dict(),
         }
-        checkpoint.save(self.loop.run_dir, payload)
 
-    def _restore(self, payload: dict[str, Any]) -> None:
-        try:
-            self.learner.load_state_dict(payload["learner"])
-            if "runner" in payload:  # a Ray run's checkpoint has no env state: fresh envs
-                self.runner.load_state_dict(payload["runner"])
-                self.rng_collect.bit_generator.state = payload["rng"]["collect"]
-                self.rng_sample.bit_generator.state = payload["rng"]["sample"]
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise RunDirError(f"incompatible checkpoint in {self.loop.run_dir.path}: {e}") from None
+    def load_state_dict(self, payload: dict[str, Any]) -> None:
+        self.learner.load_state_dict(payload["learner"])
+        if "runner" in payload:  # a Ray run's checkpoint has no env state: fresh envs
+            self.runner.load_state_dict(payload["runner"])
+            self.rng_collect.bit_generator.state = payload["rng"]["collect"]
+            self.rng_sample.bit_generator.state = payload["rng"]["sample"]
         self.inserted = int(payload["env_steps"])
         self.iterations = int(payload.get("iterations", 0))
 

@@ -114,18 +114,13 @@ def run(args: argparse.Namespace) -> int:
 def train_single(cfg, seconds: float) -> dict[str, Any]:
     import tempfile
 
+    from predprey.build import build
     from predprey.rundir import RunDir
-    from predprey.train import Trainer
 
-    if cfg.population is not None:
-        from predprey.population.trainer import PopulationTrainer
-
-        Trainer = PopulationTrainer  # noqa: N806
     with tempfile.TemporaryDirectory(prefix="predprey-bench-") as tmp:
-        trainer = Trainer(
-            cfg, RunDir(tmp).create(), time_budget=seconds, checkpoints=False, evals=False
-        )
-        return trainer.run()["profile"]
+        loop = build(cfg, RunDir(tmp).create(), time_budget=seconds, checkpoints=False,
+                     evals=False)  # fmt: skip
+        return loop.run()["profile"]
 
 
 def population_sizes(args) -> int:
@@ -165,18 +160,18 @@ def train_population_ray(cfg, runners: int, seconds: float) -> dict[str, Any]:
     """A population on Ray for `seconds` (its actors' start not counted); its profile."""
     import tempfile
 
-    from predprey.distributed.population import RayPopulationTrainer
+    from predprey.build import build
     from predprey.rundir import RunDir
 
     with tempfile.TemporaryDirectory(prefix="predprey-bench-") as tmp:
-        trainer = RayPopulationTrainer(
-            cfg, RunDir(tmp).create(), runners, time_budget=seconds, checkpoints=False,
+        loop = build(
+            cfg, RunDir(tmp).create(), runners=runners, time_budget=seconds, checkpoints=False,
             evals=False,
         )  # fmt: skip
         try:
-            return trainer.run()["profile"]
+            return loop.run()["profile"]
         finally:
-            trainer.fleet.shutdown()
+            loop.close()
 
 
 def sample_single(cfg, seconds: float) -> dict[str, Any]:
@@ -217,7 +212,8 @@ def scaling(cfg, args) -> list[dict[str, Any]]:
     info = init_ray("", local_cpus(max(counts)))
     import ray
 
-    from predprey.distributed.driver import DistributedTrainer
+    from predprey.build import build
+    from predprey.distributed.driver import measure_sampling
     from predprey.rundir import RunDir
 
     samples: dict[int, list[dict]] = {k: [] for k in counts}
@@ -232,16 +228,15 @@ def scaling(cfg, args) -> list[dict[str, Any]]:
                     continue
                 with tempfile.TemporaryDirectory(prefix="predprey-bench-") as tmp:
                     run = RunDir(tmp).create()
-                    trainer = DistributedTrainer(
-                        cfg, run, k, time_budget=args.seconds, checkpoints=False, evals=False
-                    )
+                    loop = build(cfg, run, runners=k, time_budget=args.seconds,
+                                 checkpoints=False, evals=False)  # fmt: skip
                     try:
-                        trains[k].append(trainer.run()["profile"])
-                        samples[k].append(_loaded(trainer.measure_sampling(args.sample_seconds)))
+                        trains[k].append(loop.run()["profile"])
+                        samples[k].append(_loaded(measure_sampling(loop, args.sample_seconds)))
                         if rep == 0 and not costs:
-                            costs = call_costs(trainer.fleet)
+                            costs = call_costs(loop.source.fleet)
                     finally:
-                        trainer.fleet.shutdown()
+                        loop.close()
     finally:
         if info.started_here:
             ray.shutdown()

@@ -64,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from predprey.config import dump_config, load_config
-    from predprey.rundir import RunDir, RunDirError
+    from predprey.rundir import RunDir
 
     client = None
     if args.buffer_url:  # fail before any run directory is written
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         if args.runners or args.address:
             raise ConfigError("--buffer-url and --runners/--address are alternatives; give one")
         client = connect(args.buffer_url, args.token, new_run=not args.resume)
-    if args.runners < 0:
+    if args.runners < 0:  # before any run directory is written
         raise ConfigError(f"--runners must be >= 0, got {args.runners}")
     if args.resume:
         if args.config or args.out or args.seed is not None:
@@ -109,54 +109,15 @@ def run(args: argparse.Namespace) -> int:
         dump_config(config, run_dir.config_path)
         run_dir.create()
 
-    if client is not None:  # -- the HTTP loop: predprey.service.remote_train -------------
-        from predprey.service.remote_train import train_remote
+    from predprey.build import train
 
-        result = train_remote(
-            config, run_dir, client, args.buffer_url, resume=bool(args.resume),
-            time_budget=args.time_budget, progress=not args.quiet,
-        )  # fmt: skip
-        summary = {k: result[k] for k in ("env_steps", "updates", "time", "eval")}
-        print(json.dumps({"run": str(run_dir.path), **summary}))
-        return 0
-
-    # -- distributed (Ray) training: predprey.distributed ---------------------------------
     runners = args.runners or config.distributed.runners  # a resumed run keeps its runners
-    if args.address and not runners:
-        raise ConfigError("--address needs --runners K (runner actors to start on the cluster)")
-    if runners > 0:
-        from predprey.distributed import train_distributed
-
-        result = train_distributed(
-            config, run_dir, runners, args.address, resume=bool(args.resume),
-            time_budget=args.time_budget, progress=not args.quiet,
-        )  # fmt: skip
-        keys = ("env_steps", "updates", "episodes", "time", "eval", "best_member", "restarts")
-        summary = {k: result[k] for k in keys if k in result}
-        print(json.dumps({"run": str(run_dir.path), **summary}))
-        return 0
-    # -- end distributed -------------------------------------------------------------------
-
-    from predprey.threads import limit_threads
-    from predprey.train import Trainer
-
-    if config.population is not None:  # P members in turn: predprey.population
-        from predprey.population.trainer import PopulationTrainer
-
-        Trainer = PopulationTrainer  # noqa: N806
-    if config.train.torch_threads > 0:
-        limit_threads(config.train.torch_threads)
-    try:
-        trainer = Trainer(
-            config, run_dir, resume=bool(args.resume), time_budget=args.time_budget,
-            progress=not args.quiet,
-        )  # fmt: skip
-    except ValueError as e:
-        if isinstance(e, ConfigError | RunDirError):
-            raise
-        raise ConfigError(str(e)) from None
-    result = trainer.run()
-    keys = ("env_steps", "updates", "episodes", "time", "eval", "best_member")
+    result = train(
+        config, run_dir, resume=bool(args.resume), runners=runners, address=args.address,
+        client=client, url=args.buffer_url, time_budget=args.time_budget,
+        progress=not args.quiet,
+    )  # fmt: skip
+    keys = ("env_steps", "updates", "episodes", "time", "eval", "best_member", "restarts")
     summary = {k: result[k] for k in keys if k in result}
     print(json.dumps({"run": str(run_dir.path), **summary}))
     return 0

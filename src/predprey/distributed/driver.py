@@ -1,5 +1,5 @@
-"""`predprey train --runners K`: the training loop (predprey.loop) with `OffPolicy` over a
-`RaySource`: K runner actors, one buffer actor, one learner actor.
+"""`predprey train --runners K`: `RaySource`, the source the training loop (predprey.loop)
+runs `OffPolicy` over: K runner actors, one buffer actor, one learner actor.
 
 Data moves by object-store reference and never through the driver: a runner's
 transitions go to the buffer (`add`, acknowledged once durable), buffer samples go to the
@@ -28,10 +28,7 @@ import ray
 
 from predprey.config import Config
 from predprey.distributed.fleet import Fleet, RunnerSlot
-from predprey.learn.offpolicy import OffPolicy
-from predprey.learn.rate_limiter import RateLimiter, samples_per_insert
-from predprey.loop import TrainLoop
-from predprey.rundir import RunDir
+from predprey.loop import Profile, SourceBase, TrainLoop
 
 DRAIN_SECONDS = 120.0  # bound on waiting for in-flight calls at the end
 WAIT_SECONDS = 0.25  # one wait for completions, so the loop's schedules keep running
@@ -62,8 +59,8 @@ class Window:
     runner_steps: dict[int, int] = field(default_factory=dict)
 
 
-class RaySource:
-    counts_episodes, concurrent, external_producers = True, True, False
+class RaySource(SourceBase):
+    concurrent, external_producers = True, False
 
     def __init__(self, config: Config, loop: TrainLoop, runners: int):
         self.config, self.loop = config, loop
@@ -265,11 +262,19 @@ class RaySource:
         self.window = Window()
         return row
 
-    def save_checkpoint(self, payload: dict[str, Any]) -> None:
-        """Checkpoint through the buffer actor (it writes the buffer, the payload and the
-        learner state together, then empties its log); retried next time if an actor dies."""
+    def state_dict(self) -> dict[str, Any]:
+        """The fleet's counters; the learner's state and the buffer's counters are added by
+        the buffer actor, which writes the checkpoint (`write_checkpoint`)."""
+        return {"distributed": self.fleet.checkpoint_state()}
+
+    def load_state_dict(self, payload: dict[str, Any]) -> None:
+        """Nothing left to do: the fleet started its buffer and learner actors from this
+        checkpoint (the learner's state, the buffer file plus the write-ahead log)."""
+
+    def write_checkpoint(self, payload: dict[str, Any]) -> None:
+        """Through the buffer actor (it writes the buffer, the payload and the learner
+        state together, then empties its log); retried next time if an actor dies."""
         f = self.fleet
-        payload = {**payload, "distributed": f.checkpoint_state()}
         ref = f.buffer.checkpoint.remote(payload, f.learner.checkpoint_state.remote())
         self.tasks[ref] = Task("checkpoint", f.buffer_id)
         end = time.perf_counter() + DRAIN_SECONDS
@@ -281,6 +286,9 @@ class RaySource:
 
     def flush_recorded(self) -> list:
         return self.fleet.flush_recorded()
+
+    def close(self) -> None:
+        self.fleet.shutdown()
 
     def result(self) -> dict[str, Any]:
         return {
@@ -299,61 +307,34 @@ def wait_any(sources: list[RaySource], timeout: float = WAIT_SECONDS) -> None:
         ray.wait(refs, num_returns=1, timeout=timeout)
 
 
-class DistributedTrainer(TrainLoop):
-    """The training loop over Ray actors (`fleet`), started here; the caller shuts the
-    fleet down (`trainer.fleet.shutdown()`)."""
+def measure_sampling(loop: TrainLoop, seconds: float) -> dict[str, Any]:
+    """Runners only, the learner idle and no rate limit, for `seconds` (after in-flight
+    calls finished): acknowledged env steps per second (`predprey bench train`)."""
+    src, a = loop.source, loop.config.algo
+    noise, warmup = a.exploration_noise, loop.config.buffer.warmup
+    src.drain()
+    cpu0 = _cpu_seconds(src.fleet)
+    t0, steps0, timers0 = time.perf_counter(), src.inserted, src.timers()
+    while time.perf_counter() < t0 + seconds:
+        for slot in src.idle_runners():
+            inserted = src.inserted + src.rows_in_flight
+            if inserted < loop.total_env_steps:
+                src.collect(slot, noise, inserted < warmup, inserted)
+        src.wait()
+    profile = Profile()
+    profile.add(time.perf_counter() - t0, src.inserted - steps0, 0, timers0, src.timers())
+    src.drain()
+    cpu = {k: v - cpu0[k] for k, v in _cpu_seconds(src.fleet).items()}
+    wall, steps = time.perf_counter() - t0, max(src.inserted - steps0, 1)
+    return {
+        **profile.to_dict(concurrent=True),
+        "cores": {k: v / wall for k, v in cpu.items()},  # CPU seconds per wall second
+        "cpu_ms_per_1k_steps": {k: 1e6 * v / steps for k, v in cpu.items()},
+    }
 
-    def __init__(
-        self, config: Config, run: RunDir, runners: int, *, resume: bool = False, **loop_args
-    ):
-        from predprey import checkpoint
 
-        super().__init__(config, run, checkpoint.load(run) if resume else None, **loop_args)
-        source = RaySource(config, self, runners)
-        f, d = source.fleet, config.distributed
-        slack = max(d.insert_slack or 2 * runners * f.chunk, f.chunk)
-        limiter = RateLimiter(
-            samples_per_insert(config), config.algo.batch_size, config.buffer.warmup, slack
-        )
-        self.attach(OffPolicy(config, limiter), source)
-
-    @property
-    def fleet(self) -> Fleet:
-        return self.source.fleet
-
-    def measure_sampling(self, seconds: float) -> dict[str, Any]:
-        """Runners only, the learner idle and no rate limit, for `seconds` (after in-flight
-        calls finished): acknowledged env steps per second (`predprey bench train`)."""
-        from predprey.loop import Profile
-
-        src, noise, warmup = (
-            self.source,
-            self.config.algo.exploration_noise,
-            self.config.buffer.warmup,
-        )
-        src.drain()
-        cpu0 = self._cpu_seconds()
-        t0, steps0, timers0 = time.perf_counter(), src.inserted, src.timers()
-        while time.perf_counter() < t0 + seconds:
-            for slot in src.idle_runners():
-                inserted = src.inserted + src.rows_in_flight
-                if inserted < self.total_env_steps:
-                    src.collect(slot, noise, inserted < warmup, inserted)
-            src.wait()
-        profile = Profile()
-        profile.add(time.perf_counter() - t0, src.inserted - steps0, 0, timers0, src.timers())
-        src.drain()
-        cpu = {k: v - cpu0[k] for k, v in self._cpu_seconds().items()}
-        wall, steps = time.perf_counter() - t0, max(src.inserted - steps0, 1)
-        return {
-            **profile.to_dict(concurrent=True),
-            "cores": {k: v / wall for k, v in cpu.items()},  # CPU seconds per wall second
-            "cpu_ms_per_1k_steps": {k: 1e6 * v / steps for k, v in cpu.items()},
-        }
-
-    def _cpu_seconds(self) -> dict[str, float]:
-        """CPU seconds so far of the runners (summed), the buffer actor and this driver."""
-        f = self.fleet
-        runners = ray.get([s.handle.cpu_seconds.remote() for s in f.slots], timeout=60)
-        buffer = ray.get(f.buffer.cpu_seconds.remote(), timeout=60)
-        return {"runners": sum(runners), "buffer": buffer, "driver": time.process_time()}
+def _cpu_seconds(f: Fleet) -> dict[str, float]:
+    """CPU seconds so far of the runners (summed), the buffer actor and this driver."""
+    runners = ray.get([s.handle.cpu_seconds.remote() for s in f.slots], timeout=60)
+    buffer = ray.get(f.buffer.cpu_seconds.remote(), timeout=60)
+    return {"runners": sum(runners), "buffer": buffer, "driver": time.process_time()}

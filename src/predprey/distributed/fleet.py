@@ -12,11 +12,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from predprey import checkpoint
+from predprey import checkpoint, seeding
 from predprey.config import Config, ConfigError
 from predprey.distributed.actors import BufferActor, LearnerActor, RunnerActor, weights_to_torch
 from predprey.learn.spec import team_specs, transition_spec
@@ -74,8 +73,7 @@ class Fleet:
 
     # -- starting actors -----------------------------------------------------------
     def _seed(self, *words: int) -> int:
-        return int(np.random.SeedSequence([self.config.train.seed, self.session, *words])
-                   .generate_state(1)[0])  # fmt: skip
+        return seeding.session_seed(self.config.train.seed, self.session, *words)
 
     def _hello(self, handle, role: str) -> tuple[str, str]:
         """Wait until a new actor is up; register it. Returns (actor id, node id)."""
@@ -92,7 +90,8 @@ class Fleet:
         here = NodeAffinitySchedulingStrategy(self.node_id, soft=False)
         return BufferActor.options(scheduling_strategy=here).remote(
             str(self.run.path.resolve()), self.config.buffer.capacity, self.spec,
-            self._seed(1, self.restarts["buffer"]), self.config.distributed.wal, restore,
+            self._seed(seeding.BUFFER, self.restarts["buffer"]), self.config.distributed.wal,
+            restore,
         )  # fmt: skip
 
     def _buffer_up(self, handle) -> None:
@@ -101,11 +100,9 @@ class Fleet:
 
     def _learner_handle(self, state: dict | None):
         if self.session == 0 and state is None:  # the single-process trainer's learner seed
-            seed = int(
-                np.random.SeedSequence(self.config.train.seed).spawn(4)[1].generate_state(1)[0]
-            )
+            seed = seeding.learner_seed(self.config.train.seed)
         else:
-            seed = self._seed(2, self.restarts["learner"])
+            seed = self._seed(seeding.LEARNER, self.restarts["learner"])
         near = NodeAffinitySchedulingStrategy(self.node_id, soft=True)
         return LearnerActor.options(scheduling_strategy=near).remote(
             self.teams, self.config.algo, seed, self.threads, state
@@ -118,7 +115,10 @@ class Fleet:
 
     def _runner_handle(self, index: int, incarnation: int):
         return RunnerActor.options(scheduling_strategy="SPREAD").remote(
-            self.runner_config, self._seed(3, index, incarnation), index == 0, self.threads
+            self.runner_config,
+            self._seed(seeding.RUNNER, index, incarnation),
+            index == 0,
+            self.threads,
         )
 
     def _runner_up(self, index: int, incarnation: int, handle) -> RunnerSlot:

@@ -1,5 +1,5 @@
-"""`predprey train --runners K` for PPO: the training loop (predprey.loop) with `OnPolicy`
-over a `RayRolloutSource`.
+"""`predprey train --runners K` for PPO: `RayRolloutSource`, the source the training loop
+(predprey.loop) runs `OnPolicy` over.
 
 Each iteration every runner actor steps its own envs T = `algo.rollout_steps` times with
 this iteration's weights (actor means and log-stds, sent with the call when they changed)
@@ -21,15 +21,13 @@ from typing import Any
 import numpy as np
 import ray
 
-from predprey import checkpoint
+from predprey import checkpoint, seeding
 from predprey.config import Config
 from predprey.distributed.actors import ActorBase, CollectInfo, _threads
 from predprey.distributed.fleet import _kill
-from predprey.learn.onpolicy import OnPolicy
 from predprey.learn.ppo import PPOLearner
-from predprey.loop import TrainLoop, learner_seed
+from predprey.loop import SourceBase, TrainLoop
 from predprey.rollout import learn_rollout
-from predprey.rundir import RunDir, RunDirError
 
 START_TIMEOUT = 300.0  # seconds for a new actor to come up (imports torch, compiles kernels)
 
@@ -66,21 +64,18 @@ class RolloutActor(ActorBase):
         return self.runner.recorder.flush()
 
 
-class RayRolloutSource:
-    counts_episodes, concurrent = True, False
-
+class RayRolloutSource(SourceBase):
     def __init__(self, config: Config, loop: TrainLoop, runners: int):
         self.config, self.loop = config, loop
-        payload = loop.payload or {}
+        payload = loop.payload or {}  # the session and restarts seed this session's actors
         state = payload.get("distributed", {})
         self.restarts = int(state.get("restarts", {}).get("runner", 0))
         self.session = int(state.get("sessions", 0)) + bool(payload)
-        self.learner = PPOLearner(loop.teams, config.algo, seed=learner_seed(config))
-        seq = np.random.SeedSequence([config.train.seed, self.session, 4])
+        seed = config.train.seed
+        self.learner = PPOLearner(loop.teams, config.algo, seed=seeding.learner_seed(seed))
+        seq = seeding.session_seed(seed, self.session, seeding.PPO_SAMPLE)
         self.rng_sample = np.random.default_rng(seq)  # minibatch permutations
         self.inserted = self.iterations = 0
-        if payload:
-            self._restore(payload)
         envs = config.distributed.envs_per_runner or config.env.num_envs
         self.runner_config = config.replace(env=dataclasses.replace(config.env, num_envs=envs))
         self.threads = config.train.torch_threads or 1
@@ -96,8 +91,9 @@ class RayRolloutSource:
 
     # -- runners -----------------------------------------------------------------------
     def _start(self, index: int, incarnation: int):
-        words = [self.config.train.seed, self.session, 3, index, incarnation]
-        seed = int(np.random.SeedSequence(words).generate_state(1)[0])
+        seed = seeding.session_seed(
+            self.config.train.seed, self.session, seeding.RUNNER, index, incarnation
+        )
         return RolloutActor.options(scheduling_strategy="SPREAD").remote(
             self.runner_config, seed, index == 0, self.threads
         )
@@ -175,9 +171,6 @@ class RayRolloutSource:
     def log_keys(self, seconds: float) -> dict[str, Any]:
         return {"iterations": self.iterations, "dist/restarts": self.restarts}
 
-    def finish(self) -> None:
-        pass
-
     def flush_recorded(self) -> list:
         try:
             return ray.get(self.slots[0]["handle"].flush_recorded.remote(), timeout=60)
@@ -187,42 +180,25 @@ class RayRolloutSource:
     def result(self) -> dict[str, Any]:
         return {"iterations": self.iterations, "restarts": {"runner": self.restarts}}
 
-    def save_checkpoint(self, payload: dict[str, Any]) -> None:
-        payload = {
-            **payload,
+    def state_dict(self) -> dict[str, Any]:
+        return {
             **checkpoint.learner_state(self.learner),
             "env_steps": self.inserted,
             "iterations": self.iterations,
             "distributed": {"restarts": {"runner": self.restarts}, "sessions": self.session},
         }
-        checkpoint.save(self.loop.run_dir, payload)
 
-    def _restore(self, payload: dict[str, Any]) -> None:
-        try:
-            self.learner.load_state_dict(payload["learner"])
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise RunDirError(f"incompatible checkpoint in {self.loop.run_dir.path}: {e}") from None
+    def load_state_dict(self, payload: dict[str, Any]) -> None:
+        self.learner.load_state_dict(payload["learner"])
         self.inserted = int(payload["env_steps"])
         self.iterations = int(payload.get("iterations", 0))
+
+    def close(self) -> None:
+        self.shutdown()
 
     def shutdown(self, handles=()) -> None:
         for h in (*handles, *(s["handle"] for s in getattr(self, "slots", []))):
             _kill(h)
-
-
-class RolloutTrainer(TrainLoop):
-    """PPO's training loop over Ray runner actors; the caller shuts them down
-    (`trainer.fleet.shutdown()`, as for `DistributedTrainer`)."""
-
-    def __init__(
-        self, config: Config, run: RunDir, runners: int, *, resume: bool = False, **loop_args
-    ):
-        super().__init__(config, run, checkpoint.load(run) if resume else None, **loop_args)
-        self.attach(OnPolicy(config), RayRolloutSource(config, self, runners))
-
-    @property
-    def fleet(self) -> RayRolloutSource:
-        return self.source
 
 
 def _join(parts: list[dict[str, np.ndarray]], T: int) -> dict[str, np.ndarray]:

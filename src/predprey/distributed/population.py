@@ -1,7 +1,7 @@
 """A population on Ray (`predprey train --config configs/tag_population.yaml --runners K`):
-the population trainer of one process (predprey.population.trainer: fitness, sync,
-selection, mutation, events, checkpoints) over members whose learner, replay and runners
-are actors.
+the `Population` of one process (predprey.population.trainer: fitness, sync, selection,
+mutation, events, checkpoints) over `RayMember`s, whose learner, replay and runners are
+actors.
 
 Each member is a `RaySource` of its own (K runner actors, a buffer actor with its
 write-ahead log, a learner actor), paced by its own samples-per-insert `MemberLimiter`,
@@ -27,14 +27,12 @@ from typing import Any
 import ray
 
 from predprey import checkpoint
-from predprey.config import Config, ConfigError
-from predprey.config.population import SHARE_BUFFER_ON_RAY
+from predprey.config import Config
 from predprey.distributed.actors import weights_to_torch
 from predprey.distributed.driver import RaySource, wait_any
 from predprey.learn.offpolicy import OffPolicy
 from predprey.learn.widths import fit_actors
 from predprey.population.member import MemberBase, MemberHooks, MemberLimiter, changed_pace
-from predprey.population.trainer import PopulationTrainer
 from predprey.rundir import RunDir
 
 
@@ -52,11 +50,18 @@ class RayMember(MemberBase):
 
     def __init__(self, k: int, config: Config, hp: Mapping[str, Any], loop: Any, runners: int):
         run = member_run(loop.run_dir, k)
-        payload = None
+        payload, self.own_state = None, None
         if loop.payload is not None:  # resumed: its actors start with its saved widths and hp
             payload = checkpoint.load(run)
+            # Its own checkpoint holds its hyperparameters and lineage beside its networks:
+            # written before the population's, it may be one checkpoint newer (a crash in
+            # between), and its networks have that checkpoint's widths.
+            self.own_state = payload.get("member")
             saved = loop.payload.get("population", {}).get("members", [])
-            hp = saved[k]["hp"] if k < len(saved) else hp  # else: an error in _restore
+            if self.own_state is not None:
+                hp = self.own_state["hp"]
+            elif k < len(saved):
+                hp = saved[k]["hp"]  # else: an error in load_state_dict
         super().__init__(k, config, hp, loop)
         self.source = src = RaySource(self.config, MemberHooks(self, loop, run, payload), runners)
         src.wait_seconds = 0.0  # the population waits on every member at once
@@ -118,7 +123,11 @@ class RayMember(MemberBase):
     def save_own_checkpoint(self) -> None:
         """Learner, replay and the fleet's counters to RUN/members/K (through its buffer
         actor, as a single-learner Ray run writes RUN/)."""
-        self.source.save_checkpoint({"teams": checkpoint.team_list(self.fleet.teams)})
+        src = self.source
+        src.write_checkpoint({
+            "teams": checkpoint.team_list(self.fleet.teams), **src.state_dict(),
+            "member": self.lineage_state(),  # one unit with its networks (see __init__)
+        })  # fmt: skip
 
     def state(self) -> dict[str, Any]:
         return {
@@ -129,38 +138,11 @@ class RayMember(MemberBase):
         }
 
     def restore(self, state: Mapping[str, Any], buffer) -> None:
-        """Hyperparameters and lineage (networks and replay came from the member's own
-        checkpoint when its fleet started)."""
-        self.restore_lineage(state)
+        """Hyperparameters and lineage, from its own checkpoint where it has them (its
+        networks and replay came from that checkpoint when its fleet started)."""
+        self.restore_lineage(self.own_state or state)
 
 
-class MemberFleets:
-    """`trainer.fleet` of a population: shuts down every member's actors."""
-
-    def __init__(self, members: Sequence[RayMember]):
-        self.members = members
-
-    def shutdown(self) -> None:
-        for m in self.members:
-            m.fleet.shutdown()
-
-
-class RayPopulationTrainer(PopulationTrainer):
-    """The population trainer with every member on Ray (`runners` runner actors each); the
-    caller shuts the actors down (`trainer.fleet.shutdown()`, as for `DistributedTrainer`)."""
-
-    def __init__(self, config: Config, run: RunDir, runners: int, **kwargs: Any):
-        if config.population.share_buffer:
-            raise ConfigError(SHARE_BUFFER_ON_RAY)
-
-        def make_member(k, cfg, hp, loop):
-            return RayMember(k, cfg, hp, loop, runners)
-
-        def wait(members):
-            wait_any([m.source for m in members])
-
-        super().__init__(config, run, make_member=make_member, wait=wait, **kwargs)
-
-    @property
-    def fleet(self) -> MemberFleets:
-        return MemberFleets(self.population.members)
+def wait_members(members: Sequence[RayMember]) -> None:
+    """Block until a call of any member completes (the population's `wait`)."""
+    wait_any([m.source for m in members])

@@ -7,6 +7,6 @@ The `population` config section is `predprey.config.population`.
   member     one member (in this process; the Ray member is predprey.distributed.population)
              and the network copies between members
   resize     networks of another hidden width (the `hidden` mutation)
-  trainer    `PopulationTrainer`: the training loop over all members, fitness from the
-             scheduled evaluations, sync/selection/mutation events in metrics.jsonl
+  trainer    `Population`: the training loop's algorithm and source for all members,
+             fitness from the scheduled evaluations, sync/selection/mutation events
 """

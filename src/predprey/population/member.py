@@ -17,9 +17,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
+from predprey import seeding
 from predprey.config import Config
 from predprey.learn.offpolicy import OffPolicy
 from predprey.learn.rate_limiter import RateLimiter, UpdateCredit, samples_per_insert
@@ -28,10 +28,6 @@ from predprey.trainlog import TrainLog
 
 CRITIC_PARTS = ("critics", "critic_targets")  # what a genetic sync copies
 ALL_PARTS = ("actors", "actor_targets", *CRITIC_PARTS)  # what a selected clone copies
-
-
-def member_seed(seed: int, k: int) -> int:
-    return seed if k == 0 else int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
 
 
 def member_budget(total: int, size: int, k: int) -> int:
@@ -44,7 +40,7 @@ def member_config(config: Config, k: int, hp: Mapping[str, Any]) -> Config:
     of each of `algo.hidden`'s layers)."""
     tr = config.train
     train = dataclasses.replace(
-        tr, seed=member_seed(tr.seed, k), record_envs=tr.record_envs if k == 0 else ()
+        tr, seed=seeding.member_seed(tr.seed, k), record_envs=tr.record_envs if k == 0 else ()
     )
     values = dict(hp)
     if "hidden" in values:
@@ -154,7 +150,7 @@ class MemberHooks:
         population's totals (`Population.restart_keys`)."""
         k = self.member.k
         row = {f"member/{k}/{key}": v for key, v in keys.items()}
-        self.loop.write_event({**row, **self.loop.population.restart_keys(), "member": k})
+        self.loop.write_event({**row, **self.loop.source.restart_keys(), "member": k})
 
 
 class MemberBase:
@@ -251,29 +247,12 @@ class Member(MemberBase):
 
     # -- checkpoints -----------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        src = self.source
-        return {
-            "learner": src.learner.state_dict(),
-            "actors": src.learner.actor_state(),
-            "updates": src.updates,
-            "env_steps": src.inserted,
-            "rng": {
-                "collect": src.rng_collect.bit_generator.state,
-                "sample": src.rng_sample.bit_generator.state,
-            },
-            "runner": src.runner.state_dict(),
-            **self.lineage_state(),
-        }
+        return {**self.source.state_dict(), **self.lineage_state()}
 
     def restore(self, state: Mapping[str, Any], buffer) -> None:
         self.restore_lineage(state)  # first: its hyperparameters give its networks' widths
-        src = self.source
-        src.learner.load_state_dict(state["learner"])
-        src.runner.load_state_dict(state["runner"])
-        src.rng_collect.bit_generator.state = state["rng"]["collect"]
-        src.rng_sample.bit_generator.state = state["rng"]["sample"]
-        src.inserted = int(state["env_steps"])
-        src.buffer = buffer
+        self.source.load_state_dict(state)  # a member's state names no buffer file
+        self.source.buffer = buffer
 
 
 # -- copies between members ----------------------------------------------------------

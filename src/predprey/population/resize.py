@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from predprey.config import AlgoConfig
+from predprey.config import OffPolicyConfig
 from predprey.learn.widths import widths
 
 
@@ -50,7 +50,7 @@ def _pairs(old, new) -> list[tuple[nn.Module, nn.Module]]:
     return out
 
 
-def resized(learner, algo: AlgoConfig):
+def resized(learner, algo: OffPolicyConfig):
     """A new `Learner` with `algo`'s widths holding `learner`'s weights where they overlap
     (fresh initialisation elsewhere), its Adam moments where shapes are unchanged, its
     update count and RNG."""
@@ -73,7 +73,7 @@ def resized(learner, algo: AlgoConfig):
     return new
 
 
-def with_hp(learner, algo: AlgoConfig):
+def with_hp(learner, algo: OffPolicyConfig):
     """`learner` with `algo`'s hyperparameters: resized if its widths differ, learning rates
     set. Returns the learner to use from now on (a new one if resized)."""
     if widths(next(iter(learner.actors.actors.values())).state_dict()) != tuple(algo.hidden):

@@ -1,7 +1,7 @@
-"""`PopulationTrainer`: the training loop (predprey.loop) over a `Population`, in one
-process. The population is the loop's algorithm and its source at once: each `step` gives
-every member one turn of its own off-policy step (collect, the updates its own pace owes),
-and the loop's counters are the members' sums.
+"""`Population`: the training loop's (predprey.loop) algorithm and source at once for P
+members: each `step` gives every member one turn of its own off-policy step (collect, the
+updates its own pace owes), and the loop's counters are the members' sums. Members live in
+this process (`Member`) or on Ray (predprey.distributed.population.RayMember).
 
 Fitness comes from the loop's scheduled evaluations: every member is evaluated with the
 same seeds; per team (`evaluate.team_scores`: predators' touches v the scripted evader,
@@ -22,13 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from predprey import checkpoint
+from predprey import checkpoint, seeding
 from predprey.config import Config
-from predprey.evaluate import team_scores, training_evals
-from predprey.loop import TrainLoop
+from predprey.evaluate import team_scores
+from predprey.loop import SourceBase, TrainLoop
 from predprey.population import evolution as evo
 from predprey.population.member import ALL_PARTS, CRITIC_PARTS, Member, member_budget
-from predprey.rundir import RunDir, RunDirError
 
 
 class TeamPick:
@@ -52,7 +51,7 @@ class TeamPick:
         return state
 
 
-class Population:
+class Population(SourceBase):
     """The members, as the loop's algorithm (`step`, `work_left`: every member one turn) and
     as its source (counters, timers and buffers summed; the fittest members' actors), with
     the fitness of the latest evaluation and the sync/evolve schedule.
@@ -61,12 +60,12 @@ class Population:
     if given, is called after every member's turn with the members (members on Ray: block
     until any of their calls completes, as one source's `wait` does)."""
 
-    counts_episodes = True
-
     def __init__(self, config: Config, loop: TrainLoop, make_member=Member, wait=None):
         pop = config.population
+        if pop is None:
+            raise ValueError("a population needs a `population` config section")
         self.config, self.pop, self.loop, self.wait = config, pop, loop, wait
-        self.rng = np.random.default_rng(np.random.SeedSequence(config.train.seed).spawn(5)[4])
+        self.rng = np.random.default_rng(seeding.streams(config.train.seed).population)
         hps = evo.initial_hyperparameters(config.algo, pop, self.rng)
         self.members = [make_member(k, config, hps[k], loop) for k in range(pop.size)]
         self.remote = self.members[0].remote
@@ -78,8 +77,16 @@ class Population:
         self.best: dict[str, int] = {}  # team -> the fittest member at that evaluation
         self.syncs = self.evolutions = 0
         self.next_sync, self.next_evolve = pop.sync_every, pop.evolve_every
-        if loop.payload is not None:
-            self._restore(loop.payload)
+
+    def start(self, resumed: bool) -> None:
+        """Once attached to the loop: member windows start with the loop's, and a new run
+        writes each member's first draws (where each lineage starts) as `init` events."""
+        for m in self.members:
+            m.log.reset_window(m.source.inserted, m.source.updates)
+            if not resumed:
+                hp = ", ".join(f"{k}={v:.4g}" for k, v in m.hp.items())
+                self.loop.write_event({"event": "init", "detail": f"member {m.k}: {hp}",
+                                       "member": m.k, "hp": dict(m.hp)})  # fmt: skip
 
     # -- the algorithm: members take turns -------------------------------------------
     def step(self, src: Any, total: int) -> None:
@@ -122,7 +129,7 @@ class Population:
         acting = {k: self.members[k].actors() for k in {0, *self.best.values()}}
         return TeamPick({t: acting[k] for t, k in self.best.items()}, acting[0])
 
-    def _buffers(self) -> dict[str, Any]:
+    def replay_buffers(self) -> dict[str, Any]:
         """Replay buffers that go into the population's checkpoint (members on Ray keep
         theirs in their own)."""
         if self.remote:
@@ -134,7 +141,7 @@ class Population:
     def buffer_size(self) -> int:
         if self.remote:
             return sum(m.source.buffer_size() for m in self.members)
-        return sum(len(b) for b in self._buffers().values())
+        return sum(len(b) for b in self.replay_buffers().values())
 
     def log_keys(self, seconds: float) -> dict[str, Any]:
         row = {}
@@ -154,6 +161,10 @@ class Population:
 
     def flush_recorded(self) -> list:
         return self.members[0].source.flush_recorded()
+
+    def close(self) -> None:
+        for m in self.members:
+            m.source.close()
 
     def result(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -178,6 +189,18 @@ class Population:
         }
 
     # -- fitness and events ------------------------------------------------------------
+    def policies(self) -> list[Any]:
+        return [m.actors() for m in self.members]
+
+    def judge(self, evals: list[dict[str, float]]) -> tuple[dict, dict, Any]:
+        """Fitness from every member's evaluation; the run's eval metrics are per team the
+        fittest member's, which also feed best.pt."""
+        last_eval = self.set_fitness(evals)
+        extra = {f"best_member/{t}": k for t, k in self.best.items()}
+        for k, e in enumerate(evals):
+            extra.update({f"member/{k}/{key}": v for key, v in e.items()})
+        return last_eval, extra, self.actors()
+
     def set_fitness(self, evals: list[dict[str, float]]) -> dict[str, float]:
         """Take each member's evaluation metrics; returns per team the fittest member's."""
         scores = [team_scores(e) for e in evals]
@@ -287,13 +310,8 @@ class Population:
         return rows
 
     # -- checkpoints -------------------------------------------------------------------
-    def save_checkpoint(self, payload: dict[str, Any]) -> None:
-        """Members on Ray first write their own checkpoints (learner, replay), then the
-        population's: loop state, every member's actors, hyperparameters and lineage."""
-        for m in self.members:
-            m.save_own_checkpoint()
-        payload = {
-            **payload,
+    def state_dict(self) -> dict[str, Any]:
+        return {
             "actors": self.actors().actor_state(),  # what predprey.policy.load reads
             "updates": self.updates,
             "env_steps": self.inserted,
@@ -306,87 +324,29 @@ class Population:
                 "next_sync": self.next_sync, "next_evolve": self.next_evolve,
             },
         }  # fmt: skip
-        checkpoint.save(self.loop.run_dir, payload, named_buffers=self._buffers())
 
-    def _restore(self, payload: dict[str, Any]) -> None:
-        run: RunDir = self.loop.run_dir
+    def write_checkpoint(self, payload: dict[str, Any]) -> None:
+        """Members on Ray first write their own checkpoints (learner, replay), then the
+        population's: loop state, every member's actors, hyperparameters and lineage."""
+        for m in self.members:
+            m.save_own_checkpoint()
+        super().write_checkpoint(payload)
+
+    def load_state_dict(self, payload: dict[str, Any]) -> None:
         state = payload.get("population")
         if state is None or len(state["members"]) != len(self.members):
             have = "no population" if state is None else f"{len(state['members'])} members"
-            raise RunDirError(
-                f"incompatible checkpoint in {run.path}: it holds {have}, the config asks "
-                f"for {len(self.members)}"
-            )
+            raise ValueError(f"it holds {have}, the config asks for {len(self.members)}")
         capacity = self.config.buffer.capacity
         buffers = {
-            k: checkpoint.load_buffer(run, payload, capacity, key=k) for k in self._buffers()
+            k: checkpoint.load_buffer(self.run_dir, payload, capacity, key=k)
+            for k in self.replay_buffers()
         }
-        try:
-            for m in self.members:
-                buffer = buffers.get("shared") or buffers.get(f"m{m.k}")
-                m.restore(state["members"][m.k], buffer)
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise RunDirError(f"incompatible checkpoint in {run.path}: {e}") from None
+        for m in self.members:
+            buffer = buffers.get("shared") or buffers.get(f"m{m.k}")
+            m.restore(state["members"][m.k], buffer)
         self.fitness = {t: list(f) for t, f in state["fitness"].items()}
         self.best = {t: int(k) for t, k in state["best"].items()}
         self.rng.bit_generator.state = state["rng"]
         self.syncs, self.evolutions = int(state["syncs"]), int(state["evolutions"])
         self.next_sync, self.next_evolve = int(state["next_sync"]), int(state["next_evolve"])
-
-
-class PopulationTrainer(TrainLoop):
-    """The training loop over a population, in one process (`make_member`, `wait`: members
-    elsewhere, see `Population`; predprey.distributed.population)."""
-
-    def __init__(
-        self,
-        config: Config,
-        run: RunDir,
-        *,
-        resume: bool = False,
-        make_member=Member,
-        wait=None,
-        **loop_args: Any,
-    ):
-        if config.population is None:
-            raise ValueError("PopulationTrainer needs a `population` config section")
-        super().__init__(config, run, checkpoint.load(run) if resume else None, **loop_args)
-        self.finishing = False
-        population = Population(config, self, make_member, wait)
-        self.attach(population, population)
-        for m in population.members:  # member windows start with the loop's
-            m.log.reset_window(m.source.inserted, m.source.updates)
-            if not resume:  # the first draws: where each lineage starts
-                hp = ", ".join(f"{k}={v:.4g}" for k, v in m.hp.items())
-                self.write_event({"event": "init", "detail": f"member {m.k}: {hp}",
-                                  "member": m.k, "hp": dict(m.hp)})  # fmt: skip
-
-    @property
-    def population(self) -> Population:
-        return self.algorithm
-
-    def _evaluate(self) -> None:
-        """Every member on the same seeds; the best per team feeds best.pt and `eval/`."""
-        tr, pop = self.config.train, self.population
-        seed = tr.seed * 1_000_003 + self.eval_index  # eval streams never touch training RNGs
-        evals = [
-            training_evals(self.config, m.actors(), tr.eval_episodes, seed) for m in pop.members
-        ]
-        self.last_eval = pop.set_fitness(evals)
-        self.eval_index += 1
-        self.last_eval_steps = self.env_steps
-        self.best.offer(self.last_eval, self.env_steps, pop.actors())
-        row = dict(self.last_eval)
-        row.update({f"best_member/{t}": k for t, k in pop.best.items()})
-        for k, e in enumerate(evals):
-            row.update({f"member/{k}/{key}": v for key, v in e.items()})
-        self.log.write(self.log.row(self.env_steps, self.updates, row))
-        self.next_eval = (self.env_steps // tr.eval_every + 1) * tr.eval_every
-        if self.finishing:  # the run ends here: its last networks stay the evaluated ones
-            return
-        for event in pop.events_due(self.env_steps):
-            self.write_event(event)
-
-    def _finish(self) -> None:
-        self.finishing = True
-        super()._finish()

@@ -1,5 +1,5 @@
-"""`predprey train --buffer-url URL`: the training loop (predprey.loop) with `OffPolicy` over
-an `HttpSource`, the learner of the HTTP loop.
+"""`predprey train --buffer-url URL`: `HttpSource`, the source the training loop
+(predprey.loop) runs `OffPolicy` over, the learner of the HTTP loop.
 
 `run-env` processes feed the buffer service; this loop only learns. Each round it reads
 `GET /stats` and takes as many batches as the samples-per-insert `RateLimiter` allows
@@ -21,12 +21,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from predprey import checkpoint
+from predprey import checkpoint, seeding
 from predprey.config import Config
-from predprey.learn.offpolicy import OffPolicy
-from predprey.learn.rate_limiter import RateLimiter, samples_per_insert
-from predprey.loop import TrainLoop, learner_seed
-from predprey.rundir import RunDir, RunDirError
+from predprey.loop import SourceBase, TrainLoop
+from predprey.rundir import RunDirError
 from predprey.service.client import BufferClient, BufferServiceError
 from predprey.service.layout import RecordLayout, server_widths
 
@@ -35,27 +33,26 @@ MAX_BATCHES_PER_REQUEST = 16  # bounds the time between two /stats polls
 IDLE_SLEEP = 0.05  # seconds between polls while the limiter allows no batch
 
 
-class HttpSource:
+class HttpSource(SourceBase):
     """The replay buffer behind `url`, fed by external `run-env` processes; the learner runs
     here. A learn call fetches its batches in one packed request; `wait` polls `/stats`."""
 
-    counts_episodes, concurrent, external_producers = False, False, True
+    counts_episodes, external_producers = False, True
     rows_in_flight = updates_in_flight = chunk = 0
 
     def __init__(self, config: Config, loop: TrainLoop, client: BufferClient, url: str):
         from predprey.learn.maddpg import Learner
 
         self.config, self.loop, self.client, self.url = config, loop, client, url
-        self.learner = Learner(loop.teams, config.algo, seed=learner_seed(config))
+        seed = seeding.learner_seed(config.train.seed)
+        self.learner = Learner(loop.teams, config.algo, seed=seed)
         self.layout = RecordLayout(loop.teams)
         self.published = self.skipped_publishes = 0
         self.seconds = {"fetch": 0.0, "learn": 0.0}
         self.fetched_seconds, self.fetched_batches = 0.0, 0  # since the last metrics row
         self.learned = True  # in this step: poll again at once
         stats = self._poll()
-        if loop.payload is not None:
-            self._restore(loop.payload)
-        else:
+        if loop.payload is None:
             check_no_policies(stats, url)
 
     @property
@@ -143,9 +140,6 @@ class HttpSource:
         if self.learner.version > self.published:
             self.publish()
 
-    def flush_recorded(self) -> list:
-        return []  # the env processes record
-
     def result(self) -> dict[str, Any]:
         return {
             "published_version": self.published,
@@ -153,50 +147,22 @@ class HttpSource:
         }
 
     # -- checkpoints: the learner only (the service keeps the rows durably) ----------
-    def save_checkpoint(self, payload: dict[str, Any]) -> None:
-        payload = {
-            **payload,
+    def state_dict(self) -> dict[str, Any]:
+        return {
             **checkpoint.learner_state(self.learner),
             "env_steps": self.inserted,
             "remote": {"url": self.url, "published": self.published},
         }
-        checkpoint.save(self.loop.run_dir, payload)
 
-    def _restore(self, payload: dict[str, Any]) -> None:
-        run = self.loop.run_dir
+    def load_state_dict(self, payload: dict[str, Any]) -> None:
         if "remote" not in payload:
             raise RunDirError(
-                f"{run.path} was not trained with --buffer-url; resume it without --buffer-url"
+                f"{self.run_dir.path} was not trained with --buffer-url; resume it without "
+                "--buffer-url"
             )
-        try:
-            self.learner.load_state_dict(payload["learner"])
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise RunDirError(f"incompatible checkpoint in {run.path}: {e}") from None
+        self.learner.load_state_dict(payload["learner"])
         self.published = int(payload["remote"]["published"])
         self.inserted = int(payload["env_steps"])
-
-
-class RemoteTrainer(TrainLoop):
-    """The training loop over the HTTP buffer at `url`."""
-
-    def __init__(
-        self,
-        config: Config,
-        run: RunDir,
-        client: BufferClient,
-        url: str,
-        *,
-        resume: bool = False,
-        **loop_args: Any,
-    ):
-        super().__init__(config, run, checkpoint.load(run) if resume else None, **loop_args)
-        a = config.algo
-        limiter = RateLimiter(samples_per_insert(config), a.batch_size, config.buffer.warmup, 1)
-        self.attach(OffPolicy(config, limiter), HttpSource(config, self, client, url))
-
-    @property
-    def learner(self):
-        return self.source.learner
 
 
 def check_no_policies(stats: dict[str, Any], url: str) -> None:
@@ -221,16 +187,3 @@ def connect(url: str, token: str | None, new_run: bool) -> BufferClient:
         if new_run:
             check_no_policies(stats, url)
     return client
-
-
-def train_remote(
-    config: Config, run: RunDir, client: BufferClient, url: str, **kwargs: Any
-) -> dict[str, Any]:
-    """Build a `RemoteTrainer` and run it, with service failures as one clear message."""
-    from predprey.service.errors import service_errors
-    from predprey.threads import limit_threads
-
-    if config.train.torch_threads > 0:
-        limit_threads(config.train.torch_threads)
-    with client, service_errors(url):
-        return RemoteTrainer(config, run, client, url, **kwargs).run()
