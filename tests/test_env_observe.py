@@ -161,14 +161,14 @@ def test_spread_landmark_claims_against_all_pairs(num_agents):
 
 
 @pytest.mark.parametrize("num_agents", [4, 40])  # all pairs, then the cell grid
-def test_spread_landmark_target_against_all_pairs(num_agents):
-    """landmark_target: one more slot after the landmarks, the nearest of the 16 nearest
+def test_spread_free_target_against_all_pairs(num_agents):
+    """target_rule free: one more slot after the landmarks, the nearest of the 16 nearest
     landmarks to which the observer is strictly nearer than every other agent (absent: all
     zero); the rest of the observation is the plain one."""
     kw = dict(num_envs=4, seed=5, obs="local", num_agents=num_agents, density=1.0, k_agents=1,
               k_landmarks=2, landmark_claims=True)  # fmt: skip
     plain_env = pe.make("spread", **kw)
-    env = pe.make("spread", landmark_target=True, **kw)
+    env = pe.make("spread", target_rule="free", **kw)
     assert env.obs_dims["agent"] == plain_env.obs_dims["agent"] + 3
     plain, obs = plain_env.reset()["agent"], env.reset()["agent"]
     np.testing.assert_array_equal(obs[..., :-3], plain)
@@ -186,8 +186,10 @@ def test_spread_landmark_target_against_all_pairs(num_agents):
             np.testing.assert_allclose(obs[e, i, -3:], want, atol=1e-5)
     assert found > 0  # some agents have a landmark of their own ...
     assert num_agents == 4 or found < 4 * num_agents  # ... and in a crowd some have none
-    with pytest.raises(ValueError, match="landmark_target applies only to obs 'local'"):
-        pe.make("spread", num_envs=1, landmark_target=True)
+    with pytest.raises(ValueError, match="target_rule applies only to obs 'local'"):
+        pe.make("spread", num_envs=1, target_rule="free")
+    none = pe.make("spread", **kw, target_rule="none")  # none: no slot, as without the key
+    assert none.obs_dims == plain_env.obs_dims
 
 
 def _matched_reference(pos, lm, i):
@@ -217,8 +219,8 @@ def test_spread_matched_target_against_reference(num_agents, num_landmarks):
     some where agents outnumber them; the rest of the observation is unchanged."""
     kw = dict(num_envs=4, seed=6, obs="local", num_agents=num_agents,
               num_landmarks=num_landmarks, density=1.0, k_agents=1, k_landmarks=2,
-              landmark_claims=True, landmark_target=True)  # fmt: skip
-    free_env = pe.make("spread", **kw)
+              landmark_claims=True)  # fmt: skip
+    free_env = pe.make("spread", target_rule="free", **kw)
     env = pe.make("spread", target_rule="matched", **kw)
     free, obs = free_env.reset()["agent"], env.reset()["agent"]
     np.testing.assert_array_equal(obs[..., :-3], free[..., :-3])
@@ -235,7 +237,5 @@ def test_spread_matched_target_against_reference(num_agents, num_landmarks):
     else:
         assert 0 < got < 4 * num_agents  # 16 agents v 12 landmarks in view: some left out
     assert (obs[..., -3] != free[..., -3]).any()  # a different rule from free's
-    with pytest.raises(ValueError, match="target_rule applies only with landmark_target"):
-        pe.make("spread", num_envs=1, obs="local", target_rule="matched")
     with pytest.raises(ValueError, match="target_rule: unknown target rule 'best'"):
-        pe.make("spread", num_envs=1, obs="local", landmark_target=True, target_rule="best")
+        pe.make("spread", num_envs=1, obs="local", target_rule="best")

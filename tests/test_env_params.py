@@ -34,7 +34,6 @@ import predprey.env as pe
         ("spread", dict(num_prey=1), "num_prey"),
         ("spread", dict(obs="local", landmark_claims=1), "landmark_claims must be true or false"),
         ("spread", dict(density=0), "density must be a positive number"),
-        ("spread", dict(credit="mine"), "credit: unknown credit 'mine'"),
         ("tag", dict(preset="seed", density=1.0), "density applies only to preset 'mpe'"),
         ("tag", dict(obs="local", k_landmarks=-1), "k_landmarks must be an integer >= 0"),
         ("chess", dict(), "chess"),

@@ -115,13 +115,13 @@ def test_greedy_steers_to_the_nearest_landmark_and_stays():
 
 @pytest.mark.parametrize("rule", ["free", "matched"])
 @pytest.mark.parametrize("num_agents", [4, 40])
-def test_target_steers_for_the_observed_landmark_target(num_agents, rule):
-    """scripted 'target' heads for the landmark of spread's landmark_target slot under the
+def test_target_steers_for_the_observed_target_slot(num_agents, rule):
+    """scripted 'target' heads for the landmark of spread's target slot under the
     env's target_rule (from rest, force = 3 x offset, at most unit length) and stands still
     where the slot is empty (matched: fewer landmarks than agents, so some go without)."""
     env = pe.make("spread", num_envs=20, seed=2, obs="local", num_agents=num_agents,
                   num_landmarks=num_agents if rule == "free" else num_agents // 4 + 1,
-                  density=1.0, k_landmarks=2, landmark_target=True, target_rule=rule)  # fmt: skip
+                  density=1.0, k_landmarks=2, target_rule=rule)  # fmt: skip
     obs = env.reset()["agent"]  # [E, N, D]; at rest
     force = scripted.act("target", env, "agent", np.random.default_rng(0))  # [E, N, 2]
     present, offset = obs[..., -3:-2], obs[..., -2:]
@@ -147,7 +147,7 @@ def test_matched_target_covers_a_crowd_better_than_free():
     cover = {}
     for rule in ("free", "matched"):
         env = pe.make("spread", num_envs=16, seed=4, obs="local", num_agents=12, density=1.0,
-                      episode_length=50, landmark_target=True, target_rule=rule)  # fmt: skip
+                      episode_length=50, target_rule=rule)  # fmt: skip
         env.reset()
         rng = np.random.default_rng(0)
         for _ in range(49):  # (the 50th step ends the episode and resets the worlds)

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from predprey.config import AlgoConfig
+from predprey.config import OffPolicyConfig
 from predprey.env import make
-from predprey.learn.maddpg import ActorSet, Learner, clip_grad_norm_per_model
+from predprey.learn.maddpg import ActorSet, Learner
+from predprey.learn.optim import clip_grad_norm_per_model
 from predprey.learn.spec import TeamSpec, team_specs, transition_spec
 
 TINY = (TeamSpec("predator", 2, 3), TeamSpec("prey", 1, 4))
@@ -90,7 +91,7 @@ def reference_critic_loss(learner, batch, use_mask=True, use_min=True):
 
 @pytest.mark.parametrize("flags", [{}, {"twin_critics": True}, {"share_params": True}])
 def test_critic_target_matches_per_agent_reference(flags):
-    algo = AlgoConfig(hidden=(8, 6), gamma=0.9, **flags)
+    algo = OffPolicyConfig(hidden=(8, 6), gamma=0.9, **flags)
     batch = random_batch(TINY, 7, seed=1, terminated_frac=0.5)
     assert 0 < batch["terminated"].sum() < 7  # both terminal and bootstrapped rows
     learner = Learner(TINY, algo, seed=3)
@@ -104,7 +105,7 @@ def test_critic_target_matches_per_agent_reference(flags):
 
 
 def test_twin_critics_use_the_min():
-    learner = Learner(TINY, AlgoConfig(hidden=(8,), twin_critics=True), seed=0)
+    learner = Learner(TINY, OffPolicyConfig(hidden=(8,), twin_critics=True), seed=0)
     batch = random_batch(TINY, 16)
     with_min = reference_critic_loss(learner, batch)
     first_only = reference_critic_loss(learner, batch, use_min=False)
@@ -120,7 +121,7 @@ def test_truncated_rows_bootstrap():
     losses = []
     for term in (0.0, 1.0):
         batch["terminated"][:] = term
-        learner = Learner(TINY, AlgoConfig(hidden=(8,), gamma=0.9), seed=0)
+        learner = Learner(TINY, OffPolicyConfig(hidden=(8,), gamma=0.9), seed=0)
         ref_masked = reference_critic_loss(learner, batch)
         ref_bootstrap = reference_critic_loss(learner, batch, use_mask=False)
         losses.append(learner.update(batch)["loss/critic/prey"])
@@ -134,7 +135,7 @@ def test_truncated_rows_bootstrap():
 def test_act_and_update_shapes_on_a_real_rollout():
     env = make("tag", num_envs=8, seed=0, preset="mpe")
     teams = team_specs(env)
-    learner = Learner(teams, AlgoConfig(batch_size=16), seed=0)
+    learner = Learner(teams, OffPolicyConfig(batch_size=16), seed=0)
     rng = np.random.default_rng(0)
     obs = env.reset()
     rows = []
@@ -163,7 +164,7 @@ def test_act_and_update_shapes_on_a_real_rollout():
 
 
 def test_act_noise_needs_rng_and_deterministic_without_noise():
-    learner = Learner(TINY, AlgoConfig(hidden=(8,)), seed=0)
+    learner = Learner(TINY, OffPolicyConfig(hidden=(8,)), seed=0)
     obs = {t.name: np.ones((5, t.n_agents, t.obs_dim), np.float32) for t in TINY}
     with pytest.raises(ValueError, match="rng"):
         learner.act(obs, noise_std=0.1)
@@ -176,7 +177,7 @@ def test_act_noise_needs_rng_and_deterministic_without_noise():
 
 
 def test_policy_delay_updates_actor_and_targets_every_second_step():
-    learner = Learner(TINY, AlgoConfig(hidden=(8,), **MATD3), seed=0)
+    learner = Learner(TINY, OffPolicyConfig(hidden=(8,), **MATD3), seed=0)
     batch = random_batch(TINY, 32)
     actors, targets = params_of(learner.actors), params_of(learner.critic_targets)
     critics = params_of(learner.critics)
@@ -193,36 +194,36 @@ def test_policy_delay_updates_actor_and_targets_every_second_step():
 
 def test_target_noise_changes_the_target():
     batch = random_batch(TINY, 32)
-    plain = Learner(TINY, AlgoConfig(hidden=(8,)), seed=0).update(batch)
-    noisy = Learner(TINY, AlgoConfig(hidden=(8,), target_noise=0.2), seed=0).update(batch)
+    plain = Learner(TINY, OffPolicyConfig(hidden=(8,)), seed=0).update(batch)
+    noisy = Learner(TINY, OffPolicyConfig(hidden=(8,), target_noise=0.2), seed=0).update(batch)
     assert plain["loss/critic/prey"] != pytest.approx(noisy["loss/critic/prey"], rel=1e-4)
 
 
 def test_actor_step_leaves_critic_without_gradients():
-    learner = Learner(TINY, AlgoConfig(hidden=(8,)), seed=0)
+    learner = Learner(TINY, OffPolicyConfig(hidden=(8,)), seed=0)
     learner.update(random_batch(TINY, 16))
     # critic grads are from the critic step (clipped), not accumulated by the actor loss
     assert all(p.grad is not None for p in learner.critics.parameters())
     grads = [p.grad.clone() for p in learner.critics.parameters()]
-    learner2 = Learner(TINY, AlgoConfig(hidden=(8,), policy_delay=2), seed=0)
+    learner2 = Learner(TINY, OffPolicyConfig(hidden=(8,), policy_delay=2), seed=0)
     learner2.update(random_batch(TINY, 16))  # same critic step, no actor step
     assert same(grads, [p.grad for p in learner2.critics.parameters()])
 
 
 def test_train_only_some_teams():
-    learner = Learner(TINY, AlgoConfig(hidden=(8,), teams=("predator",)), seed=0)
+    learner = Learner(TINY, OffPolicyConfig(hidden=(8,), teams=("predator",)), seed=0)
     prey = params_of(learner.actors.actors["prey"])
     metrics = learner.update(random_batch(TINY, 16))
     assert {k.split("/")[-1] for k in metrics} == {"predator"}
     assert same(prey, params_of(learner.actors.actors["prey"]))
     with pytest.raises(ValueError, match="wolf"):
-        Learner(TINY, AlgoConfig(teams=("wolf",)))
+        Learner(TINY, OffPolicyConfig(teams=("wolf",)))
 
 
 # ---------------------------------------------------------------- checkpoints, determinism
 @pytest.mark.parametrize("flags", [{}, MATD3, {"share_params": True}])
 def test_state_dict_round_trip_gives_identical_act_and_update(flags):
-    algo = AlgoConfig(hidden=(16, 16), **flags)
+    algo = OffPolicyConfig(hidden=(16, 16), **flags)
     a = Learner(TINY, algo, seed=1)
     for s in range(3):
         a.update(random_batch(TINY, 32, seed=s))
@@ -241,21 +242,21 @@ def test_state_dict_round_trip_gives_identical_act_and_update(flags):
 
 
 def test_load_state_dict_rejects_other_shapes():
-    state = Learner(TINY, AlgoConfig(hidden=(8,))).state_dict()
+    state = Learner(TINY, OffPolicyConfig(hidden=(8,))).state_dict()
     with pytest.raises(ValueError, match="shape"):
-        Learner(TINY, AlgoConfig(hidden=(16,))).load_state_dict(state)
+        Learner(TINY, OffPolicyConfig(hidden=(16,))).load_state_dict(state)
     with pytest.raises(ValueError, match="shape"):
-        Learner(TINY, AlgoConfig(hidden=(8,), twin_critics=True)).load_state_dict(state)
+        Learner(TINY, OffPolicyConfig(hidden=(8,), twin_critics=True)).load_state_dict(state)
     other = (TeamSpec("predator", 3, 3), TeamSpec("prey", 1, 4))
     with pytest.raises(ValueError, match="teams"):
-        Learner(other, AlgoConfig(hidden=(8,))).load_state_dict(state)
+        Learner(other, OffPolicyConfig(hidden=(8,))).load_state_dict(state)
 
 
 def test_load_state_dict_rejects_incomplete_checkpoint():
-    state = Learner(TINY, AlgoConfig(hidden=(8,))).state_dict()
+    state = Learner(TINY, OffPolicyConfig(hidden=(8,))).state_dict()
     del state["critic_opt"]
     with pytest.raises(ValueError, match="critic_opt"):
-        Learner(TINY, AlgoConfig(hidden=(8,))).load_state_dict(state)
+        Learner(TINY, OffPolicyConfig(hidden=(8,))).load_state_dict(state)
 
 
 def test_grad_clip_is_per_model_like_separate_clip_grad_norm():
@@ -279,7 +280,7 @@ def test_grad_clip_is_per_model_like_separate_clip_grad_norm():
 
 
 def test_same_seed_same_learning_different_seed_differs():
-    algo = AlgoConfig(hidden=(16,), **MATD3)
+    algo = OffPolicyConfig(hidden=(16,), **MATD3)
     runs = []
     for seed in (4, 4, 5):
         learner = Learner(TINY, algo, seed=seed)
@@ -290,7 +291,7 @@ def test_same_seed_same_learning_different_seed_differs():
 
 
 def test_actor_set_loads_learner_actors():
-    algo = AlgoConfig(hidden=(8,))
+    algo = OffPolicyConfig(hidden=(8,))
     learner = Learner(TINY, algo, seed=0)
     learner.update(random_batch(TINY, 16))
     actors = ActorSet.build(TINY, algo, seed=123)
@@ -304,7 +305,7 @@ def test_actor_set_loads_learner_actors():
 
 # ---------------------------------------------------------------- it learns
 def test_critic_loss_decreases_on_a_fixed_batch():
-    learner = Learner(TINY, AlgoConfig(hidden=(32, 32), policy_delay=1000), seed=0)
+    learner = Learner(TINY, OffPolicyConfig(hidden=(32, 32), policy_delay=1000), seed=0)
     batch = random_batch(TINY, 64)
     first = learner.update(batch)["loss/critic/predator"]
     for _ in range(100):
@@ -317,7 +318,7 @@ def test_one_agent_bandit_actor_learns_the_rewarded_action():
     learn to output the goal action whatever it observes."""
     team = (TeamSpec("solo", 1, 2),)
     goal = np.array([0.5, -0.3], np.float32)
-    algo = AlgoConfig(hidden=(32, 32), actor_lr=1e-3, critic_lr=3e-3)
+    algo = OffPolicyConfig(hidden=(32, 32), actor_lr=1e-3, critic_lr=3e-3)
     learner = Learner(team, algo, seed=0)
     rng = np.random.default_rng(0)
     obs = {"solo": rng.uniform(-1, 1, (64, 1, 2)).astype(np.float32)}
@@ -344,7 +345,7 @@ def test_a_shared_team_critic_runs_once_per_update(share, monkeypatch):
     per-agent critics evaluate one head per agent."""
     import predprey.learn.maddpg as m
 
-    learner = Learner(TINY, AlgoConfig(hidden=(8,), share_params=share), seed=0)
+    learner = Learner(TINY, OffPolicyConfig(hidden=(8,), share_params=share), seed=0)
     heads = []
     real = m.mlp_t
 

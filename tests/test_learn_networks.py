@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from predprey.config import AlgoConfig
+from predprey.config import OffPolicyConfig
 from predprey.learn.networks import (
     Actor,
     ActorSet,
@@ -39,7 +39,7 @@ def test_batched_mlp_equals_separate_mlps():
 @pytest.mark.parametrize("share", [False, True])
 def test_actor_per_agent_weights_and_sharing(share):
     team = TeamSpec("predator", 3, 6)
-    actor = Actor(team, AlgoConfig(hidden=(8, 8), share_params=share), torch.Generator())
+    actor = Actor(team, OffPolicyConfig(hidden=(8, 8), share_params=share), torch.Generator())
     assert actor.mlp.weights[0].shape == (1 if share else 3, 6, 8)
     obs = torch.randn(1, 6).expand(5, 3, 6)  # every agent sees the same observation
     a = actor(obs)
@@ -57,7 +57,7 @@ def test_stacked_actor_heads_of_two_teams_equal_each_agent_network(share):
     """Teams with different observation widths share one stack: narrower inputs and first
     layers are zero-padded; a shared model is repeated for each of its agents."""
     g = torch.Generator().manual_seed(0)
-    algo = AlgoConfig(hidden=(8, 8), share_params=share)
+    algo = OffPolicyConfig(hidden=(8, 8), share_params=share)
     pred, prey = Actor(TeamSpec("predator", 3, 6), algo, g), Actor(TeamSpec("prey", 2, 4), algo, g)
     layers = stack_heads([*pred.heads(), *prey.heads()], in_dim=6)
     assert layers[0][0].shape == (5, 6, 8)
@@ -78,7 +78,7 @@ def test_stacked_actor_heads_of_two_teams_equal_each_agent_network(share):
 @pytest.mark.parametrize("twin", [False, True])
 def test_stacked_critic_heads_shared_input(share, twin):
     g = torch.Generator().manual_seed(1)
-    algo = AlgoConfig(hidden=(8,), share_params=share, twin_critics=twin)
+    algo = OffPolicyConfig(hidden=(8,), share_params=share, twin_critics=twin)
     crits = [
         Critic(TeamSpec("predator", 3, 6), 20, algo, g),
         Critic(TeamSpec("prey", 1, 4), 20, algo, g),
@@ -113,17 +113,17 @@ def test_linear_t_is_w_transpose_h_plus_b():
 
 def test_actor_set_act_builds_no_graph_and_clips():
     teams = (TeamSpec("predator", 2, 4), TeamSpec("prey", 1, 3))
-    actors = ActorSet.build(teams, AlgoConfig(hidden=(8,)), seed=0)
+    actors = ActorSet.build(teams, OffPolicyConfig(hidden=(8,)), seed=0)
     obs = {t.name: np.zeros((6, t.n_agents, t.obs_dim), np.float64) for t in teams}
     out = actors.act(obs, noise_std=10.0, rng=np.random.default_rng(0))
     for t in teams:
         assert out[t.name].shape == (6, t.n_agents, 2) and out[t.name].dtype == np.float32
         assert np.abs(out[t.name]).max() == 1.0  # huge noise is clipped to the action box
     # same seed -> same weights; the state round-trips
-    other = ActorSet.build(teams, AlgoConfig(hidden=(8,)), seed=0)
+    other = ActorSet.build(teams, OffPolicyConfig(hidden=(8,)), seed=0)
     assert all(np.array_equal(other.act(obs)[k], actors.act(obs)[k]) for k in obs)
     with pytest.raises(ValueError, match="shape"):
-        ActorSet.build(teams, AlgoConfig(hidden=(9,))).load_actor_state(actors.actor_state())
+        ActorSet.build(teams, OffPolicyConfig(hidden=(9,))).load_actor_state(actors.actor_state())
 
 
 @pytest.mark.parametrize("share", [False, True])
@@ -131,7 +131,7 @@ def test_numpy_acting_equals_the_torch_actor_and_follows_weight_updates(share):
     import copy
 
     teams = (TeamSpec("predator", 3, 16), TeamSpec("prey", 2, 14))
-    actors = ActorSet.build(teams, AlgoConfig(hidden=(64, 64), share_params=share), seed=1)
+    actors = ActorSet.build(teams, OffPolicyConfig(hidden=(64, 64), share_params=share), seed=1)
     rng = np.random.default_rng(0)
     obs = {t.name: rng.normal(size=(32, t.n_agents, t.obs_dim)).astype(np.float32) for t in teams}
 

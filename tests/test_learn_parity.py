@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from predprey.config import AlgoConfig
-from predprey.learn.maddpg import Learner, adam_step
+from predprey.config import OffPolicyConfig
+from predprey.learn.maddpg import Learner
+from predprey.learn.optim import adam_step
 from predprey.learn.spec import TeamSpec
 
 # different observation widths (actors read zero-padded inputs), 3 + 1 agents like tag
@@ -158,7 +159,7 @@ class Reference:
     ],
 )
 def test_update_matches_per_agent_reference(flags):
-    learner = Learner(TEAMS, AlgoConfig(hidden=(16, 8), grad_clip=0.5, **flags), seed=2)
+    learner = Learner(TEAMS, OffPolicyConfig(hidden=(16, 8), grad_clip=0.5, **flags), seed=2)
     ref = Reference(learner)
     for s in range(4):
         batch = random_batch(32, seed=s)
@@ -171,7 +172,7 @@ def test_update_matches_per_agent_reference(flags):
         for k in got:
             torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5, msg=f"{name} {k}")
     # the networks did change, so the comparison is not vacuous
-    start = Learner(TEAMS, AlgoConfig(hidden=(16, 8), **flags), seed=2)
+    start = Learner(TEAMS, OffPolicyConfig(hidden=(16, 8), **flags), seed=2)
     trained = learner.trained[0].name
     before = start.actors.actors[trained].mlp.weights[0]
     assert not torch.allclose(learner.actors.actors[trained].mlp.weights[0], before)

@@ -9,11 +9,11 @@ import math
 import numpy as np
 import pytest
 
-from predprey.config import AlgoConfig, ConfigError, config_from_dict, load_config
+from predprey.config import ConfigError, OffPolicyConfig, config_from_dict, load_config
+from predprey.config.population import HYPERPARAMETERS, PopulationConfig
 from predprey.learn.rate_limiter import UpdateCredit
 from predprey.population import evolution as evo
 from predprey.population.member import MemberLimiter, MemberPace, changed_pace, member_budget
-from predprey.population.params import HYPERPARAMETERS, PopulationConfig
 from train_helpers import ROOT
 
 
@@ -158,7 +158,7 @@ def test_mutation_kind_follows_its_probabilities():
 def test_initial_draws_follow_the_init_ranges():
     pop = PopulationConfig(size=400, init_actor_lr=(1e-5, 1e-2), init_batch_size=(64, 4096),
                            init_exploration_noise=(0.2, 0.3))  # fmt: skip
-    algo = AlgoConfig(critic_lr=3e-4, env_steps_per_update=50)
+    algo = OffPolicyConfig(critic_lr=3e-4, env_steps_per_update=50)
     hps = evo.initial_hyperparameters(algo, pop, np.random.default_rng(0))
     lrs = np.log10([h["actor_lr"] for h in hps])
     assert lrs.min() >= -5 and lrs.max() <= -2
@@ -172,7 +172,7 @@ def test_initial_draws_follow_the_init_ranges():
 
 
 def test_hidden_width_is_a_hyperparameter_only_where_named():
-    algo = AlgoConfig(hidden=(32, 32))
+    algo = OffPolicyConfig(hidden=(32, 32))
     rng = np.random.default_rng(0)
     drawn = PopulationConfig(size=50, init_hidden=(16, 64), mutate=("actor_lr",))
     assert {h["hidden"] for h in evo.initial_hyperparameters(algo, drawn, rng)} == {16, 64}

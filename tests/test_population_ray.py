@@ -16,7 +16,7 @@ import torch
 from distributed_harness import Killer, actor_pid, new_run, run_while_killing, tiny_config
 from predprey import checkpoint, policy
 from predprey.config import ConfigError, dump_config
-from predprey.population.resize import widths
+from predprey.learn.widths import widths
 from predprey.rundir import RunDir
 
 ray = pytest.importorskip("ray")

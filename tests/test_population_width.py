@@ -9,8 +9,9 @@ import numpy as np
 import torch
 
 from predprey import policy
+from predprey.learn.widths import widths, with_hidden
 from predprey.population.member import ALL_PARTS
-from predprey.population.resize import resized, widths, with_hidden
+from predprey.population.resize import resized
 from test_population_train import TEAMS, evals, make, pop_data, same, weights
 
 

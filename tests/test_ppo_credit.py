@@ -1,6 +1,5 @@
-"""Per-agent credit options of the envs (PPO's trajectory separation needs credit to
-separate): tag's predators rewarded for their own touches, spread's landmarks credited to
-their nearest agent. The defaults stay mpe2's shared rewards."""
+"""Per-agent credit of the envs (PPO's trajectory separation needs credit to separate):
+tag's predators rewarded for their own touches. The default stays mpe2's shared reward."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ import numpy as np
 import pytest
 
 import predprey.env as E
-from predprey.config import ConfigError, config_from_dict
 
 
 def _tag_rewards(credit, fused):
@@ -36,18 +34,3 @@ def test_tag_credit_is_checked():
         E.make("tag", preset="mpe", predator_credit="mine")
     with pytest.raises(ValueError, match="predator_credit applies only to preset 'mpe'"):
         E.make("tag", preset="seed", predator_credit="own")
-
-
-def test_spread_nearest_credit_splits_the_shared_term():
-    rewards = {}
-    for credit in ("shared", "nearest"):
-        env = E.make("spread", num_envs=1, seed=0, num_agents=3, local_ratio=0.0, credit=credit)
-        s = env.state
-        s.pos[0] = [[0.0, 0.0], [1.0, 0.0], [5.0, 5.0]]  # agent 2 is nearest to no landmark
-        s.landmark_pos[0] = [[0.1, 0.0], [0.0, 0.3], [1.0, 0.2]]
-        rewards[credit] = env.scenario.outcome(s).rewards["agent"][0]
-    total = 0.1 + 0.3 + 0.2
-    np.testing.assert_allclose(rewards["shared"], [-total] * 3, rtol=1e-6)
-    np.testing.assert_allclose(rewards["nearest"], [-0.4, -0.2, 0.0], rtol=1e-6)
-    with pytest.raises(ConfigError, match="credit: unknown credit"):
-        config_from_dict({"env": {"scenario": "spread", "credit": "fair"}})

@@ -28,6 +28,5 @@ def test_mixing_errors_name_the_key(tmp_path):
         load_config(path, ["train.scripted_fraction=1.5"])
     with pytest.raises(ConfigError, match="train.scripted_policy"):
         load_config(path, ["train.scripted_fraction=0.5", "train.scripted_policy=dance"])
-    cfg = load_config(path, ["train.scripted_fraction=0.5", "train.scripted_team=wolves"])
-    with pytest.raises(ValueError, match="train.scripted_team"):
-        Runner(cfg, seed=0)
+    with pytest.raises(ConfigError, match="train.scripted_team: 'wolves' is not a team of tag"):
+        load_config(path, ["train.scripted_fraction=0.5", "train.scripted_team=wolves"])

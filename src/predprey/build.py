@@ -96,8 +96,8 @@ def _population(config: Config, loop: TrainLoop, runners: int):
 
     if runners <= 0:
         return Population(config, loop)
+    from predprey.config.population import SHARE_BUFFER_ON_RAY
     from predprey.distributed.population import RayMember, wait_members
-    from predprey.population.params import SHARE_BUFFER_ON_RAY
 
     if config.population.share_buffer:
         raise ConfigError(SHARE_BUFFER_ON_RAY)

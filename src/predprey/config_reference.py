@@ -28,24 +28,10 @@ class FieldDoc:
 
 
 def sections() -> list[tuple[str, type]]:
-    """(title, dataclass) per section: `predprey.config.reference_sections()` where the
-    config provides it, else the sections of today's flat config."""
-    from predprey import config
+    """(title, dataclass) per section: `predprey.config.reference_sections()`."""
+    from predprey.config import reference_sections
 
-    if hasattr(config, "reference_sections"):
-        return list(config.reference_sections())
-    from predprey.env import SCENARIOS, params_class
-    from predprey.population.params import PopulationConfig
-
-    return [
-        ("env", config.EnvConfig),
-        *[(f"env: {name} parameters", params_class(name)) for name in SCENARIOS],
-        ("algo", config.AlgoConfig),
-        ("buffer", config.BufferConfig),
-        ("train", config.TrainConfig),
-        ("distributed", config.DistributedConfig),
-        ("population", PopulationConfig),
-    ]
+    return reference_sections()
 
 
 def _comments(cls: type) -> tuple[dict[str, str], dict[str, str]]:

@@ -60,7 +60,8 @@ class Policy:
         rng: np.random.Generator | None = None,
     ) -> dict[str, np.ndarray]:
         """Forces for every team in `obs`; with `deterministic=False`, adds the training
-        exploration noise (`algo.exploration_noise`) drawn from `rng`."""
+        exploration noise of an off-policy learner (`algo.exploration_noise`; ppo: none)
+        drawn from `rng`."""
         batched, single = {}, set()
         for team, o in obs.items():
             if team not in self.teams:
@@ -79,7 +80,7 @@ class Policy:
                 single.add(team)
                 o = o[None]
             batched[team] = o
-        noise = 0.0 if deterministic else self.config.algo.exploration_noise
+        noise = 0.0 if deterministic else getattr(self.config.algo, "exploration_noise", 0.0)
         if noise > 0 and rng is None:
             rng = np.random.default_rng()
         actors = self._actors_for(tuple(batched))
@@ -151,7 +152,7 @@ def load(
     A population's latest actors are per team its best member's at the latest evaluation;
     `member=K` takes member K's latest actors instead (`member="best"`: the default)."""
     from predprey.learn.spec import team_specs
-    from predprey.population.resize import fit_actors
+    from predprey.learn.widths import fit_actors
 
     if which not in POLICIES:
         raise ValueError(f"unknown policy {which!r}; choose one of {POLICIES}")

@@ -61,8 +61,8 @@ class Runner:
 
     `actors` defaults to a fresh `ActorSet`; the single-process trainer passes its
     `Learner` instead so acting always uses the live weights without copying them.
-    `training=False` (simulate) leaves out what only training does: `train.spare_fraction`
-    and the scripted opponents of `train.scripted_fraction`.
+    `training=False` (simulate) leaves out what only training does: the scripted opponents
+    of `train.scripted_fraction`.
     """
 
     def __init__(
@@ -77,9 +77,6 @@ class Runner:
     ):
         self.config = config
         self.env = config.env.make(seed=seed)
-        if training and config.train.spare_fraction > 0:  # spread (config.validate checks)
-            spare = int(round(config.train.spare_fraction * self.env.num_envs))  # the first ones
-            self.env.scenario.set_spare_envs(self.env.state, spare)
         self.teams = team_specs(self.env)
         self.spec = transition_spec(self.teams)
         if with_done:  # on-policy rollouts: where episodes end, to cut the GAE trace
@@ -106,11 +103,6 @@ class Runner:
         tr = config.train
         # opponent mixing is training's: simulate shows the learned teams in every env
         self.scripted_envs = int(round(tr.scripted_fraction * E)) if training else 0  # the last
-        if self.scripted_envs and tr.scripted_team not in self.env.teams:
-            raise ValueError(
-                f"train.scripted_team {tr.scripted_team!r} is not a team of this scenario "
-                f"({list(self.env.teams)})"
-            )
         self.scripted_rows: dict[str, np.ndarray] = {}  # field -> [E]: constant per env
         if with_done and self.scripted_envs:  # on-policy: the rows no policy acted in
             mask = np.zeros(E, np.float32)

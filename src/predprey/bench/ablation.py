@@ -2,7 +2,7 @@
 seeds, the same wall clock; env steps and seconds to a fixed score, and the final score.
 
   predprey bench ablation --config configs/spread_ppo.yaml --set env.num_agents=8 \
-      --set env.num_landmarks=8 --set env.credit=nearest --set algo.group_size=4 \
+      --set env.num_landmarks=8 --set algo.group_size=4 \
       --levels agent,group,team --seeds 0,1 --seconds 150 --out runs/ablation_spread8
 
 Each (level, seed) is a `predprey train` run in a fresh process, one after the other, with

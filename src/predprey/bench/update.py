@@ -46,14 +46,14 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import predprey.learn.maddpg as m
-    from predprey.config import AlgoConfig
+    from predprey.config import OffPolicyConfig
     from predprey.env import make
     from predprey.learn.spec import team_specs, transition_spec
 
     limit_threads(args.threads)
     teams = team_specs(make("tag", num_envs=1, preset="mpe"))
     matd3 = dict(twin_critics=True, policy_delay=2, target_noise=0.2) if args.twin else {}
-    algo = AlgoConfig(
+    algo = OffPolicyConfig(
         hidden=tuple(args.hidden), batch_size=args.batch, share_params=args.share, **matd3
     )
     learner = m.Learner(teams, algo, seed=0)

@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     if args.time_budget < 0 or args.max_env_steps < 0 or args.steps_per_post < 0:
         raise ConfigError("--time-budget, --max-env-steps and --steps-per-post must be >= 0")
     config = load_config(args.config, args.overrides)
+    if config.algo.name == "ppo":
+        raise ConfigError("run-env feeds a replay buffer; algo.name ppo learns on-policy from none")
     limit_threads(config.train.torch_threads or 1)  # small actors: one thread acts best
     seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**63)
     steps = args.steps_per_post or config.distributed.steps_per_call

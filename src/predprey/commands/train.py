@@ -135,7 +135,7 @@ def _check_population(config, args) -> None:
             "drop --buffer-url"
         )
     if pop.share_buffer and (args.runners or config.distributed.runners):
-        from predprey.population.params import SHARE_BUFFER_ON_RAY
+        from predprey.config.population import SHARE_BUFFER_ON_RAY
 
         raise ConfigError(SHARE_BUFFER_ON_RAY)
 

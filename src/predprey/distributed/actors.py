@@ -16,10 +16,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import ray
 
-from predprey.config import AlgoConfig, Config
+from predprey.config import Config, OffPolicyConfig
 from predprey.learn.spec import TeamSpec
+from predprey.learn.widths import fit_actors, with_hidden
 from predprey.population.member import add_weight_noise, load_team_state, team_state
-from predprey.population.resize import fit_actors, learner_widths, with_hidden, with_hp
+from predprey.population.resize import learner_widths, with_hp
 from predprey.recorder import Episode
 from predprey.runner import EpisodeStats
 from predprey.threads import limit_threads
@@ -168,7 +169,7 @@ class LearnerActor(ActorBase):
     def __init__(
         self,
         teams: Sequence[TeamSpec],
-        algo: AlgoConfig,
+        algo: OffPolicyConfig,
         seed: int,
         torch_threads: int,
         state: Mapping | None = None,
@@ -187,7 +188,7 @@ class LearnerActor(ActorBase):
         return self.learner.version
 
     # -- a population member's network operations (predprey.population.member) ------
-    def set_hp(self, algo: AlgoConfig) -> None:
+    def set_hp(self, algo: OffPolicyConfig) -> None:
         self.learner = with_hp(self.learner, algo)
 
     def team_state(self, team: str, parts: Sequence[str]) -> dict:

@@ -31,8 +31,8 @@ from predprey.config import Config
 from predprey.distributed.actors import weights_to_torch
 from predprey.distributed.driver import RaySource, wait_any
 from predprey.learn.offpolicy import OffPolicy
+from predprey.learn.widths import fit_actors
 from predprey.population.member import MemberBase, MemberHooks, MemberLimiter, changed_pace
-from predprey.population.resize import fit_actors
 from predprey.rundir import RunDir
 
 

@@ -14,7 +14,7 @@ act(name, env, team, rng) -> actions [E, n_team, 2] in [-1, 1], computed from `e
           coordination, so agents sharing a nearest landmark pile up on it): a PD controller,
           force = GREEDY_GAINS[0] * offset - GREEDY_GAINS[1] * velocity, scaled down to unit
           length; in world units it arrives within 0.1 by step 18 from 2.5 away
-  target  greedy's controller, steering for spread's `landmark_target` instead: the nearest of
+  target  greedy's controller, steering for spread's target landmark instead: the nearest of
           the 16 nearest landmarks that no other agent is nearer to (no pile-ups: each
           landmark is one agent's at most), or where the env's `target_rule` is matched,
           the landmark of that slot (`predprey.env.observe`); an agent with none brakes

@@ -3,16 +3,9 @@
 N agents (one team, "agent") should cover N landmarks without bumping into each other.
 Every agent gets reward = (1 - local_ratio) * global + local_ratio * local, where
 global = -sum over landmarks of the distance to its nearest agent, and local = -1 for each
-other agent it collides with (mpe2 default local_ratio 0.5). `credit: nearest` (not mpe2)
-splits the global term: each landmark's distance counts only for the agent nearest to it,
-so the agents' terms sum to the shared one; an agent nearest to no landmark gets no
-coverage penalty that step (blame passes to whoever is nearest: credit, not incentive to
-cover, which the shared term still gives at team level). `speed_cost: c` (not mpe2) also
-charges every agent c |v|^2 per step, v its velocity after the step: moving costs a little,
-so an agent with nothing left to cover does best standing still. `cover_bonus: b` (not
-mpe2) pays b per step to each landmark's nearest agent when it covers the landmark (centre
-within COVER_RADIUS): a local reward for the last, precise part of the approach, which the
-distance term alone barely pays once speed has a price. Agents: radius 0.15,
+other agent it collides with (mpe2 default local_ratio 0.5). `speed_cost: c` (not mpe2)
+also charges every agent c |v|^2 per step, v its velocity after the step: moving costs a
+little, so an agent with nothing left to cover does best standing still. Agents: radius 0.15,
 acceleration 5, no speed limit; landmarks do not collide; 25-step episodes.
 Observation `mpe`: [own vel (2), own pos (2), landmark - own pos (2L), other - own pos
 (2(N-1))], i.e. mpe2's without its always-zero communication part; `local`: see
@@ -44,9 +37,9 @@ from predprey.env.state import State
 
 OBS_MODES = ("mpe", "local")
 COVER_RADIUS = 0.1  # a landmark is covered when an agent's centre is this close
-CREDITS = ("shared", "nearest")
-TARGET_CODES = dict(free=TARGET_FREE, matched=TARGET_MATCHED)  # rule -> local_observe's code
-TARGET_RULES = tuple(TARGET_CODES)  # landmark_target's slot rules
+# target_rule -> local_observe's code (0: no target slot)
+TARGET_CODES = dict(none=0, free=TARGET_FREE, matched=TARGET_MATCHED)
+TARGET_RULES = tuple(TARGET_CODES)
 
 
 def arena_half_width(num_agents: int, density: float | None) -> float:
@@ -57,12 +50,12 @@ def arena_half_width(num_agents: int, density: float | None) -> float:
 
 @dataclass(frozen=True)
 class SpreadParams:
-    obs: str = "mpe"
-    num_agents: int = 3
+    obs: str = "mpe"  # observation: mpe (mpe2's) | local (egocentric, any N)
+    num_agents: int = 3  # agents of the one team, "agent"
     num_landmarks: int | None = None  # None = num_agents
-    episode_length: int = 25
-    local_ratio: float = 0.5
-    agent_size: float = 0.15
+    episode_length: int = 25  # steps per episode before the time limit
+    local_ratio: float = 0.5  # weight of each agent's own collision penalty v the shared reward
+    agent_size: float = 0.15  # radius of an agent, world units
     k_agents: int | None = None  # obs local only: nearest other agents seen (default 3)
     k_landmarks: int | None = None  # obs local only: nearest landmarks seen (default 3)
     density: float | None = None  # agents per unit area: the arena grows with N (walled)
@@ -74,24 +67,12 @@ class SpreadParams:
     # nearest other agent (capped at 1): whether someone else is already there, which an
     # agent seeing few agents cannot tell in a crowd (default false)
     landmark_claims: bool | None = None
-    # obs local only: one more slot, the nearest landmark (of the 16 nearest) that no other
-    # agent is nearer to than this one: where to go when the nearest are taken, which in a
-    # crowd can lie beyond the k_landmarks seen (default false)
-    landmark_target: bool | None = None
-    # obs local only, with landmark_target: which landmark the slot holds. free: the rule
-    # above; matched: the observer's landmark in a greedy matching (shortest pair first) of
-    # it and its 15 nearest fellow agents to its 16 nearest landmarks, a local stand-in
-    # for dividing the landmarks among the agents (default free)
+    # obs local only: one more slot, a landmark of the agent's own among its 16 nearest.
+    # none: no slot; free: the nearest no other agent is nearer to; matched: its landmark in
+    # a greedy matching (shortest pair first) of it and its 15 nearest fellow agents (default none)
     target_rule: str | None = None
-    # shared: every agent gets the whole coverage term (mpe2); nearest: each landmark's
-    # distance term goes to its nearest agent only (per-agent credit; same team total)
-    credit: str = "shared"
-    # not mpe2: every agent also pays speed_cost x its squared speed each step, so an agent
-    # with nothing left to cover does best standing still (default None = 0 = off)
+    # not mpe2: every agent also pays speed_cost x its squared speed each step (default 0)
     speed_cost: float | None = None
-    # not mpe2: each landmark's nearest agent earns cover_bonus per step while it covers it
-    # (centre within COVER_RADIUS) (default None = 0 = off)
-    cover_bonus: float | None = None
 
     def __post_init__(self):
         lr = self.local_ratio
@@ -101,18 +82,15 @@ class SpreadParams:
             self,
             choices=dict(
                 obs=("observation mode", OBS_MODES),
-                credit=("credit", CREDITS),
                 target_rule=("target rule", TARGET_RULES),
             ),
             ints=dict(num_agents=1, num_landmarks=1, episode_length=1, k_agents=0, k_landmarks=0),
             positive=("agent_size", "density"),
-            nonnegative=("speed_cost", "cover_bonus"),
-            flags=("own_position", "landmark_claims", "landmark_target"),
+            nonnegative=("speed_cost",),
+            flags=("own_position", "landmark_claims"),
             only_for={name: ("obs", "local") for name in LOCAL_ONLY},
             settings=dict(obs=self.obs),
         )
-        if self.target_rule is not None and not self.landmark_target:
-            raise ValueError("target_rule applies only with landmark_target: true")
 
 
 LOCAL_ONLY = (
@@ -120,13 +98,13 @@ LOCAL_ONLY = (
     "k_landmarks",
     "own_position",
     "landmark_claims",
-    "landmark_target",
     "target_rule",
 )
 
 
 class Spread(Scenario):
     name = "spread"
+    teams = ("agent",)
 
     def __init__(self, params: SpreadParams):
         self.params = p = params
@@ -135,8 +113,6 @@ class Spread(Scenario):
         self.episode_length = p.episode_length
         self.local_ratio = float(p.local_ratio)
         self.speed_cost = float(p.speed_cost or 0.0)
-        self.cover_bonus = float(p.cover_bonus or 0.0)
-        self.teams = ("agent",)
         self.team_sizes = {"agent": n}
         self.obs_mode = p.obs
         self.half = h = arena_half_width(n, p.density)
@@ -156,13 +132,12 @@ class Spread(Scenario):
         self.own_position = p.own_position is not False  # None: the default, true
         self.claims = bool(p.landmark_claims)
         # local_observe's target: 0 no slot, else the rule's code
-        self.target = TARGET_CODES[p.target_rule or "free"] if p.landmark_target else 0
+        self.target = TARGET_CODES[p.target_rule or "none"]
         if p.obs == "mpe":
             self.obs_dims = {"agent": 4 + 2 * self.num_landmarks + 2 * (n - 1)}
         else:
             dim = local_dim(self.k_team[0], self.k_landmarks, self.claims, self.target > 0)
             self.obs_dims = {"agent": int(dim)}
-        self.spare_envs = 0  # envs [0, spare_envs) lay landmark L-1 on landmark 0 (`spare`)
         # others[i] = every agent index but i, in order: [N, N-1]
         self._others = np.array([[j for j in range(n) if j != i] for i in range(n)], np.int64)
 
@@ -173,20 +148,6 @@ class Spread(Scenario):
             lo, hi = self.params.agent_size, 2 * self.half - self.params.agent_size
         state.pos[idx] = rng.uniform(lo, hi, size=(k, self.num_agents, 2))
         state.landmark_pos[idx] = rng.uniform(lo, hi, size=(k, self.num_landmarks, 2))
-        self.spare(state, idx)
-
-    def set_spare_envs(self, state: State, k: int) -> None:
-        """Envs [0, k) spare an agent from now on, their current episode included."""
-        self.spare_envs = k
-        self.spare(state, np.arange(k))
-
-    def spare(self, state: State, idx: np.ndarray) -> None:
-        """In the envs of `idx` below `spare_envs` (training's `train.spare_fraction`) the
-        last landmark lies on the first: N agents, N - 1 places, one agent to spare."""
-        idx = np.asarray(idx)
-        idx = idx[idx < self.spare_envs]
-        if len(idx) and self.num_landmarks >= 2:
-            state.landmark_pos[idx, -1] = state.landmark_pos[idx, 0]
 
     def observe(self, state: State) -> dict[str, np.ndarray]:
         pos, vel, lm = state.pos, state.vel, state.landmark_pos
@@ -209,8 +170,7 @@ class Spread(Scenario):
         pairs = np.empty(E, np.int64)
         coverage, landmark_dist = np.empty(E), np.empty(E)
         spread_outcome(state.pos, state.landmark_pos, self.bodies.size, self.local_ratio,
-                       COVER_RADIUS, self.params.credit == "nearest", self.cover_bonus, rew,
-                       pairs, coverage, landmark_dist)  # fmt: skip
+                       COVER_RADIUS, rew, pairs, coverage, landmark_dist)  # fmt: skip
         if self.speed_cost:
             rew -= np.float32(self.speed_cost) * (state.vel**2).sum(-1)  # [E, N]
         metrics = {"coverage": coverage, "landmark_dist": landmark_dist, "collisions": pairs}
@@ -218,12 +178,10 @@ class Spread(Scenario):
 
 
 @njit(cache=True)
-def spread_outcome(pos, landmark_pos, size, local_ratio, cover_radius, nearest, cover_bonus,
-                   rew, pairs, coverage, landmark_dist):  # fmt: skip
+def spread_outcome(pos, landmark_pos, size, local_ratio, cover_radius, rew, pairs, coverage,
+                   landmark_dist):  # fmt: skip
     """mpe2's reward: rew [E, N] = (1 - local_ratio) * -(sum over landmarks of the distance
-    to the nearest agent) - local_ratio * (other agents this one overlaps); with `nearest`
-    the sum for agent i is over the landmarks whose nearest agent is i; plus cover_bonus
-    for each landmark agent i is nearest to and within cover_radius of (0: mpe2). pairs [E]
+    to the nearest agent) - local_ratio * (other agents this one overlaps). pairs [E]
     colliding pairs; coverage [E], landmark_dist [E] as in the module docstring. Nearest
     agents and overlaps come from a cell grid: O(N + L) per env."""
     E, N, L = pos.shape[0], pos.shape[1], landmark_pos.shape[1]
@@ -231,24 +189,18 @@ def spread_outcome(pos, landmark_pos, size, local_ratio, cover_radius, nearest, 
     every = np.empty(0, np.bool_)
     idx, dist = np.empty(1, np.int64), np.empty(1)
     hits = np.empty(N, np.int64)
-    own = np.empty(N)  # nearest: distance terms of the landmarks each agent is nearest to
-    covers = np.empty(N)  # landmarks each agent covers (is nearest to, within cover_radius)
     reach = 2.0 * size.max()
     for e in range(E):
         m = grid_fill(pos[e], every, 0, N, xs[0], ys[0], ids[0])
         grid_build(xs[0], ys[0], m, items[0], cell_of[0], start[0], geo[0])
         total, covered = 0.0, 0
-        own[:] = 0.0
-        covers[:] = 0.0
         for j in range(L):
             grid_knn(landmark_pos[e, j, 0], landmark_pos[e, j, 1], -1, 1, xs[0], ys[0], ids[0],
                      m, items[0], start[0], geo[0], idx, dist)  # fmt: skip
             d = math.sqrt(dist[0])
             total += d
-            own[idx[0]] += d
             if d < cover_radius:
                 covered += 1
-                covers[idx[0]] += 1.0
         hits[:] = 0
         n_pairs = 0
         gx = int(geo[0, 3])
@@ -275,9 +227,7 @@ def spread_outcome(pos, landmark_pos, size, local_ratio, cover_radius, nearest, 
                             hits[j] += 1
                             n_pairs += 1
         for i in range(N):
-            cover = own[i] if nearest else total
-            bonus = cover_bonus * covers[i]
-            rew[e, i] = (1.0 - local_ratio) * -cover - local_ratio * hits[i] + bonus
+            rew[e, i] = (1.0 - local_ratio) * -total - local_ratio * hits[i]
         pairs[e] = n_pairs
         coverage[e] = covered / L
         landmark_dist[e] = total / L

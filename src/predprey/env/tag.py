@@ -38,15 +38,15 @@ OBS_MODES = ("mpe", "local", "rays")
 class TagParams:
     """None = the preset's default (see PRESET_DEFAULTS)."""
 
-    preset: str = "mpe"
-    obs: str | None = None  # mpe: "mpe", seed: "rays"
-    num_predators: int | None = None
-    num_prey: int | None = None
-    num_obstacles: int | None = None
-    episode_length: int | None = None
+    preset: str = "mpe"  # mpe: simple_tag's world; seed: the original service's walled box
+    obs: str | None = None  # observation: mpe | local | rays (mpe: "mpe", seed: "rays")
+    num_predators: int | None = None  # agents of team predator
+    num_prey: int | None = None  # agents of team prey
+    num_obstacles: int | None = None  # fixed round obstacles (landmarks)
+    episode_length: int | None = None  # steps per episode before the time limit
     predator_size: float | None = None  # radii, world units
-    prey_size: float | None = None
-    obstacle_size: float | None = None
+    prey_size: float | None = None  # radius of a prey, world units
+    obstacle_size: float | None = None  # radius of an obstacle, world units
     # preset seed only
     arena_size: float | None = None  # side of the walled box
     capture_radius: float | None = None  # predator-prey centre distance that captures
@@ -54,17 +54,15 @@ class TagParams:
     # obs rays only
     num_rays: int | None = None
     view_distance: float | None = None  # seed default: arena_size
-    # obs local only: slots for the nearest predators / prey / landmarks; k_predators and k_prey
-    # are one number for every observer or a pair [in predators' obs, in prey's obs] (e.g.
-    # k_prey [1, 0]: at 3 v 1 the prey has no fellow prey to see, so it has no slot for one)
-    k_predators: int | tuple[int, ...] | None = None
-    k_prey: int | tuple[int, ...] | None = None
-    k_landmarks: int | None = None
+    # obs local only: k_predators and k_prey are one number for every observer or a pair
+    # [in predators' obs, in prey's obs]
+    k_predators: int | tuple[int, ...] | None = None  # obs local: nearest predators seen
+    k_prey: int | tuple[int, ...] | None = None  # obs local: nearest prey seen
+    k_landmarks: int | None = None  # obs local: nearest obstacles seen
     # obs local only: false leaves the own-position feature at 0 (purely egocentric)
     own_position: bool | None = None
     density: float | None = None  # preset mpe: agents per unit area, the arena grows with N
-    # preset mpe: shared = every predator +10 per touch of any predator (mpe2); own = +10 per
-    # prey this predator touches (per-agent credit: the team total is the same per touch / 3)
+    # preset mpe: shared = every predator +10 per touch by any (mpe2); own = per prey it touches
     predator_credit: str | None = None
 
     def __post_init__(self):
@@ -128,6 +126,7 @@ PRESET_DEFAULTS = {
 
 class Tag(Scenario):
     name = "tag"
+    teams = ("predator", "prey")
 
     def __init__(self, params: TagParams):
         self.params = params
@@ -136,7 +135,6 @@ class Tag(Scenario):
         self.n_pred, self.n_prey = r["num_predators"], r["num_prey"]
         self.num_landmarks = r["num_obstacles"]
         self.episode_length = r["episode_length"]
-        self.teams = ("predator", "prey")
         self.team_sizes = {"predator": self.n_pred, "prey": self.n_prey}
         self.num_rays, self.view_distance = r["num_rays"], r["view_distance"]
         pair = [k if isinstance(k, tuple) else (k, k) for k in (r["k_predators"], r["k_prey"])]

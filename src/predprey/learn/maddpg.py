@@ -7,7 +7,7 @@ second critic update), `target_noise=0.2` (target policy smoothing).
 Every agent i has a deterministic actor mu_i(o_i) and a centralised critic
 Q_i(o_1..o_N, a_1..a_N) that sees all agents of all teams; with `critic: local` its critic
 is Q_i(o_i, a_i) instead (DDPG per agent: the critic's size does not depend on N). Teams listed in
-`AlgoConfig.teams` (empty = all) are trained; the others keep their actors fixed (e.g.
+`algo.teams` (empty = all) are trained; the others keep their actors fixed (e.g.
 loaded from another run) and provide their target actions through those actors.
 """
 
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from predprey.config import AlgoConfig
+from predprey.config import OffPolicyConfig
 from predprey.learn import learner_state
 from predprey.learn.learner_state import team_states
 from predprey.learn.networks import (
@@ -32,13 +32,14 @@ from predprey.learn.networks import (
     mlp_t,
     stack_heads,
 )
+from predprey.learn.optim import adam, adam_step, clip_grad_norm_per_model
 from predprey.learn.spec import TeamSpec
 
 __all__ = ["ActorSet", "Learner"]
 
 
 class Learner:
-    def __init__(self, teams: Sequence[TeamSpec], algo: AlgoConfig, seed: int = 0):
+    def __init__(self, teams: Sequence[TeamSpec], algo: OffPolicyConfig, seed: int = 0):
         self.teams = tuple(teams)
         self.algo = algo
         self.trained = learner_state.trained_teams(self.teams, algo)
@@ -83,8 +84,8 @@ class Learner:
         # Gradient clipping is per agent network, i.e. per model of each team's parameters.
         self.actor_groups = [list(self.actors.actors[t.name].parameters()) for t in self.trained]
         self.critic_groups = [list(self.critics[t.name].parameters()) for t in self.trained]
-        self.actor_opt = _adam([p for g in self.actor_groups for p in g], algo.actor_lr)
-        self.critic_opt = _adam(list(self.critics.parameters()), algo.critic_lr)
+        self.actor_opt = adam([p for g in self.actor_groups for p in g], algo.actor_lr)
+        self.critic_opt = adam(list(self.critics.parameters()), algo.critic_lr)
         # Online/target pairs for the Polyak update (one foreach op over all of them).
         self.online_params = [*self.actors.parameters(), *self.critics.parameters()]
         self.target_params = [*self.actor_targets.parameters(), *self.critic_targets.parameters()]
@@ -277,50 +278,3 @@ class Learner:
         learner_state.load_teams(state, "critics", self.critics)
         learner_state.load_teams(state, "critic_targets", self.critic_targets)
         learner_state.load_rest(self, state)
-
-
-def _adam(params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=lr, fused=True)  # one kernel per tensor on CPU
-
-
-def adam_step(opt: torch.optim.Adam) -> None:
-    """`opt.step()` of a fused Adam (see `_adam`) by calling its kernel directly: Optimizer.step's
-    hooks, profiling and guard wrappers cost more than the kernel for these small networks.
-    The optimizer still owns the state, so its state_dict stays the checkpoint format."""
-    group = opt.param_groups[0]
-    params = [p for p in group["params"] if p.grad is not None]
-    if not all(p in opt.state for p in params):  # first step: torch creates the state
-        opt.step()
-        return
-    states = [opt.state[p] for p in params]
-    steps = [s["step"] for s in states]
-    torch._foreach_add_(steps, 1)
-    beta1, beta2 = group["betas"]
-    torch._fused_adam_(
-        params,
-        [p.grad for p in params],
-        [s["exp_avg"] for s in states],
-        [s["exp_avg_sq"] for s in states],
-        [],  # max_exp_avg_sqs: no amsgrad
-        steps,
-        amsgrad=False,
-        lr=group["lr"],
-        beta1=beta1,
-        beta2=beta2,
-        weight_decay=group["weight_decay"],
-        eps=group["eps"],
-        maximize=False,
-        grad_scale=None,
-        found_inf=None,
-    )
-
-
-def clip_grad_norm_per_model(params: Sequence[torch.Tensor], max_norm: float) -> None:
-    """Clip the gradient norm of each model separately (params have a leading model dim),
-    as if every agent's network had its own `clip_grad_norm_`."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads or max_norm <= 0:
-        return
-    norms = torch.linalg.vector_norm(torch.cat([g.flatten(1) for g in grads], 1), dim=1)  # [m]
-    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # [m]
-    torch._foreach_mul_(grads, [scale.view(-1, *([1] * (g.dim() - 1))) for g in grads])

@@ -1,7 +1,7 @@
 """Networks batched over agents: one batched matmul per layer for every agent.
 
 A `BatchedMLP` holds `n_models` independent MLPs as weights `[n_models, in, out]`. Per-agent
-networks use one model per agent; parameter sharing (`AlgoConfig.share_params`) uses one
+networks use one model per agent; parameter sharing (`algo.share_params`) uses one
 model per team. `Actor` and `Critic` own a team's parameters (the checkpoint layout).
 
 For learning, `stack_heads` lays the models of several teams side by side as "heads", one
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from predprey.config import AlgoConfig
+from predprey.config import AlgoConfig, OffPolicyConfig
 from predprey.learn.spec import TeamSpec
 
 Layers = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (W [H, in, out], b [H, 1, out])
@@ -160,7 +160,7 @@ class Critic(nn.Module):
     agent's own reward in its target)."""
 
     def __init__(
-        self, team: TeamSpec, joint_dim: int, algo: AlgoConfig, generator: torch.Generator
+        self, team: TeamSpec, joint_dim: int, algo: OffPolicyConfig, generator: torch.Generator
     ):
         super().__init__()
         self.n_agents = team.n_agents

@@ -23,12 +23,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from predprey.algos import separation_levels
-from predprey.config import AlgoConfig
+from predprey.config import PPOConfig
 from predprey.learn import learner_state
 from predprey.learn.learner_state import team_states
-from predprey.learn.maddpg import _adam, adam_step, clip_grad_norm_per_model
 from predprey.learn.networks import ActorSet, BatchedMLP
+from predprey.learn.optim import adam, adam_step, clip_grad_norm_per_model
 from predprey.learn.separation import gae, membership, separate, unit_mean, unit_teams
 from predprey.learn.spec import TeamSpec
 
@@ -37,7 +36,7 @@ LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class PPOLearner:
-    def __init__(self, teams: Sequence[TeamSpec], algo: AlgoConfig, seed: int = 0):
+    def __init__(self, teams: Sequence[TeamSpec], algo: PPOConfig, seed: int = 0):
         self.teams, self.algo = tuple(teams), algo
         self.trained = learner_state.trained_teams(self.teams, algo)
         self.generator = torch.Generator().manual_seed(seed)
@@ -56,7 +55,7 @@ class PPOLearner:
             self.critics[t.name] = BatchedMLP(models, sizes, self.generator, tanh_out=False)
 
         sizes = [t.n_agents for t in self.trained]
-        levels = separation_levels(algo)
+        levels = algo.separation_levels()
         self.levels = dict(zip(PARTS, levels, strict=True))
         M = {p: membership(sizes, lvl, algo.group_size) for p, lvl in self.levels.items()}
         self.M_np = M  # [A, U_part] numpy, for the rollout's GAE
@@ -72,8 +71,8 @@ class PPOLearner:
             [*self.actors.actors[t.name].parameters(), self.log_std[t.name]] for t in self.trained
         ]
         self.critic_groups = [list(self.critics[t.name].parameters()) for t in self.trained]
-        self.actor_opt = _adam([p for g in self.actor_groups for p in g], algo.actor_lr)
-        self.critic_opt = _adam(list(self.critics.parameters()), algo.critic_lr)
+        self.actor_opt = adam([p for g in self.actor_groups for p in g], algo.actor_lr)
+        self.critic_opt = adam(list(self.critics.parameters()), algo.critic_lr)
 
     def set_lr_scale(self, scale: float) -> None:
         """Learning rates = scale x algo.actor_lr / critic_lr (`algo.anneal_lr`)."""

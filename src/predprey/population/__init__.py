@@ -1,7 +1,7 @@
 """Population training: P members (learner + runner + replay + hyperparameters) on the one
 training loop, with CMU's genetic critic sync or AgileRL-style evolution between them.
+The `population` config section is `predprey.config.population`.
 
-  params     the `population` config section (typed, validated)
   evolution  the math: initial draws, tournament selection with elitism, mutation, the
              sync schedule (pure functions of arrays and generators)
   member     one member (in this process; the Ray member is predprey.distributed.population)

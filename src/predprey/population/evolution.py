@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from predprey.population.params import HYPERPARAMETERS, PopulationConfig
+from predprey.config.population import HYPERPARAMETERS, PopulationConfig
 
 MUTATIONS = ("none", "weights", "hyperparameter")
 

@@ -8,37 +8,25 @@ initialised. Adam's moments are kept for the parameters whose shape is unchanged
 reset for the rest (the last layer's biases keep theirs; its weights do not).
 
 Copies between members of different widths fit the copy into the receiver's shape the
-same way (`copy_overlap`), and anything that loads actor weights of unknown width
-(runner actors, `predprey.policy.load`, a member's evaluation) builds the shape the
-weights have (`fit_actors`).
+same way (`copy_overlap`); loading actor weights of unknown width is
+`predprey.learn.widths.fit_actors`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from predprey.config import AlgoConfig
-
-
-def widths(actor_state: Mapping[str, torch.Tensor]) -> tuple[int, ...]:
-    """Hidden widths of one team's actor state_dict (`mlp.weights.i`: [models, in, out])."""
-    keys = sorted((k for k in actor_state if ".weights." in k), key=lambda k: int(k.split(".")[-1]))
-    return tuple(int(actor_state[k].shape[-1]) for k in keys[:-1])
+from predprey.config import OffPolicyConfig
+from predprey.learn.widths import widths
 
 
 def learner_widths(state: Mapping[str, Any]) -> tuple[int, ...]:
     """Hidden widths of a learner `state_dict()` (every team's networks have the same)."""
     return widths(next(iter(state["actors"].values())))
-
-
-def with_hidden(algo: AlgoConfig, hidden) -> AlgoConfig:
-    hidden = tuple(int(h) for h in hidden)
-    return algo if tuple(algo.hidden) == hidden else dataclasses.replace(algo, hidden=hidden)
 
 
 def copy_overlap(dst: torch.Tensor, src: torch.Tensor) -> bool:
@@ -62,7 +50,7 @@ def _pairs(old, new) -> list[tuple[nn.Module, nn.Module]]:
     return out
 
 
-def resized(learner, algo: AlgoConfig):
+def resized(learner, algo: OffPolicyConfig):
     """A new `Learner` with `algo`'s widths holding `learner`'s weights where they overlap
     (fresh initialisation elsewhere), its Adam moments where shapes are unchanged, its
     update count and RNG."""
@@ -85,7 +73,7 @@ def resized(learner, algo: AlgoConfig):
     return new
 
 
-def with_hp(learner, algo: AlgoConfig):
+def with_hp(learner, algo: OffPolicyConfig):
     """`learner` with `algo`'s hyperparameters: resized if its widths differ, learning rates
     set. Returns the learner to use from now on (a new one if resized)."""
     if widths(next(iter(learner.actors.actors.values())).state_dict()) != tuple(algo.hidden):
@@ -95,20 +83,3 @@ def with_hp(learner, algo: AlgoConfig):
         for group in opt.param_groups:
             group["lr"] = lr
     return learner
-
-
-def fit_actors(actors, teams, algo: AlgoConfig, state: Mapping[str, Mapping]):
-    """`actors` (an ActorSet, or None) loaded with `state`, rebuilt first for the teams whose
-    widths differ from `state`'s (per team: a population's best actors may come from
-    members of different widths). Returns the ActorSet holding `state`."""
-    from predprey.learn.networks import Actor, ActorSet
-
-    if actors is None:
-        actors = ActorSet.build(teams, algo)
-    by_name = {t.name: t for t in teams}
-    for name, sd in state.items():
-        if name in actors.actors and widths(actors.actors[name].state_dict()) != widths(sd):
-            g = torch.Generator().manual_seed(0)  # overwritten by the load below
-            actors.actors[name] = Actor(by_name[name], with_hidden(algo, widths(sd)), g)
-    actors.load_actor_state(state)
-    return actors

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from predprey.config.base import ConfigError
+
 MODES = ("independent", "genetic", "evolve")
 SHARE_BUFFER_ON_RAY = (
     "population.share_buffer: true needs one process: on Ray each member has its own buffer "
@@ -42,37 +44,36 @@ OPTIONAL = ("hidden",)
 
 @dataclass(frozen=True)
 class PopulationConfig:
-    size: int = 4
-    mode: str = "evolve"
-    share_buffer: bool = False  # AgileRL: one replay for all members; CMU: one each
+    """P learners trained side by side (absent: one learner)."""
+
+    size: int = 4  # members (P)
+    mode: str = "evolve"  # independent | genetic (critic sync) | evolve (tournament + mutation)
+    share_buffer: bool = False  # one replay for all members (AgileRL; one process); false: one each
     sync_every: int = 500_000  # genetic: env steps between critic syncs at first
     sync_decay: float = 0.0  # genetic: each sync multiplies the interval by 1 + this
     evolve_every: int = 500_000  # evolve: env steps between selections
-    tournament_size: int = 2
+    tournament_size: int = 2  # evolve: members drawn per tournament
     elitism: int = 1  # evolve: the best members per team kept unchanged
-    # evolve, per non-elite member: chance of no mutation, of actor weights noise, of one
-    # hyperparameter (normalised to sum 1)
-    p_none: float = 0.2
-    p_weights: float = 0.2
-    p_hyperparameter: float = 0.6
-    weights_noise: float = 0.1  # std of the noise, relative to each tensor's std
+    p_none: float = 0.2  # evolve: chance a non-elite clone is not mutated (p_* normalised to 1)
+    p_weights: float = 0.2  # evolve: chance of noise on its actor weights
+    p_hyperparameter: float = 0.6  # evolve: chance of one hyperparameter x shrink or grow
+    weights_noise: float = 0.1  # std of the weights noise, relative to each tensor's std
+    # hyperparameters a mutation may change (of HYPERPARAMETERS)
     mutate: tuple[str, ...] = tuple(h for h in HYPERPARAMETERS if h not in OPTIONAL)
-    shrink: float = 0.8  # a mutated hyperparameter is multiplied by shrink or grow
-    grow: float = 1.25
-    # bounds every mutation stays inside
-    actor_lr_range: tuple[float, ...] = (1e-6, 1e-1)
-    critic_lr_range: tuple[float, ...] = (1e-6, 1e-1)
-    batch_size_range: tuple[int, ...] = (32, 8192)
-    exploration_noise_range: tuple[float, ...] = (0.01, 0.5)
-    env_steps_per_update_range: tuple[int, ...] = (4, 1000)
-    hidden_range: tuple[int, ...] = (16, 512)  # width of every hidden layer
-    # first values: [low, high] (log-uniform for learning rates, uniform for noise) or, for
-    # batch_size and env_steps_per_update, the choices
-    init_actor_lr: tuple[float, ...] = ()
-    init_critic_lr: tuple[float, ...] = ()
-    init_batch_size: tuple[int, ...] = ()
-    init_exploration_noise: tuple[float, ...] = ()
-    init_env_steps_per_update: tuple[int, ...] = ()
+    shrink: float = 0.8  # a mutated hyperparameter is multiplied by shrink ...
+    grow: float = 1.25  # ... or by grow
+    actor_lr_range: tuple[float, ...] = (1e-6, 1e-1)  # [low, high] mutations stay inside
+    critic_lr_range: tuple[float, ...] = (1e-6, 1e-1)  # [low, high] mutations stay inside
+    batch_size_range: tuple[int, ...] = (32, 8192)  # [low, high] mutations stay inside
+    exploration_noise_range: tuple[float, ...] = (0.01, 0.5)  # [low, high] mutations stay inside
+    env_steps_per_update_range: tuple[int, ...] = (4, 1000)  # [low, high] mutations stay inside
+    hidden_range: tuple[int, ...] = (16, 512)  # [low, high] width of every hidden layer
+    # first values, drawn per member; empty = the algo value for every member
+    init_actor_lr: tuple[float, ...] = ()  # [low, high], log-uniform
+    init_critic_lr: tuple[float, ...] = ()  # [low, high], log-uniform
+    init_batch_size: tuple[int, ...] = ()  # the choices
+    init_exploration_noise: tuple[float, ...] = ()  # [low, high], uniform
+    init_env_steps_per_update: tuple[int, ...] = ()  # the choices
     init_hidden: tuple[int, ...] = ()  # widths to draw from (every hidden layer the same)
 
     @property
@@ -82,53 +83,56 @@ class PopulationConfig:
         return tuple(h for h in HYPERPARAMETERS if h not in OPTIONAL or h in used)
 
     def __post_init__(self):
-        # ValueErrors become ConfigErrors named "population: ..." (config.build_dataclass)
         if self.size < 1:
-            raise ValueError(f"size must be >= 1, got {self.size}")
+            raise _bad(f"size must be >= 1, got {self.size}")
         if self.mode not in MODES:
-            raise ValueError(f"mode: unknown mode {self.mode!r}; choose one of {MODES}")
+            raise _bad(f"mode: unknown mode {self.mode!r}; choose one of {MODES}")
         for name in ("sync_every", "evolve_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise _bad(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.sync_decay < 0:
-            raise ValueError(f"sync_decay must be >= 0, got {self.sync_decay}")
+            raise _bad(f"sync_decay must be >= 0, got {self.sync_decay}")
         if self.mode == "evolve" and not 1 <= self.tournament_size <= self.size:
-            raise ValueError(
+            raise _bad(
                 f"tournament_size must be in [1, size={self.size}], got {self.tournament_size}"
             )
         if not 0 <= self.elitism < max(self.size, 2):  # size 1 keeps the default 1
-            raise ValueError(f"elitism must be in [0, size - 1], got {self.elitism}")
+            raise _bad(f"elitism must be in [0, size - 1], got {self.elitism}")
         if not self.mutate and self.p_hyperparameter > 0:
-            raise ValueError("mutate lists no hyperparameter: set p_hyperparameter to 0")
+            raise _bad("mutate lists no hyperparameter: set p_hyperparameter to 0")
         probs = (self.p_none, self.p_weights, self.p_hyperparameter)
         if min(probs) < 0 or sum(probs) <= 0:
-            raise ValueError("p_none, p_weights, p_hyperparameter must be >= 0, not all 0")
+            raise _bad("p_none, p_weights, p_hyperparameter must be >= 0, not all 0")
         if self.weights_noise < 0:
-            raise ValueError(f"weights_noise must be >= 0, got {self.weights_noise}")
+            raise _bad(f"weights_noise must be >= 0, got {self.weights_noise}")
         if not 0 < self.shrink <= 1 <= self.grow:
-            raise ValueError("mutation factors need 0 < shrink <= 1 <= grow")
+            raise _bad("mutation factors need 0 < shrink <= 1 <= grow")
         for name in self.mutate:
             if name not in HYPERPARAMETERS:
-                raise ValueError(
+                raise _bad(
                     f"mutate: unknown hyperparameter {name!r}; choose from {tuple(HYPERPARAMETERS)}"
                 )
         for name, kind in HYPERPARAMETERS.items():
             lo, hi = _pair(self, f"{name}_range")
             if not 0 < lo <= hi:
-                raise ValueError(f"{name}_range must be [low, high] with 0 < low <= high")
+                raise _bad(f"{name}_range must be [low, high] with 0 < low <= high")
             init = getattr(self, f"init_{name}")
             if not init:
                 continue
             if min(init) <= 0:
-                raise ValueError(f"init_{name} values must be > 0")
+                raise _bad(f"init_{name} values must be > 0")
             if kind != "int":
                 a, b = _pair(self, f"init_{name}")
                 if a > b:
-                    raise ValueError(f"init_{name} must be [low, high] with low <= high")
+                    raise _bad(f"init_{name} must be [low, high] with low <= high")
+
+
+def _bad(message: str) -> ConfigError:
+    return ConfigError(f"population.{message}")
 
 
 def _pair(cfg: PopulationConfig, name: str) -> tuple[float, float]:
     value = getattr(cfg, name)
     if len(value) != 2:
-        raise ValueError(f"{name} must be [low, high], got {list(value)}")
+        raise _bad(f"{name} must be [low, high], got {list(value)}")
     return value[0], value[1]

@@ -1,0 +1,56 @@
+"""The optimizer pieces both learners share: a fused Adam, its step without Optimizer.step's
+overhead, and gradient clipping per model of a batched network."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def adam(params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr=lr, fused=True)  # one kernel per tensor on CPU
+
+
+def adam_step(opt: torch.optim.Adam) -> None:
+    """`opt.step()` of a fused Adam (see `adam`) by calling its kernel directly: Optimizer.step's
+    hooks, profiling and guard wrappers cost more than the kernel for these small networks.
+    The optimizer still owns the state, so its state_dict stays the checkpoint format."""
+    group = opt.param_groups[0]
+    params = [p for p in group["params"] if p.grad is not None]
+    if not all(p in opt.state for p in params):  # first step: torch creates the state
+        opt.step()
+        return
+    states = [opt.state[p] for p in params]
+    steps = [s["step"] for s in states]
+    torch._foreach_add_(steps, 1)
+    beta1, beta2 = group["betas"]
+    torch._fused_adam_(
+        params,
+        [p.grad for p in params],
+        [s["exp_avg"] for s in states],
+        [s["exp_avg_sq"] for s in states],
+        [],  # max_exp_avg_sqs: no amsgrad
+        steps,
+        amsgrad=False,
+        lr=group["lr"],
+        beta1=beta1,
+        beta2=beta2,
+        weight_decay=group["weight_decay"],
+        eps=group["eps"],
+        maximize=False,
+        grad_scale=None,
+        found_inf=None,
+    )
+
+
+def clip_grad_norm_per_model(params: Sequence[torch.Tensor], max_norm: float) -> None:
+    """Clip the gradient norm of each model separately (params have a leading model dim),
+    as if every agent's network had its own `clip_grad_norm_`."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads or max_norm <= 0:
+        return
+    norms = torch.linalg.vector_norm(torch.cat([g.flatten(1) for g in grads], 1), dim=1)  # [m]
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # [m]
+    torch._foreach_mul_(grads, [scale.view(-1, *([1] * (g.dim() - 1))) for g in grads])
