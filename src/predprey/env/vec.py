@@ -42,6 +42,8 @@ class VecEnv:
         self.team_sizes = dict(scenario.team_sizes)
         self.obs_dims = dict(scenario.obs_dims)
         self.act_dim = 2
+        self.act_dims = {t: 2 for t in self.teams}  # forces in [-1, 1]^2
+        self.discrete: frozenset[str] = frozenset()  # teams with discrete actions: none here
         self.episode_length = scenario.episode_length
         self.bodies = scenario.bodies
         self.slices = scenario.team_slices()
