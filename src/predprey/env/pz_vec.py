@@ -10,6 +10,7 @@ is logged and counted (`restarts`, `info["worker_restarts"]`). Copy i is seeded 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -166,10 +167,8 @@ class PettingZooVecEnv:
             "env worker %d (copies %d-%d) died; restarting it (restart %d)",
             w, idx[0], idx[-1], self.restarts,
         )  # fmt: skip
-        try:
+        with contextlib.suppress(Exception):  # the pool of a dead worker may fail to close
             self.pools[w].close(terminate=True)
-        except Exception:  # noqa: BLE001 - the pool of a dead worker may fail to close
-            pass
         self.pools[w] = self._start(w)
         out, _ = self.pools[w].reset(seed=int(self.rng.integers(2**31)))
         self._store(idx, out)
@@ -185,7 +184,5 @@ class PettingZooVecEnv:
         self.pools = [None] * len(self.copies)
 
     def __del__(self):
-        try:
+        with contextlib.suppress(Exception):  # interpreter shutdown
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
