@@ -148,7 +148,7 @@ class PettingZooVecEnv:
         info = {
             "terminated": terminated,
             "truncated": truncated,
-            "touches": np.zeros(E, np.int64),  # a foreign world reports no touches
+            "touches": self._touches(final_pos, final_alive),
             "final_obs": final,
             "final_pos": final_pos,  # [E, N, 2] zeros where the world has no positions
             "final_alive": final_alive,
@@ -157,6 +157,17 @@ class PettingZooVecEnv:
             "worker_restarts": len(dead),
         }
         return StepResult(self.observe(), rew, done, info)
+
+    def _touches(self, pos: np.ndarray, alive: np.ndarray) -> np.ndarray:
+        """[E] touching predator-prey pairs (bodies overlapping, as tag counts them) where the
+        world has positions and teams `predator` and `prey`; zeros elsewhere."""
+        if not self.has_positions or not {"predator", "prey"} <= set(self.teams):
+            return np.zeros(self.num_envs, np.int64)
+        p, q = self.slices["predator"], self.slices["prey"]
+        gap = pos[:, p, None, :] - pos[:, None, q, :]  # [E, n_pred, n_prey, 2]
+        reach = self.bodies.size[p][:, None] + self.bodies.size[q][None, :]  # [n_pred, n_prey]
+        touch = (np.einsum("epqd,epqd->epq", gap, gap) < reach**2) & alive[:, None, q]
+        return touch.sum((1, 2)).astype(np.int64)
 
     def _restart(self, w: int) -> None:
         self.restarts += 1
