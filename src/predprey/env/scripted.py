@@ -39,6 +39,9 @@ def act(name: str, env, team: str, rng: np.random.Generator) -> np.ndarray:
         raise ValueError(f"unknown scripted policy {name!r}; choose one of {SCRIPTED}")
     if team not in env.teams:
         raise ValueError(f"unknown team {team!r}; this env has teams {list(env.teams)}")
+    if env.scenario.name == "pettingzoo":
+        raise ValueError(f"scripted policy {name!r} drives predprey's own worlds, not a "
+                         "PettingZoo world's agents: let learned teams play there")  # fmt: skip
     shape = (env.num_envs, env.team_sizes[team], 2)
     if name == "random":
         u = rng.uniform(0.0, 1.0, size=(2, *shape))
