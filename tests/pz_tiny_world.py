@@ -63,3 +63,13 @@ class TinyChase(ParallelEnv):
 
 def parallel_env(**kwargs):
     return TinyChase(**kwargs)
+
+
+class BlindChase(TinyChase):
+    """The same world without a positions() hook: nothing for animate or the viewer to draw."""
+
+    positions = None
+
+
+def blind_env(**kwargs):
+    return BlindChase(**kwargs)
