@@ -190,8 +190,8 @@ class PettingZooVecEnv:
 
     def close(self) -> None:
         for p in self.pools:
-            if p is not None:
-                p.close(terminate=True)
+            if p is not None:  # ask the workers to close their worlds and exit
+                p.close()
         self.pools = [None] * len(self.copies)
 
     def __del__(self):
