@@ -92,6 +92,8 @@ class SpreadParams:
     # not mpe2: each landmark's nearest agent earns cover_bonus per step while it covers it
     # (centre within COVER_RADIUS) (default None = 0 = off)
     cover_bonus: float | None = None
+    # true: mpe2's discrete action space (predprey.env.vec.MOVES), as in tag
+    discrete_actions: bool | None = None
 
     def __post_init__(self):
         lr = self.local_ratio
@@ -107,7 +109,7 @@ class SpreadParams:
             ints=dict(num_agents=1, num_landmarks=1, episode_length=1, k_agents=0, k_landmarks=0),
             positive=("agent_size", "density"),
             nonnegative=("speed_cost", "cover_bonus"),
-            flags=("own_position", "landmark_claims", "landmark_target"),
+            flags=("own_position", "landmark_claims", "landmark_target", "discrete_actions"),
             only_for={name: ("obs", "local") for name in LOCAL_ONLY},
             settings=dict(obs=self.obs),
         )

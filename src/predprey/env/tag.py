@@ -66,6 +66,9 @@ class TagParams:
     # preset mpe: shared = every predator +10 per touch of any predator (mpe2); own = +10 per
     # prey this predator touches (per-agent credit: the team total is the same per touch / 3)
     predator_credit: str | None = None
+    # true: mpe2's discrete action space, Discrete(5) per agent (no-op, left, right, down, up:
+    # a full force along one axis); actions are scores [5] whose argmax is the move
+    discrete_actions: bool | None = None
 
     def __post_init__(self):
         for name in ("k_predators", "k_prey"):
@@ -85,7 +88,7 @@ class TagParams:
             ),  # fmt: skip
             ints=ints,
             positive=POSITIVE,
-            flags=("remove_caught", "own_position"),
+            flags=("remove_caught", "own_position", "discrete_actions"),
             only_for=ONLY_FOR,
             settings=dict(preset=self.preset, obs=self.resolved()["obs"]),
         )
