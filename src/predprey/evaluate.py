@@ -147,7 +147,8 @@ def training_evals(config, actors, episodes: int, seed: int) -> dict[str, float]
     trained = set(config.algo.teams or env.teams)
     capture_ends = getattr(env.scenario, "capture_ends_episode", False)
     out: dict[str, float] = {}
-    if set(env.teams) == {"predator", "prey"}:
+    scripted_ok = env.scenario.name != "pettingzoo"  # scripted policies drive our physics
+    if set(env.teams) == {"predator", "prey"} and scripted_ok:
         prey, preds = config.train.eval_prey, config.train.eval_predators
         if "predator" in trained:
             r = run_episodes(env, {"predator": "learned", "prey": prey}, actors, episodes, seed)

@@ -93,6 +93,8 @@ class Recorder:
             "arena": [float(x) for x in b.arena],
             "env_steps": int(env_steps),
         }
+        if env.scenario.name == "pettingzoo":  # a foreign world: which, and can it be drawn
+            meta.update(world=env.params.make, positions=bool(env.has_positions))
         arrays = {
             "pos": np.stack(self.pos[e]),  # [T+1, N, 2]
             "alive": np.stack(self.alive[e]),  # [T+1, N]

@@ -69,8 +69,12 @@ def rss_bytes() -> int:
 
 
 def random_actions(env, rng) -> dict:
-    """Uniform random forces in [-1, 1]^2 for every agent. {team: [E, n_team, 2] float64}"""
-    return {t: rng.uniform(-1.0, 1.0, size=(env.num_envs, env.team_sizes[t], 2)) for t in env.teams}
+    """Uniform random actions in [-1, 1] for every agent: {team: [E, n_team, act_dim] float64}
+    (forces in our worlds; a PettingZoo world's Box or Discrete scores)."""
+    return {
+        t: rng.uniform(-1.0, 1.0, size=(env.num_envs, env.team_sizes[t], env.act_dims[t]))
+        for t in env.teams
+    }
 
 
 def peak_alloc_bytes(env_cfg, num_envs: int, seed: int) -> int:
@@ -121,7 +125,7 @@ def measure(env_cfg, num_envs: int, seconds: float, seed: int) -> dict:
         "peak_alloc_bytes_per_env": round(peak_alloc_bytes(env_cfg, num_envs, seed) / num_envs),
         "steps": steps,
         "seconds": round(elapsed, 3),
-        "fused": env.fused,
+        "fused": getattr(env, "fused", False),  # a PettingZoo world has no fused kernel
     }
 
 

@@ -1,6 +1,7 @@
 """Scripted policies, batched over all environments of a VecEnv.
 
-act(name, env, team, rng) -> actions [E, n_team, 2] in [-1, 1], computed from `env.state`:
+act(name, env, team, rng) -> actions [E, n_team, 2] in [-1, 1], computed from `env.state`
+(in a world with `discrete_actions`: one-hot [E, n_team, 5], the move nearest the force):
   random  per axis the difference of two U(0, 1) draws: mpe2's uniform random continuous
           action [noop, -x, +x, -y, +y] as a force (the random of mpe2_baselines.py)
   still   zero force
@@ -27,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from predprey.env.observe import TARGET_MATCHED, TARGET_SEARCH
+from predprey.env.vec import forces_to_choices
 
 SCRIPTED = ("random", "still", "chaser", "evader", "greedy", "target")
 GREEDY_GAINS = (3.0, 1.0)  # position, velocity
@@ -35,10 +37,18 @@ OBSTACLE_MARGIN = 0.1  # arena half-widths
 
 
 def act(name: str, env, team: str, rng: np.random.Generator) -> np.ndarray:
+    forces = _forces(name, env, team, rng)  # [E, n, 2]
+    return forces_to_choices(forces) if team in env.discrete else forces
+
+
+def _forces(name: str, env, team: str, rng: np.random.Generator) -> np.ndarray:
     if name not in SCRIPTED:
         raise ValueError(f"unknown scripted policy {name!r}; choose one of {SCRIPTED}")
     if team not in env.teams:
         raise ValueError(f"unknown team {team!r}; this env has teams {list(env.teams)}")
+    if env.scenario.name == "pettingzoo":
+        raise ValueError(f"scripted policy {name!r} drives predprey's own worlds, not a "
+                         "PettingZoo world's agents: let learned teams play there")  # fmt: skip
     shape = (env.num_envs, env.team_sizes[team], 2)
     if name == "random":
         u = rng.uniform(0.0, 1.0, size=(2, *shape))

@@ -73,6 +73,8 @@ class SpreadParams:
     target_rule: str | None = None
     # not mpe2: every agent also pays speed_cost x its squared speed each step (default 0)
     speed_cost: float | None = None
+    # true: mpe2's discrete action space (predprey.env.vec.MOVES), as in tag
+    discrete_actions: bool | None = None
 
     def __post_init__(self):
         lr = self.local_ratio
@@ -87,7 +89,7 @@ class SpreadParams:
             ints=dict(num_agents=1, num_landmarks=1, episode_length=1, k_agents=0, k_landmarks=0),
             positive=("agent_size", "density"),
             nonnegative=("speed_cost",),
-            flags=("own_position", "landmark_claims"),
+            flags=("own_position", "landmark_claims", "discrete_actions"),
             only_for={name: ("obs", "local") for name in LOCAL_ONLY},
             settings=dict(obs=self.obs),
         )

@@ -64,6 +64,9 @@ class TagParams:
     density: float | None = None  # preset mpe: agents per unit area, the arena grows with N
     # preset mpe: shared = every predator +10 per touch by any (mpe2); own = per prey it touches
     predator_credit: str | None = None
+    # true: mpe2's discrete action space, Discrete(5) per agent (no-op, left, right, down, up:
+    # a full force along one axis); actions are scores [5] whose argmax is the move
+    discrete_actions: bool | None = None
 
     def __post_init__(self):
         for name in ("k_predators", "k_prey"):
@@ -83,7 +86,7 @@ class TagParams:
             ),  # fmt: skip
             ints=ints,
             positive=POSITIVE,
-            flags=("remove_caught", "own_position"),
+            flags=("remove_caught", "own_position", "discrete_actions"),
             only_for=ONLY_FOR,
             settings=dict(preset=self.preset, obs=self.resolved()["obs"]),
         )

@@ -19,6 +19,17 @@ from predprey.env.physics import grid_contacts, physics_step
 from predprey.env.scenario import Scenario
 from predprey.env.state import State, StepOut
 
+# mpe2's discrete action space, Discrete(5): the force of each choice (a full push along one
+# axis, as mpe2's discrete actions set u = +-1 there)
+MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], np.float64)  # [5, 2]
+
+
+def forces_to_choices(forces: np.ndarray) -> np.ndarray:
+    """Forces [..., 2] -> one-hot [..., 5] of the move closest in direction (no-op for a
+    zero force): what a scripted policy does in the discrete action space."""
+    scores = np.concatenate([np.full((*forces.shape[:-1], 1), 1e-9), forces @ MOVES[1:].T], -1)
+    return np.eye(len(MOVES), dtype=np.float32)[scores.argmax(-1)]
+
 
 class StepResult(NamedTuple):
     obs: dict[str, np.ndarray]  # team -> [E, n_team, obs_dim] float32 (after auto-reset)
@@ -42,11 +53,17 @@ class VecEnv:
         self.team_sizes = dict(scenario.team_sizes)
         self.obs_dims = dict(scenario.obs_dims)
         self.act_dim = 2
+        # forces in [-1, 1]^2, or with `discrete_actions` scores of mpe2's 5 MOVES
+        discrete = bool(getattr(scenario.params, "discrete_actions", None))
+        self.act_dims = {t: len(MOVES) if discrete else 2 for t in self.teams}
+        self.discrete = frozenset(self.teams if discrete else ())  # teams acting discretely
         self.episode_length = scenario.episode_length
         self.bodies = scenario.bodies
         self.slices = scenario.team_slices()
         self.num_agents = scenario.num_agents
-        self._act_shapes = [(t, (self.num_envs, self.team_sizes[t], 2)) for t in self.teams]
+        self._act_shapes = [
+            (t, (self.num_envs, self.team_sizes[t], self.act_dims[t])) for t in self.teams
+        ]
         self._fused = getattr(scenario, "fused_step", None) if fused else None
         self.rng = np.random.default_rng(seed)
         self.state = State.zeros(self.num_envs, self.num_agents, scenario.num_landmarks)
@@ -79,7 +96,7 @@ class VecEnv:
 
     def _team_actions(self, actions: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Team action dict -> per-team float64 C-ordered arrays [E, n_team, 2], in team order
-        (one array type, so the kernels are compiled once)."""
+        (one array type, so the kernels are compiled once); discrete: the argmax's MOVES."""
         try:
             keys_ok = actions.keys() == self.team_sizes.keys()
         except AttributeError:
@@ -93,13 +110,13 @@ class VecEnv:
             a = np.ascontiguousarray(actions[team], dtype=np.float64)
             if a.shape != want:
                 raise ValueError(f"actions['{team}'] has shape {a.shape}, expected {want}")
-            out.append(a)
+            out.append(MOVES[a.argmax(-1)] if self.discrete else a)
         return out
 
     def _step_generic(self, actions: list[np.ndarray]) -> StepOut:
         s, b = self.state, self.bodies
         force = np.empty_like(s.pos)  # [E, N, 2] clipped action times acceleration
-        for (team, _), a in zip(self._act_shapes, actions, strict=True):
+        for (team, _), a in zip(self._act_shapes, actions, strict=True):  # a: [E, n, 2]
             np.clip(a, -1.0, 1.0, out=force[:, self.slices[team]])
         force *= b.accel[None, :, None]
         lm, lm_size = s.landmark_pos, b.landmark_size  # [E, L, 2], [L]

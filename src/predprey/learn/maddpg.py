@@ -9,6 +9,12 @@ Q_i(o_1..o_N, a_1..a_N) that sees all agents of all teams; with `critic: local` 
 is Q_i(o_i, a_i) instead (DDPG per agent: the critic's size does not depend on N). Teams listed in
 `algo.teams` (empty = all) are trained; the others keep their actors fixed (e.g.
 loaded from another run) and provide their target actions through those actors.
+
+Discrete actions (teams with `TeamSpec.discrete`, as the original MADDPG on MPE): actors
+output scores (logits) of the K choices; actions are one-hot [K], the executed one acted
+with Gumbel-max sampling; the actor loss differentiates through a straight-through
+Gumbel-softmax sample (hard one-hot forward, softmax gradient) and the target actions are
+the target actors' argmax. Every team has the same kind and number K of action components.
 """
 
 from __future__ import annotations
@@ -53,7 +59,17 @@ class Learner:
         self.n_trained = sum(t.n_agents for t in self.trained)  # A
         self.n_twin = 2 if algo.twin_critics else 1  # T
         self.obs_pad = max(t.obs_dim for t in self.teams)  # P: actors read padded obs
-        self.local = algo.critic == "local"  # critic input [a_i, o_i padded to P]: 2 + P
+        self.local = algo.critic == "local"  # critic input [a_i, o_i padded to P]: K + P
+        kinds = {(t.act_dim, t.discrete) for t in self.teams}
+        if len(kinds) > 1:
+            raise ValueError(
+                "maddpg/matd3: every team needs the same kind and size of action space, got "
+                + ", ".join(f"{t.name}: {'discrete' if t.discrete else 'box'} {t.act_dim}"
+                            for t in self.teams)
+            )  # fmt: skip
+        self.K, self.discrete = self.teams[0].act_dim, self.teams[0].discrete  # K components
+        if self.discrete and algo.target_noise > 0:
+            raise ValueError("algo.target_noise smooths continuous actions; discrete: set 0")
         # own[a, j, 0, 0]: joint agent slot j is trained agent a (where a's action goes).
         first = dict(zip(names, np.cumsum([0] + [t.n_agents for t in self.teams]), strict=False))
         slots = [int(first[t.name]) + i for t in self.trained for i in range(t.n_agents)]
@@ -112,10 +128,10 @@ class Learner:
         Shapes: B rows, N agents of all teams, A agents of the trained teams, T twin critics,
         M critic models per twin (A, or one per team with shared parameters), P the widest
         observation, D the joint critic input. The networks run together, feature-major
-        (`networks.mlp_t`): observations [N, P, B] give actions [N, 2, B]; the joint input
-        [D, B] gives Q [T * M, 1, B], heads ordered [twin, model]; local critics read
-        [T * A, 2 + P, B] (each agent's action and padded observation) and M = A."""
-        algo, teams, trained = self.algo, self.teams, self.trained
+        (`networks.mlp_t`): observations [N, P, B] give actions [N, K, B] (K = 2: forces);
+        the joint input [D, B] gives Q [T * M, 1, B], heads ordered [twin, model]; local
+        critics read [T * A, K + P, B] (each agent's action and padded observation), M = A."""
+        algo, teams, trained, K = self.algo, self.teams, self.trained, self.K
         f = {k: torch.as_tensor(batch[k]) for k in batch if k != "version"}
         B, N, A, T = f["terminated"].shape[0], self.n_total, self.n_trained, self.n_twin
         M, critic_of = self.n_critic_models, self.critic_of
@@ -123,34 +139,38 @@ class Learner:
         rew = torch.cat([f[f"rew/{t.name}"] for t in trained], 1).T  # [A, B]
 
         obs_flat = torch.cat([f[f"obs/{t.name}"].reshape(B, -1) for t in teams], 1)  # [B, sum_obs]
-        act_all = torch.cat([f[f"act/{t.name}"] for t in teams], 1)  # [B, N, 2]
+        act_all = torch.cat([f[f"act/{t.name}"] for t in teams], 1)  # [B, N, K]
+        if self.discrete:  # executed choices as one-hot (warm-up rows hold random scores)
+            act_all = F.one_hot(act_all.argmax(2), K).to(act_all.dtype)  # [B, N, K]
 
         # --- critic: y_i = r_i + gamma * (1 - terminated) * min_k Q'_ik(x', a'), where
         # a' = (mu'_1(o'_1), ..., mu'_N(o'_N)) [+ clipped noise]; k over twin critics
         with torch.no_grad():
             next_obs = self._agent_major(f, "next_obs", teams)  # [N, P, B]
             target_actors = self._actor_layers(self.actor_targets, teams)
-            next_act = mlp_t(target_actors, next_obs, tanh_out=True)  # [N, 2, B]
+            next_act = mlp_t(target_actors, next_obs, tanh_out=not self.discrete)  # [N, K, B]
+            if self.discrete:  # the target policies' choices, one-hot
+                next_act = F.one_hot(next_act.argmax(1), K).permute(0, 2, 1).to(next_act.dtype)
             if algo.target_noise > 0:  # target policy smoothing
-                noise = torch.randn((B, N, 2), generator=self.generator).permute(1, 2, 0)
+                noise = torch.randn((B, N, K), generator=self.generator).permute(1, 2, 0)
                 noise = (noise * algo.target_noise).clamp(
                     -algo.target_noise_clip, algo.target_noise_clip
                 )
-                next_act = (next_act + noise).clamp(-1.0, 1.0)  # [N, 2, B]
-            if self.local:  # [T * A, 2 + P, B]: agent a's own next action and observation
+                next_act = (next_act + noise).clamp(-1.0, 1.0)  # [N, K, B]
+            if self.local:  # [T * A, K + P, B]: agent a's own next action and observation
                 slots = self.trained_slots
                 x_next = self._local_input(next_act[slots], next_obs[slots], T)
             else:
                 next_obs_flat = torch.cat(
                     [f[f"next_obs/{t.name}"].reshape(B, -1) for t in teams], 1
                 )  # [B, sum_obs]
-                x_next = torch.cat([next_obs_flat.T, next_act.reshape(N * 2, B)])  # [D, B]
+                x_next = torch.cat([next_obs_flat.T, next_act.reshape(N * K, B)])  # [D, B]
             critic_targets = self._critic_layers(self.critic_targets, range(T))
             q_next = mlp_t(critic_targets, x_next).view(T, M, B).min(0).values  # [M, B]
             y = rew + algo.gamma * not_done * q_next[critic_of]  # [A, B]
 
         if self.local:
-            own_act = act_all.permute(1, 2, 0)[self.trained_slots]  # [A, 2, B]
+            own_act = act_all.permute(1, 2, 0)[self.trained_slots]  # [A, K, B]
             x_in = self._local_input(own_act, self._agent_major(f, "obs", trained), T)
         else:  # x = (o_1..o_N, a_1..a_N): the joint input, shared by every agent's critic
             x_in = torch.cat([obs_flat, act_all.reshape(B, -1)], 1).T  # [D, B]
@@ -168,8 +188,8 @@ class Learner:
         # the updated first-twin critics held fixed; other agents' actions from the batch.
         if (self.version + 1) % algo.policy_delay == 0:
             obs = self._agent_major(f, "obs", trained)  # [A, P, B]
-            pre = mlp_t(self._actor_layers(self.actors, trained), obs)  # [A, 2, B], pre-tanh
-            mu = torch.tanh(pre)  # [A, 2, B]
+            pre = mlp_t(self._actor_layers(self.actors, trained), obs)  # [A, K, B], pre-tanh
+            mu = self._gumbel_softmax(pre) if self.discrete else torch.tanh(pre)  # [A, K, B]
             if self.local:  # Q_i(o_i, mu_i(o_i)) with the first twin's weights held fixed
                 fixed = [
                     (w.detach(), b.detach()) for w, b in self._critic_layers(self.critics, [0])
@@ -195,27 +215,35 @@ class Learner:
         return self._team_means(stats)
 
     def _central_actor_loss(self, mu, act_all, obs_flat) -> torch.Tensor:
-        """[A]: -mean_B Q_i(x | a_i = mu_i(o_i)) for mu [A, 2, B], with the first-twin central
-        critics held fixed and the other agents' actions from the batch (act_all [B, N, 2])."""
+        """[A]: -mean_B Q_i(x | a_i = mu_i(o_i)) for mu [A, K, B], with the first-twin central
+        critics held fixed and the other agents' actions from the batch (act_all [B, N, K])."""
         A, N, B = self.n_trained, self.n_total, mu.shape[2]
         critic_of = self.critic_of
         # Agent i's joint action: the batch's, with agent i's own slot set to mu_i.
-        act_t = act_all.permute(1, 2, 0)  # [N, 2, B]
-        acts = torch.where(self.own, mu.unsqueeze(1), act_t).reshape(A, N * 2, B)
+        act_t = act_all.permute(1, 2, 0)  # [N, K, B]
+        acts = torch.where(self.own, mu.unsqueeze(1), act_t).reshape(A, N * self.K, B)
         with torch.no_grad():  # critic weights are constants: no critic gradients
             (w1, b1), *rest = self._critic_layers(self.critics, [0])  # first twin, [M]
             d_obs = obs_flat.shape[1]
             h_obs = linear_t(w1[:, :d_obs], b1, obs_flat.T)[critic_of]  # [A, h, B]: obs rows
-            w1_act = w1[critic_of, d_obs:]  # [A, 2N, h]: layer 1, action rows
+            w1_act = w1[critic_of, d_obs:]  # [A, K N, h]: layer 1, action rows
             rest = [(w[critic_of], b[critic_of]) for w, b in rest]  # layers 2.., [A] heads
         h = torch.relu_(torch.baddbmm(h_obs, w1_act.transpose(1, 2), acts))  # [A, h, B]
         return -mlp_t(rest, h).view(A, B).mean(1)
 
+    def _gumbel_softmax(self, logits: torch.Tensor) -> torch.Tensor:
+        """Straight-through Gumbel-softmax sample of logits [A, K, B] (temperature 1): the
+        one-hot choice forward, the softmax's gradient backward (Jang et al. 2017)."""
+        g = -torch.empty_like(logits).exponential_(generator=self.generator).log()  # Gumbel
+        soft = torch.softmax(logits + g, 1)  # [A, K, B]
+        hard = F.one_hot(soft.argmax(1), self.K).permute(0, 2, 1).to(soft.dtype)
+        return hard + soft - soft.detach()
+
     @staticmethod
     def _local_input(act: torch.Tensor, obs: torch.Tensor, twins: int) -> torch.Tensor:
-        """Local critics' input [twins * A, 2 + P, B]: each agent's action act [A, 2, B] and
+        """Local critics' input [twins * A, K + P, B]: each agent's action act [A, K, B] and
         observation obs [A, P, B], repeated for each twin."""
-        x = torch.cat([act, obs], 1)  # [A, 2 + P, B]
+        x = torch.cat([act, obs], 1)  # [A, K + P, B]
         return x.repeat(twins, 1, 1) if twins > 1 else x
 
     def _agent_major(self, f: Mapping[str, torch.Tensor], key: str, teams) -> torch.Tensor:
@@ -234,7 +262,7 @@ class Learner:
         """The critic models of the trained teams for `twins`, heads ordered [twin, model]."""
         return stack_heads(
             [h for k in twins for t in self.trained for h in critics[t.name].heads(k)],
-            in_dim=2 + self.obs_pad if self.local else None,
+            in_dim=self.K + self.obs_pad if self.local else None,
         )
 
     def _team_means(self, stats: Mapping[str, torch.Tensor]) -> dict[str, float]:

@@ -131,14 +131,15 @@ def mlp_t(layers: Layers, h: torch.Tensor, tanh_out: bool = False) -> torch.Tens
 
 
 class Actor(nn.Module):
-    """A team's deterministic policies: obs [B, n, obs_dim] -> actions [B, n, act_dim] in [-1,1]."""
+    """A team's deterministic policies: obs [B, n, obs_dim] -> actions [B, n, act_dim] in [-1,1]
+    (a discrete team's: scores of its act_dim choices, unsquashed)."""
 
     def __init__(self, team: TeamSpec, algo: AlgoConfig, generator: torch.Generator):
         super().__init__()
         self.team = team
         n_models = 1 if algo.share_params else team.n_agents
         sizes = (team.obs_dim, *algo.hidden, team.act_dim)
-        self.mlp = BatchedMLP(n_models, sizes, generator, tanh_out=True)
+        self.mlp = BatchedMLP(n_models, sizes, generator, tanh_out=not team.discrete)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         b, n, d = obs.shape
@@ -206,6 +207,8 @@ class ActorSet(nn.Module):
         """obs[team] [E, n, obs_dim] -> actions [E, n, act_dim] float32 in [-1, 1] (n: the
         team's size, or any number for a shared network), with
         Gaussian exploration noise of std `noise_std` (drawn from `rng`) added, then clipped.
+        Discrete teams: one-hot [E, n, K] of the highest score, or with `noise_std` > 0 of a
+        choice sampled from softmax(scores) (Gumbel-max: MADDPG's exploration there).
 
         Runs in NumPy on views of the live parameters: acting batches are small (tens of
         rows), where torch's per-op overhead dominates (a Ray runner's CPU per env step fell
@@ -222,6 +225,11 @@ class ActorSet(nn.Module):
                     f"obs[{t.name!r}] has shape {o.shape}, expected [E, {t.n_agents}, {t.obs_dim}]"
                 )
             a = mlp.numpy_forward(o)  # [E, n, act_dim]
+            if t.discrete:
+                if noise_std > 0:  # Gumbel-max: a sample of softmax(a)
+                    a = a - np.log(rng.exponential(size=a.shape)).astype(np.float32)
+                out[t.name] = np.eye(t.act_dim, dtype=np.float32)[a.argmax(-1)]  # [E, n, K]
+                continue
             if noise_std > 0:
                 a = a + rng.normal(0.0, noise_std, size=a.shape).astype(np.float32)
             out[t.name] = np.clip(a, -1.0, 1.0, dtype=np.float32)

@@ -6,7 +6,9 @@ Policy: agent i's action is Gaussian around mu_i(o_i) = tanh(MLP(o_i)) with a le
 state-independent std exp(log_std) per model. mu is MADDPG's `ActorSet`, so
 `predprey.policy`, evaluation and best snapshots read a PPO run unchanged and act with the
 mean. Samples are not squashed: the environment clips forces to [-1, 1] (as CleanRL and
-JaxMARL do) and log-probabilities are those of the unclipped sample.
+JaxMARL do) and log-probabilities are those of the unclipped sample. Discrete actions
+(`TeamSpec.discrete`, every trained team alike): the actor's outputs are the logits of a
+categorical policy; actions are one-hot [K], the mean action the most likely choice.
 
 Value: V_i(o_i) with `critic: local` (IPPO), or V_i(o_1..o_N, onehot(i)) with
 `critic: central` (MAPPO: every agent's observation, and which agent of its team it is, so
@@ -43,13 +45,18 @@ class PPOLearner:
         self.version = 0  # gradient steps taken
         self.local = algo.critic == "local"
         joint = sum(t.n_agents * t.obs_dim for t in self.teams)
+        kinds = {t.discrete for t in self.trained}
+        if len(kinds) > 1:
+            raise ValueError("ppo: the trained teams' actions must be all discrete or all Box")
+        self.discrete = kinds == {True}  # categorical policies over one-hot actions
 
         self.actors = ActorSet(self.teams, algo, self.generator)
         self.log_std, self.critics = nn.ParameterDict(), nn.ModuleDict()
         for t in self.trained:
             models = 1 if algo.share_params else t.n_agents
-            std = torch.full((models, t.act_dim), float(algo.log_std_init))
-            self.log_std[t.name] = nn.Parameter(std)
+            if not self.discrete:
+                std = torch.full((models, t.act_dim), float(algo.log_std_init))
+                self.log_std[t.name] = nn.Parameter(std)
             d_in = t.obs_dim if self.local else joint + t.n_agents
             sizes = (d_in, *algo.hidden, 1)
             self.critics[t.name] = BatchedMLP(models, sizes, self.generator, tanh_out=False)
@@ -68,7 +75,9 @@ class PPOLearner:
         self.ret_stats = torch.zeros(3, len(self.trained), dtype=torch.float64)
 
         self.actor_groups = [
-            [*self.actors.actors[t.name].parameters(), self.log_std[t.name]] for t in self.trained
+            [*self.actors.actors[t.name].parameters()]
+            + ([self.log_std[t.name]] if t.name in self.log_std else [])
+            for t in self.trained
         ]
         self.critic_groups = [list(self.critics[t.name].parameters()) for t in self.trained]
         self.actor_opt = adam([p for g in self.actor_groups for p in g], algo.actor_lr)
@@ -92,6 +101,15 @@ class PPOLearner:
         (`_log_prob` of the sample, from z: what `prepare` would otherwise recompute)."""
         out, logp = self.actors.act(obs), {}
         for t in self.trained:
+            if self.discrete:  # a categorical sample (Gumbel-max) and its log-probability
+                o = np.asarray(obs[t.name], np.float32)
+                logits = self.actors.actors[t.name].mlp.numpy_forward(o)  # [E, n, K]
+                choice = (logits - np.log(rng.exponential(size=logits.shape))).argmax(-1)
+                z = logits - logits.max(-1, keepdims=True)
+                log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))  # [E, n, K]
+                out[t.name] = np.eye(t.act_dim, dtype=np.float32)[choice]  # [E, n, K]
+                logp[t.name] = np.take_along_axis(log_p, choice[..., None], -1)[..., 0]
+                continue
             log_std = self.log_std[t.name].detach().numpy()  # [models, 2]
             a = out[t.name]  # [E, n, 2]
             z = rng.standard_normal(a.shape, dtype=np.float32)
@@ -128,14 +146,16 @@ class PPOLearner:
         for t in self.trained:
             if actor:
                 mlp = self.actors.actors[t.name].mlp
-                means.append(_per_agent(mlp, obs[t.name], tanh=True))  # [B, n, 2]
-                log_stds.append(self.log_std[t.name].expand(t.n_agents, -1))  # [n, 2]
+                means.append(_per_agent(mlp, obs[t.name], tanh=not self.discrete))  # [B, n, 2]
+                if not self.discrete:  # (discrete: the means are the logits)
+                    log_stds.append(self.log_std[t.name].expand(t.n_agents, -1))  # [n, 2]
             x = self._critic_input(obs, t)  # [B, n, d_in]
             values.append(_per_agent(self.critics[t.name], x)[..., 0])  # [B, n]
         value = torch.cat(values, 1)
         if not actor:
             return None, None, value
-        return torch.cat(means, 1), torch.cat(log_stds, 0), value
+        log_std = torch.cat(log_stds, 0) if log_stds else None
+        return torch.cat(means, 1), log_std, value
 
     def _critic_input(self, obs: Mapping[str, torch.Tensor], t: TeamSpec) -> torch.Tensor:
         if self.local:
@@ -146,8 +166,11 @@ class PPOLearner:
         return torch.cat([joint.unsqueeze(1).expand(B, n, -1), who], 2)  # [B, n, J + n]
 
     @staticmethod
-    def _log_prob(act: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-        """Diagonal Gaussian log-density, summed over the action components: [B, A]."""
+    def _log_prob(act: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor | None):
+        """Diagonal Gaussian log-density, summed over the action components: [B, A]; with
+        log_std None, the categorical log-probability of one-hot act under logits `mean`."""
+        if log_std is None:
+            return (act * torch.log_softmax(mean, -1)).sum(-1)
         return _normal_log_prob((act - mean) / log_std.exp(), log_std)
 
     # ------------------------------------------------------------------ learning
@@ -282,7 +305,11 @@ class PPOLearner:
         a, M, K = self.algo, self.M, self.K
         mean, log_std, value = self._forward({t.name: mb[f"obs/{t.name}"] for t in self.teams})
         logp = self._log_prob(mb["act"], mean, log_std)  # [B, A]
-        entropy = (0.5 + LOG_SQRT_2PI + log_std).sum(-1)  # [A]: state-independent std
+        if self.discrete:  # [A]: the categorical entropy, mean over the rows
+            log_p = torch.log_softmax(mean, -1)  # [B, A, K]
+            entropy = -(log_p.exp() * log_p).sum(-1).mean(0)
+        else:
+            entropy = (0.5 + LOG_SQRT_2PI + log_std).sum(-1)  # [A]: state-independent std
 
         own = mb["own"] if "own" in mb else torch.ones_like(mb["adv"])  # [B, A]
         w_a, w_v = unit_mean(own, M["advantage"]), unit_mean(own, M["value"])  # [B, U]

@@ -13,12 +13,18 @@ class TeamSpec:
     name: str
     n_agents: int
     obs_dim: int
-    act_dim: int = 2
+    act_dim: int = 2  # continuous: action components; discrete: the number of choices
+    # discrete: actions are vectors [act_dim] whose argmax is the choice (one-hot as acted and
+    # stored); the actor outputs scores (logits) instead of tanh-squashed components
+    discrete: bool = False
 
 
 def team_specs(env) -> tuple[TeamSpec, ...]:
-    """Team specs of a `predprey.env.VecEnv` (teams in env order)."""
-    return tuple(TeamSpec(t, env.team_sizes[t], env.obs_dims[t], env.act_dim) for t in env.teams)
+    """Team specs of a `predprey.env.VecEnv` or `PettingZooVecEnv` (teams in env order)."""
+    return tuple(
+        TeamSpec(t, env.team_sizes[t], env.obs_dims[t], env.act_dims[t], t in env.discrete)
+        for t in env.teams
+    )
 
 
 def transition_spec(teams: Sequence[TeamSpec]) -> FieldSpec:

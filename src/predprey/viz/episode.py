@@ -130,6 +130,12 @@ def read_episode(ref: EpisodeRef) -> Episode:
     if missing:
         raise RunDirError(f"episode file {ref.path} lacks {missing}")
     meta = z["meta"]
+    if meta.get("positions") is False:  # a foreign world without a positions() hook
+        raise RunDirError(
+            f"episode file {ref.path}: this world ({meta.get('world', meta.get('scenario'))}) "
+            "exposes no positions to draw; give its env a positions() method "
+            "(docs/your-own-world.md). plot and the metrics work without them"
+        )
     pos = np.asarray(z["pos"], np.float32)  # [T+1, N, 2]
     if pos.ndim != 3 or pos.shape[2] != 2 or pos.shape[0] < 1:
         raise RunDirError(f"episode file {ref.path}: pos has shape {pos.shape}, want [T+1, N, 2]")
