@@ -13,7 +13,7 @@ import yaml
 
 from predprey import policy
 from predprey.cli import main
-from predprey.config import AlgoConfig
+from predprey.config import OffPolicyConfig, PPOConfig
 from predprey.learn.maddpg import ActorSet, Learner
 from predprey.learn.ppo import PPOLearner
 from predprey.learn.spec import TeamSpec
@@ -117,7 +117,7 @@ TEAMS = (TeamSpec("a", 2, 4, 3, discrete=True), TeamSpec("b", 1, 3, 3, discrete=
 
 
 def test_discrete_actors_act_one_hot_and_explore_by_sampling():
-    actors = ActorSet.build(TEAMS, AlgoConfig(hidden=(8,)))
+    actors = ActorSet.build(TEAMS, OffPolicyConfig(hidden=(8,)))
     obs = {"a": np.ones((500, 2, 4), np.float32), "b": np.ones((500, 1, 3), np.float32)}
     greedy = actors.act(obs)["a"]  # [500, 2, 3]
     assert (greedy.sum(-1) == 1).all() and (greedy == greedy[0]).all()  # same obs, same choice
@@ -128,7 +128,7 @@ def test_discrete_actors_act_one_hot_and_explore_by_sampling():
 
 
 def test_ppo_categorical_log_probs_match_torch_and_the_sampler():
-    ppo = PPOLearner(TEAMS, AlgoConfig(name="ppo", hidden=(8,)), seed=0)
+    ppo = PPOLearner(TEAMS, PPOConfig(hidden=(8,)), seed=0)
     assert ppo.discrete and len(ppo.log_std) == 0
     obs = {"a": np.random.default_rng(1).normal(size=(6, 2, 4)).astype(np.float32),
            "b": np.random.default_rng(2).normal(size=(6, 1, 3)).astype(np.float32)}  # fmt: skip
@@ -144,7 +144,7 @@ def test_ppo_categorical_log_probs_match_torch_and_the_sampler():
 
 
 def test_maddpg_discrete_update_trains_the_actors_and_refuses_mixed_kinds():
-    learner = Learner(TEAMS, AlgoConfig(hidden=(8,), batch_size=16), seed=0)
+    learner = Learner(TEAMS, OffPolicyConfig(hidden=(8,), batch_size=16), seed=0)
     rng = np.random.default_rng(0)
     B = 16
     batch = {"terminated": np.zeros(B, np.float32), "version": np.zeros(B, np.int64)}
@@ -161,4 +161,4 @@ def test_maddpg_discrete_update_trains_the_actors_and_refuses_mixed_kinds():
     )
     mixed = (TEAMS[0], TeamSpec("b", 1, 3, 2))
     with pytest.raises(ValueError, match="same kind and size"):
-        Learner(mixed, AlgoConfig(hidden=(8,)))
+        Learner(mixed, OffPolicyConfig(hidden=(8,)))

@@ -75,7 +75,7 @@ def validate(cfg: Config) -> None:
             )
     elif cfg.buffer.capacity < a.batch_size:
         raise ConfigError("buffer.capacity must be >= algo.batch_size")
-    teams = _scenario_teams(cfg.env.scenario)
+    teams = _scenario_teams(cfg.env.scenario, cfg.env.params)
     if t.scripted_fraction > 0 and t.scripted_team not in teams:
         raise ConfigError(
             f"train.scripted_team: {t.scripted_team!r} is not a team of {cfg.env.scenario} "
@@ -94,13 +94,18 @@ def validate(cfg: Config) -> None:
         )
 
 
-def _scenario_teams(scenario: str) -> tuple[str, ...]:
-    from predprey.env import SCENARIOS
+def _scenario_teams(scenario: str, params: Mapping[str, Any]) -> tuple[str, ...]:
+    """Our worlds' teams are fixed; a world from outside (pettingzoo) has the teams its
+    parameters describe."""
+    from predprey.env import SCENARIOS, make_scenario
 
     if scenario not in SCENARIOS:
         raise ConfigError(f"env.scenario: unknown scenario {scenario!r}; choose one of "
                           f"{sorted(SCENARIOS)}")  # fmt: skip
-    return SCENARIOS[scenario][1].teams
+    teams = getattr(SCENARIOS[scenario][1], "teams", None)
+    if isinstance(teams, tuple):
+        return teams
+    return tuple(make_scenario(scenario, **dict(params)).teams)
 
 
 POPULATION_PPO = "population: members are off-policy learners (algo.name maddpg | matd3), not ppo"
