@@ -12,7 +12,15 @@ Memory, per environment:
                              after the timed loop, divided by num_envs;
   peak_alloc_bytes_per_env   peak of the bytes NumPy allocated (tracemalloc) while creating the
                              env and stepping it through two episodes, divided by num_envs.
+  state_bytes_per_env        the world state's arrays (positions, velocities, landmarks,
+                             step counter, alive flags), divided by num_envs;
+  step_bytes_per_env         the arrays one step hands back (observations, rewards, flags,
+                             info), divided by num_envs;
+  tile_bytes                 tile_envs x (state + step bytes per env): the working set of one
+                             tile, which tiled stepping keeps in the core's cache.
 Kernels are compiled (or loaded from numba's cache) before anything is measured.
+
+--tile T steps the envs in tiles of T (default: VecEnv's TILE_ENVS; 0: all envs at once).
 
 --agents N1,N2,... measures each number of agents (at --num-envs, default 64 with --agents):
 spread gets num_agents = N (landmarks follow), tag N - N//4 predators and N//4 prey; unless
@@ -53,6 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="env.KEY=VALUE",
                    help="scenario parameter, e.g. --set env.preset=seed (repeatable)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tile", type=int, default=None, metavar="T",
+                   help="envs per tile (default: TILE_ENVS; 0: all envs at once)")  # fmt: skip
 
 
 def rss_bytes() -> int:
@@ -73,7 +83,23 @@ def random_actions(env, rng) -> dict:
     return {t: rng.uniform(-1.0, 1.0, size=(env.num_envs, env.team_sizes[t], 2)) for t in env.teams}
 
 
-def peak_alloc_bytes(env_cfg, num_envs: int, seed: int) -> int:
+def make_env(env_cfg, num_envs: int, seed: int, tile: int | None):
+    env = env_cfg.make(num_envs=num_envs, seed=seed)
+    if tile is not None:
+        env.tile = tile if tile > 0 else num_envs
+    return env
+
+
+def nbytes(x) -> int:
+    """Bytes of the arrays in a nest of dicts, tuples and lists."""
+    if isinstance(x, dict):
+        return sum(nbytes(v) for v in x.values())
+    if isinstance(x, tuple | list):
+        return sum(nbytes(v) for v in x)
+    return getattr(x, "nbytes", 0)
+
+
+def peak_alloc_bytes(env_cfg, num_envs: int, seed: int, tile: int | None) -> int:
     """tracemalloc peak while creating an env and stepping it through two episodes."""
     import gc
     import tracemalloc
@@ -84,7 +110,7 @@ def peak_alloc_bytes(env_cfg, num_envs: int, seed: int) -> int:
     gc.collect()
     tracemalloc.start()
     try:
-        env = env_cfg.make(num_envs=num_envs, seed=seed)
+        env = make_env(env_cfg, num_envs, seed, tile)
         for _ in range(2 * env.episode_length):
             env.step(random_actions(env, rng))
         return tracemalloc.get_traced_memory()[1]
@@ -92,7 +118,7 @@ def peak_alloc_bytes(env_cfg, num_envs: int, seed: int) -> int:
         tracemalloc.stop()
 
 
-def measure(env_cfg, num_envs: int, seconds: float, seed: int) -> dict:
+def measure(env_cfg, num_envs: int, seconds: float, seed: int, tile: int | None = None) -> dict:
     import gc
 
     import numpy as np
@@ -100,8 +126,11 @@ def measure(env_cfg, num_envs: int, seconds: float, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     gc.collect()
     rss0 = rss_bytes()
-    env = env_cfg.make(num_envs=num_envs, seed=seed)
-    env.step(random_actions(env, rng))
+    env = make_env(env_cfg, num_envs, seed, tile)
+    res = env.step(random_actions(env, rng))
+    s = env.state
+    state_bytes = nbytes([s.pos, s.vel, s.landmark_pos, s.t, s.alive])
+    step_bytes = nbytes(tuple(res))
     steps, t0 = 0, time.perf_counter()
     while True:
         env.step(random_actions(env, rng))
@@ -118,7 +147,13 @@ def measure(env_cfg, num_envs: int, seconds: float, seed: int) -> dict:
         "env_steps_per_s": round(env_steps),
         "agent_steps_per_s": round(env_steps * env.num_agents),
         "rss_bytes_per_env": round((rss1 - rss0) / num_envs),
-        "peak_alloc_bytes_per_env": round(peak_alloc_bytes(env_cfg, num_envs, seed) / num_envs),
+        "peak_alloc_bytes_per_env": round(
+            peak_alloc_bytes(env_cfg, num_envs, seed, tile) / num_envs
+        ),
+        "state_bytes_per_env": round(state_bytes / num_envs),
+        "step_bytes_per_env": round(step_bytes / num_envs),
+        "tile_envs": min(env.tile, num_envs),
+        "tile_bytes": round(min(env.tile, num_envs) * (state_bytes + step_bytes) / num_envs),
         "steps": steps,
         "seconds": round(elapsed, 3),
         "fused": env.fused,
@@ -136,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--set {unknown[0]}.*: bench env takes only env.KEY=VALUE")
     if args.seconds <= 0:
         raise ConfigError(f"--seconds must be > 0, got {args.seconds}")
+    if args.tile is not None and args.tile < 0:
+        raise ConfigError(f"--tile must be >= 0, got {args.tile}")
     sizes = [{}]
     if args.agents:
         sizes = [agent_params(args.scenario, n) for n in args.agents]
@@ -146,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         warm = env_cfg.make(num_envs=1, seed=args.seed)  # compile / load the kernels
         warm.step(random_actions(warm, np.random.default_rng(0)))
         for n in num_envs:
-            line = measure(env_cfg, n, args.seconds, args.seed)
+            line = measure(env_cfg, n, args.seconds, args.seed, args.tile)
             print(json.dumps({"num_agents": warm.num_agents, **line}), flush=True)
     return 0
 

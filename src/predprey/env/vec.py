@@ -1,11 +1,17 @@
 """The vector environment: E worlds stepped together; finished ones reset themselves.
 
 Two ways through a step, with the same results:
-- fused: a scenario whose `fused_step` attribute is a callable `(state, team_actions) -> StepOut`
-  does force, physics, outcome, time limit and observation in one kernel call (tag's mpe preset);
-  this keeps the per-step Python and dispatch overhead small, which is what counts at small E.
+- fused: a scenario whose `fused_step` attribute is a callable
+  `(state, team_actions, tile) -> StepOut` does force, physics, outcome, time limit and
+  observation in one kernel call (tag's mpe preset); this keeps the per-step Python and
+  dispatch overhead small, which is what counts at small E.
 - generic: `physics_step`, then the scenario's `outcome` and `observe` (every other scenario,
   or `VecEnv(..., fused=False)`).
+
+Both run the envs in tiles of `tile` envs (default TILE_ENVS): every phase of the step runs
+on one tile before the next, so a tile's state, scratch and outputs stay in the core's cache
+between phases; untiled, at E = 8,192 each phase streams the whole working set through
+memory again. Envs are independent, so the results do not depend on the tile size.
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ from predprey.env.grid import GRID_MIN
 from predprey.env.physics import grid_contacts, physics_step
 from predprey.env.scenario import Scenario
 from predprey.env.state import State, StepOut
+
+# Envs per tile: measured with `predprey bench env --tile` (docs/benchmarks-update-env.md);
+# a tile of tag (mpe) is then ~0.6 MB of state, scratch and outputs, within a 1 MB L2.
+TILE_ENVS = 1024
 
 
 class StepResult(NamedTuple):
@@ -32,10 +42,18 @@ class StepResult(NamedTuple):
 
 class VecEnv:
     def __init__(
-        self, scenario: Scenario, num_envs: int = 1, seed: int | None = 0, fused: bool = True
+        self,
+        scenario: Scenario,
+        num_envs: int = 1,
+        seed: int | None = 0,
+        fused: bool = True,
+        tile: int = TILE_ENVS,
     ):
         if int(num_envs) != num_envs or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        if int(tile) != tile or tile < 1:
+            raise ValueError(f"tile must be a positive integer, got {tile!r}")
+        self.tile = int(tile)  # envs per tile; >= num_envs: the whole batch at once
         self.scenario = scenario
         self.num_envs = int(num_envs)
         self.teams = scenario.teams
@@ -97,7 +115,26 @@ class VecEnv:
         return out
 
     def _step_generic(self, actions: list[np.ndarray]) -> StepOut:
-        s, b = self.state, self.bodies
+        """Physics, outcome and observation a tile of envs at a time, gathered into [E, ...]
+        outputs (a single tile when tile >= E: the scenario's arrays as they come)."""
+        E, tile = self.num_envs, self.tile
+        if tile >= E:
+            return self._step_tile(self.state, actions)
+        full = None
+        for e0 in range(0, E, tile):
+            sl = slice(e0, min(e0 + tile, E))
+            s = self.state
+            view = State(s.pos[sl], s.vel[sl], s.landmark_pos[sl], s.t[sl], s.alive[sl])
+            out = self._step_tile(view, [a[sl] for a in actions])
+            if full is None:  # outputs for all E envs, shaped like the first tile's
+                full = _empty_like_rows(out, E)
+            for dst, src in zip(_arrays(full), _arrays(out), strict=True):
+                dst[sl] = src
+        return full._replace(num_done=int(np.count_nonzero(full.done)))
+
+    def _step_tile(self, s: State, actions: list[np.ndarray]) -> StepOut:
+        """One step of the envs of `s` (all of them, or a tile's views) with their actions."""
+        b = self.bodies
         force = np.empty_like(s.pos)  # [E, N, 2] clipped action times acceleration
         for (team, _), a in zip(self._act_shapes, actions, strict=True):
             np.clip(a, -1.0, 1.0, out=force[:, self.slices[team]])
@@ -119,14 +156,17 @@ class VecEnv:
         truncated = (s.t >= self.episode_length) & ~terminated
         done = terminated | truncated
         return StepOut(
-            self.observe(), out.rewards, out.touches, terminated, truncated, done,
+            self.scenario.observe(s), out.rewards, out.touches, terminated, truncated, done,
             int(np.count_nonzero(done)), out.metrics,
         )  # fmt: skip
 
     def step(self, actions: dict[str, np.ndarray]) -> StepResult:
         acts = self._team_actions(actions)
         s = self.state
-        out = self._fused(s, acts) if self._fused is not None else self._step_generic(acts)
+        if self._fused is not None:
+            out = self._fused(s, acts, self.tile)
+        else:
+            out = self._step_generic(acts)
         info = {
             "terminated": out.terminated,
             "truncated": out.truncated,
@@ -142,3 +182,22 @@ class VecEnv:
             self._reset_envs(np.flatnonzero(out.done))
             obs = self.observe()
         return StepResult(obs, out.rewards, out.done, info)
+
+
+def _arrays(out: StepOut) -> list[np.ndarray]:
+    """The arrays of a StepOut, its dicts' values included, in a fixed order."""
+    parts = [f for f in out if isinstance(f, dict | np.ndarray)]
+    return [a for f in parts for a in (f.values() if isinstance(f, dict) else [f])]
+
+
+def _empty_like_rows(out: StepOut, rows: int) -> StepOut:
+    """A StepOut of empty arrays shaped like `out`'s with `rows` rows (envs)."""
+
+    def empty(a):
+        return np.empty((rows, *a.shape[1:]), a.dtype)
+
+    return StepOut(*(
+        {k: empty(v) for k, v in f.items()} if isinstance(f, dict)
+        else empty(f) if isinstance(f, np.ndarray) else f
+        for f in out
+    ))  # fmt: skip
