@@ -156,7 +156,7 @@ class Learner:
         q = mlp_t(self._critic_layers(self.critics, range(T)), x_in)
         q = q.view(T, M, B)[:, critic_of]  # [T, A, B]
         per_head = (q - y).pow(2).mean(2)  # [T, A]: each agent's critic MSE, per twin
-        self.critic_opt.zero_grad(set_to_none=True)
+        drop_grads(self.critic_opt)
         per_head.sum().backward()  # a model gets the sum of its agents' gradients
         for group in self.critic_groups:
             clip_grad_norm_per_model(group, algo.grad_clip)
@@ -179,7 +179,7 @@ class Learner:
                 actor_loss = self._central_actor_loss(mu, act_all, obs_flat)  # [A]
             if algo.actor_reg > 0:  # keeps tanh off its flat ends (openai/maddpg: 1e-3)
                 actor_loss = actor_loss + algo.actor_reg * pre.pow(2).mean((1, 2))
-            self.actor_opt.zero_grad(set_to_none=True)
+            drop_grads(self.actor_opt)
             actor_loss.sum().backward()
             for group in self.actor_groups:
                 clip_grad_norm_per_model(group, algo.grad_clip)
@@ -313,6 +313,14 @@ def adam_step(opt: torch.optim.Adam) -> None:
         grad_scale=None,
         found_inf=None,
     )
+
+
+def drop_grads(opt: torch.optim.Optimizer) -> None:
+    """`opt.zero_grad(set_to_none=True)` without Optimizer's profiling and hook wrappers,
+    which cost ~0.14 ms a call here (`predprey bench update`: 4.5% of an update)."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            p.grad = None
 
 
 def clip_grad_norm_per_model(params: Sequence[torch.Tensor], max_norm: float) -> None:
