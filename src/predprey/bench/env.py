@@ -6,6 +6,9 @@ steps for --seconds of wall time and counts env-steps (one step of one environme
 Single thread: the numba kernels are serial and the NumPy operations in a step are elementwise
 (no BLAS), so one core does all the work.
 
+env_steps_per_cpu_s divides by the CPU time of the stepping thread instead of wall time: on a
+shared machine it leaves out the time the process waited for a core.
+
 Memory, per environment:
   rss_bytes_per_env          growth of the resident set size (/proc/self/statm; peak RSS from
                              getrusage where /proc is missing) from before creating the env to
@@ -16,8 +19,10 @@ Memory, per environment:
                              step counter, alive flags), divided by num_envs;
   step_bytes_per_env         the arrays one step hands back (observations, rewards, flags,
                              info), divided by num_envs;
-  tile_bytes                 tile_envs x (state + step bytes per env): the working set of one
-                             tile, which tiled stepping keeps in the core's cache.
+  scratch_bytes_per_env      the fused kernel's scratch per env of a tile (null on the generic
+                             path, whose NumPy temporaries peak_alloc_bytes_per_env counts);
+  tile_bytes                 tile_envs x (state + step + scratch bytes per env): the working
+                             set of one tile, which tiled stepping keeps in the core's cache.
 Kernels are compiled (or loaded from numba's cache) before anything is measured.
 
 --tile T steps the envs in tiles of T (default: VecEnv's TILE_ENVS; 0: all envs at once).
@@ -131,13 +136,14 @@ def measure(env_cfg, num_envs: int, seconds: float, seed: int, tile: int | None 
     s = env.state
     state_bytes = nbytes([s.pos, s.vel, s.landmark_pos, s.t, s.alive])
     step_bytes = nbytes(tuple(res))
-    steps, t0 = 0, time.perf_counter()
+    steps, t0, cpu0 = 0, time.perf_counter(), time.thread_time()
     while True:
         env.step(random_actions(env, rng))
         steps += 1
         elapsed = time.perf_counter() - t0
         if elapsed >= seconds:
             break
+    cpu = time.thread_time() - cpu0
     rss1 = rss_bytes()
     env_steps = steps * num_envs / elapsed
     return {
@@ -146,14 +152,19 @@ def measure(env_cfg, num_envs: int, seconds: float, seed: int, tile: int | None 
         "num_envs": num_envs,
         "env_steps_per_s": round(env_steps),
         "agent_steps_per_s": round(env_steps * env.num_agents),
+        "env_steps_per_cpu_s": round(steps * num_envs / cpu),
         "rss_bytes_per_env": round((rss1 - rss0) / num_envs),
         "peak_alloc_bytes_per_env": round(
             peak_alloc_bytes(env_cfg, num_envs, seed, tile) / num_envs
         ),
         "state_bytes_per_env": round(state_bytes / num_envs),
         "step_bytes_per_env": round(step_bytes / num_envs),
+        "scratch_bytes_per_env": env.scratch_bytes_per_env,
         "tile_envs": min(env.tile, num_envs),
-        "tile_bytes": round(min(env.tile, num_envs) * (state_bytes + step_bytes) / num_envs),
+        "tile_bytes": round(
+            min(env.tile, num_envs)
+            * ((state_bytes + step_bytes) / num_envs + (env.scratch_bytes_per_env or 0))
+        ),
         "steps": steps,
         "seconds": round(elapsed, 3),
         "fused": env.fused,

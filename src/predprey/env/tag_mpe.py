@@ -194,4 +194,6 @@ def fused_mpe_step(scenario) -> Callable[[State, Sequence[np.ndarray], int], Ste
             num_done=n_done,
         )
 
+    N = n_pred + n_prey
+    step.scratch_bytes_per_env = N * 2 * 8 + N * 8  # mpe_tag_step's force, per_agent per tile
     return step

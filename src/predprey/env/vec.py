@@ -79,6 +79,12 @@ class VecEnv:
         """Whether steps take the scenario's fused one-kernel path."""
         return self._fused is not None
 
+    @property
+    def scratch_bytes_per_env(self) -> int | None:
+        """Bytes of scratch the fused kernel keeps per env of a tile; None on the generic path
+        (NumPy temporaries: `predprey bench env` measures them as peak_alloc_bytes_per_env)."""
+        return getattr(self._fused, "scratch_bytes_per_env", None)
+
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
         if seed is not None:
             self.rng = np.random.default_rng(seed)
@@ -93,7 +99,7 @@ class VecEnv:
         self.scenario.reset(s, idx, self.rng)
 
     def observe(self) -> dict[str, np.ndarray]:
-        return self.scenario.observe(self.state)
+        return self._by_tiles(lambda s, sl: self.scenario.observe(s))
 
     def _team_actions(self, actions: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Team action dict -> per-team float64 C-ordered arrays [E, n_team, 2], in team order
@@ -115,22 +121,26 @@ class VecEnv:
         return out
 
     def _step_generic(self, actions: list[np.ndarray]) -> StepOut:
-        """Physics, outcome and observation a tile of envs at a time, gathered into [E, ...]
-        outputs (a single tile when tile >= E: the scenario's arrays as they come)."""
-        E, tile = self.num_envs, self.tile
+        """Physics, outcome and observation a tile of envs at a time."""
+        out = self._by_tiles(lambda s, sl: self._step_tile(s, [a[sl] for a in actions]))
+        return out._replace(num_done=int(np.count_nonzero(out.done)))
+
+    def _by_tiles(self, fn):
+        """fn(state, rows) on each tile's state (views of rows `rows` of every array), its
+        outputs (arrays [tile, ...], in dicts and tuples) gathered into arrays [E, ...]; a
+        single tile when tile >= E (fn's arrays as they come)."""
+        E, tile, s = self.num_envs, self.tile, self.state
         if tile >= E:
-            return self._step_tile(self.state, actions)
+            return fn(s, slice(None))
         full = None
         for e0 in range(0, E, tile):
             sl = slice(e0, min(e0 + tile, E))
-            s = self.state
-            view = State(s.pos[sl], s.vel[sl], s.landmark_pos[sl], s.t[sl], s.alive[sl])
-            out = self._step_tile(view, [a[sl] for a in actions])
+            out = fn(State(s.pos[sl], s.vel[sl], s.landmark_pos[sl], s.t[sl], s.alive[sl]), sl)
             if full is None:  # outputs for all E envs, shaped like the first tile's
                 full = _empty_like_rows(out, E)
             for dst, src in zip(_arrays(full), _arrays(out), strict=True):
                 dst[sl] = src
-        return full._replace(num_done=int(np.count_nonzero(full.done)))
+        return full
 
     def _step_tile(self, s: State, actions: list[np.ndarray]) -> StepOut:
         """One step of the envs of `s` (all of them, or a tile's views) with their actions."""
@@ -184,20 +194,22 @@ class VecEnv:
         return StepResult(obs, out.rewards, out.done, info)
 
 
-def _arrays(out: StepOut) -> list[np.ndarray]:
-    """The arrays of a StepOut, its dicts' values included, in a fixed order."""
-    parts = [f for f in out if isinstance(f, dict | np.ndarray)]
-    return [a for f in parts for a in (f.values() if isinstance(f, dict) else [f])]
+def _arrays(x) -> list[np.ndarray]:
+    """The arrays in x (an array, or dicts and tuples of them), in a fixed order."""
+    if isinstance(x, np.ndarray):
+        return [x]
+    if isinstance(x, dict | tuple):
+        return [a for v in (x.values() if isinstance(x, dict) else x) for a in _arrays(v)]
+    return []
 
 
-def _empty_like_rows(out: StepOut, rows: int) -> StepOut:
-    """A StepOut of empty arrays shaped like `out`'s with `rows` rows (envs)."""
-
-    def empty(a):
-        return np.empty((rows, *a.shape[1:]), a.dtype)
-
-    return StepOut(*(
-        {k: empty(v) for k, v in f.items()} if isinstance(f, dict)
-        else empty(f) if isinstance(f, np.ndarray) else f
-        for f in out
-    ))  # fmt: skip
+def _empty_like_rows(x, rows: int):
+    """x with every array replaced by an empty one of `rows` rows (envs)."""
+    if isinstance(x, np.ndarray):
+        return np.empty((rows, *x.shape[1:]), x.dtype)
+    if isinstance(x, dict):
+        return {k: _empty_like_rows(v, rows) for k, v in x.items()}
+    if isinstance(x, tuple):
+        parts = [_empty_like_rows(v, rows) for v in x]
+        return type(x)(*parts) if hasattr(x, "_fields") else tuple(parts)
+    return x
