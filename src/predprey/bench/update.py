@@ -8,7 +8,9 @@ Prints one JSON line per learner, then a table (stderr):
   (configs/tag_ppo.yaml: 1,024 envs x 32 steps / 64 minibatches = 512);
 and for each its matmul floor (`predprey.bench.floor`): the same matrix products, captured
 from the step itself, timed back to back on preallocated tensors, in the same loop as the
-step (alternating, so a busy machine slows both alike), and the ratio step / floor.
+step (alternating, so a busy machine slows both alike), and the ratio step / floor;
+also in CPU time of the calling thread (cpu_*; with --threads 1 all the work is on it): on a
+shared machine that leaves out the time spent waiting for a core.
 Run as `predprey bench update [--twin] [--share]` or `python -m predprey.bench.update`.
 """
 
@@ -66,24 +68,30 @@ def versus_floor(step, block: int, repeats: int, warmup: int) -> dict:
     floor = MatmulFloor(capture(lambda: [step() for _ in range(block)]))
     for _ in range(warmup):
         floor.run()
-    totals, floors, splits = [], [], []
+    totals, floors, splits, cpu, cpu_floor = [], [], [], [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         split = {}
         for _ in range(block):
             for k, v in (step() or {}).items():
                 split[k] = split.get(k, 0.0) + v
         totals.append((time.perf_counter() - t0) / block)
+        cpu.append((time.thread_time() - c0) / block)
         splits.append({k: v / block for k, v in split.items()})
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         floor.run()
         floors.append((time.perf_counter() - t0) / block)
+        cpu_floor.append((time.thread_time() - c0) / block)
     ms, floor_ms = _median_ms(totals), _median_ms(floors)
+    cpu_ms, cpu_floor_ms = _median_ms(cpu), _median_ms(cpu_floor)
     return {
         "ms_per_update": ms,
         "ms_p90": round(1e3 * float(sorted(totals)[int(0.9 * (len(totals) - 1))]), 3),
         "floor_ms": floor_ms,
         "update_over_floor": round(ms / floor_ms, 2),
+        "cpu_ms_per_update": cpu_ms,
+        "cpu_floor_ms": cpu_floor_ms,
+        "cpu_update_over_floor": round(cpu_ms / cpu_floor_ms, 2),
         "matmuls_per_update": round(len(floor.products) / block, 1),
         "matmul_mflop_per_update": round(floor.flop / block / 1e6, 2),
         "floor_gflop_per_s": round(floor.flop / block / (floor_ms * 1e-3) / 1e9, 1),
@@ -215,14 +223,18 @@ def ppo_versus_floor(teams, args: argparse.Namespace, rng) -> dict:
 
 def table(lines: list[dict]) -> str:
     """The JSON lines as a readable table, with each learner's largest products."""
-    head = f"{'learner':8} {'ms/update':>10} {'floor ms':>9} {'ratio':>6} {'matmuls':>8} " \
-           f"{'MFLOP':>7} {'floor GFLOP/s':>13}"  # fmt: skip
+    head = (
+        f"{'learner':8} {'ms/update':>10} {'floor ms':>9} {'ratio':>6} {'matmuls':>8} "
+        f"{'MFLOP':>7} {'floor GFLOP/s':>13} {'cpu ms':>7} {'cpu floor':>9} {'cpu ratio':>9}"
+    )
     rows = [head, "-" * len(head)]
     for x in lines:
         rows.append(
             f"{x['algo']:8} {x['ms_per_update']:10.3f} {x['floor_ms']:9.3f} "
             f"{x['update_over_floor']:6.2f} {x['matmuls_per_update']:8.0f} "
-            f"{x['matmul_mflop_per_update']:7.1f} {x['floor_gflop_per_s']:13.1f}"
+            f"{x['matmul_mflop_per_update']:7.1f} {x['floor_gflop_per_s']:13.1f} "
+            f"{x['cpu_ms_per_update']:7.3f} {x['cpu_floor_ms']:9.3f} "
+            f"{x['cpu_update_over_floor']:9.2f}"
         )
     for x in lines:
         rows.append(f"{x['algo']}: largest products (count, MFLOP per captured step)")
