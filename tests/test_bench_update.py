@@ -44,10 +44,12 @@ def test_bench_update_reports_both_learners_against_their_floor():
 
 
 def test_bench_env_reports_tiles_and_bytes_per_env():
-    proc = predprey("bench", "env", "--num-envs", "8", "--seconds", "0.2", "--tile", "3",
-                    timeout=300)  # fmt: skip
+    proc = predprey("bench", "env", "--num-envs", "8,5", "--seconds", "0.4", "--tile", "3",
+                    "--rounds", "2", timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    line = json.loads(proc.stdout.splitlines()[0])
+    lines = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert [x["num_envs"] for x in lines] == [8, 5] and {x["rounds"] for x in lines} == {2}
+    line = lines[0]
     assert line["tile_envs"] == 3
     # tag mpe, 4 agents, 2 obstacles: pos, vel 2 x 64, landmarks 32, t 8, alive 4
     assert line["state_bytes_per_env"] == 172

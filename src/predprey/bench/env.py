@@ -25,6 +25,8 @@ Memory, per environment:
                              set of one tile, which tiled stepping keeps in the core's cache.
 Kernels are compiled (or loaded from numba's cache) before anything is measured.
 
+--rounds R splits each size's --seconds into R rounds in which the sizes take turns, and
+reports the median rates over the rounds (a shared machine's load then hits every size alike).
 --tile T steps the envs in tiles of T (default: VecEnv's TILE_ENVS; 0: all envs at once).
 
 --agents N1,N2,... measures each number of agents (at --num-envs, default 64 with --agents):
@@ -66,6 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="env.KEY=VALUE",
                    help="scenario parameter, e.g. --set env.preset=seed (repeatable)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rounds", type=int, default=1,
+                   help="split --seconds into this many rounds, the sizes taking turns; "
+                        "rates are the medians over the rounds")  # fmt: skip
     p.add_argument("--tile", type=int, default=None, metavar="T",
                    help="envs per tile (default: TILE_ENVS; 0: all envs at once)")  # fmt: skip
 
@@ -123,7 +128,21 @@ def peak_alloc_bytes(env_cfg, num_envs: int, seed: int, tile: int | None) -> int
         tracemalloc.stop()
 
 
-def measure(env_cfg, num_envs: int, seconds: float, seed: int, tile: int | None = None) -> dict:
+def timed(env, rng, seconds: float) -> tuple[int, float, float]:
+    """Steps of `env` with fresh random actions for `seconds`: (steps, wall s, CPU s)."""
+    steps, t0, cpu0 = 0, time.perf_counter(), time.thread_time()
+    while True:
+        env.step(random_actions(env, rng))
+        steps += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds:
+            break
+    return steps, elapsed, time.thread_time() - cpu0
+
+
+def measure(env_cfg, num_envs: int, seconds: float, seed: int, tile: int | None = None):
+    """The first round of one size: its line (rates of this round) and the env and rng for
+    more rounds (`add_round`)."""
     import gc
 
     import numpy as np
@@ -136,17 +155,10 @@ def measure(env_cfg, num_envs: int, seconds: float, seed: int, tile: int | None 
     s = env.state
     state_bytes = nbytes([s.pos, s.vel, s.landmark_pos, s.t, s.alive])
     step_bytes = nbytes(tuple(res))
-    steps, t0, cpu0 = 0, time.perf_counter(), time.thread_time()
-    while True:
-        env.step(random_actions(env, rng))
-        steps += 1
-        elapsed = time.perf_counter() - t0
-        if elapsed >= seconds:
-            break
-    cpu = time.thread_time() - cpu0
+    steps, elapsed, cpu = timed(env, rng, seconds)
     rss1 = rss_bytes()
     env_steps = steps * num_envs / elapsed
-    return {
+    line = {
         "scenario": env_cfg.scenario,
         "params": dict(env_cfg.params),
         "num_envs": num_envs,
@@ -168,7 +180,23 @@ def measure(env_cfg, num_envs: int, seconds: float, seed: int, tile: int | None 
         "steps": steps,
         "seconds": round(elapsed, 3),
         "fused": env.fused,
+        "rounds": [(steps, elapsed, cpu)],
     }
+    return line, env, rng
+
+
+def add_round(line: dict, env, rng, seconds: float) -> None:
+    """One more timed round; the rates become the medians over the rounds."""
+    import numpy as np
+
+    line["rounds"].append(timed(env, rng, seconds))
+    E, rounds = line["num_envs"], line["rounds"]
+    rate = float(np.median([n * E / wall for n, wall, _ in rounds]))
+    line["env_steps_per_s"] = round(rate)
+    line["agent_steps_per_s"] = round(rate * env.num_agents)
+    line["env_steps_per_cpu_s"] = round(float(np.median([n * E / c for n, _, c in rounds])))
+    line["steps"] = sum(n for n, _, _ in rounds)
+    line["seconds"] = round(sum(w for _, w, _ in rounds), 3)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -182,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--set {unknown[0]}.*: bench env takes only env.KEY=VALUE")
     if args.seconds <= 0:
         raise ConfigError(f"--seconds must be > 0, got {args.seconds}")
+    if args.rounds < 1:
+        raise ConfigError(f"--rounds must be >= 1, got {args.rounds}")
     if args.tile is not None and args.tile < 0:
         raise ConfigError(f"--tile must be >= 0, got {args.tile}")
     sizes = [{}]
@@ -193,8 +223,13 @@ def run(args: argparse.Namespace) -> int:
         env_cfg = config_from_dict({"env": {**env_data["env"], **size}}).env
         warm = env_cfg.make(num_envs=1, seed=args.seed)  # compile / load the kernels
         warm.step(random_actions(warm, np.random.default_rng(0)))
-        for n in num_envs:
-            line = measure(env_cfg, n, args.seconds, args.seed, args.tile)
+        per_round = args.seconds / args.rounds
+        runs = [measure(env_cfg, n, per_round, args.seed, args.tile) for n in num_envs]
+        for _ in range(args.rounds - 1):  # the sizes take turns: load changes hit all alike
+            for line, env, rng in runs:
+                add_round(line, env, rng, per_round)
+        for line, _, _ in runs:
+            line["rounds"] = args.rounds
             print(json.dumps({"num_agents": warm.num_agents, **line}), flush=True)
     return 0
 
