@@ -8,6 +8,14 @@ Two ways through a step, with the same results:
 - generic: `physics_step`, then the scenario's `outcome` and `observe` (every other scenario,
   or `VecEnv(..., fused=False)`).
 
+Large batches allocate megabytes of outputs every step. glibc's malloc hands such blocks back
+to the kernel when freed (above its mmap or trim threshold), so the next step page-faults
+them in again: at E = 8,192 that was 0.7 faults per env-step, 40% of the step's CPU time in
+the kernel, half the per-env rate of E = 1,024 (docs/benchmarks-update-env.md). A VecEnv
+therefore sets both thresholds once per process (`keep_freed_memory`): freed blocks stay in
+the heap for the next step (setting only one of the two is worse: it also stops glibc's own
+adjustment of the other).
+
 Both run the envs in tiles of `tile` envs (default TILE_ENVS): every phase of the step runs
 on one tile before the next, so a tile's state, scratch and outputs stay in the core's cache
 between phases; untiled, at E = 8,192 each phase streams the whole working set through
@@ -16,6 +24,9 @@ memory again. Envs are independent, so the results do not depend on the tile siz
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import sys
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -28,6 +39,24 @@ from predprey.env.state import State, StepOut
 # Envs per tile: measured with `predprey bench env --tile` (docs/benchmarks-update-env.md);
 # a tile of tag (mpe) is then ~0.6 MB of state, scratch and outputs, within a 1 MB L2.
 TILE_ENVS = 1024
+# glibc mallopt: blocks below MMAP_THRESHOLD come from the heap; freed heap memory above
+# TRIM_THRESHOLD at its top goes back to the kernel (so at most this much is kept)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+TRIM_THRESHOLD, MMAP_THRESHOLD = 256 << 20, 32 << 20  # 32 MiB: glibc's largest mmap threshold
+_kept = False
+
+
+def keep_freed_memory() -> bool:
+    """Once per process on glibc: keep freed blocks of up to 32 MiB in the heap (see the
+    module docstring). Returns whether the thresholds are set."""
+    global _kept
+    if not _kept and sys.platform.startswith("linux"):
+        name = ctypes.util.find_library("c")
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "mallopt"):
+            ok = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+            _kept = bool(ok and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return _kept
 
 
 class StepResult(NamedTuple):
@@ -54,6 +83,7 @@ class VecEnv:
         if int(tile) != tile or tile < 1:
             raise ValueError(f"tile must be a positive integer, got {tile!r}")
         self.tile = int(tile)  # envs per tile; >= num_envs: the whole batch at once
+        keep_freed_memory()
         self.scenario = scenario
         self.num_envs = int(num_envs)
         self.teams = scenario.teams
