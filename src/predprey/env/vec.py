@@ -10,16 +10,16 @@ Two ways through a step, with the same results:
 
 Large batches allocate megabytes of outputs every step. glibc's malloc hands such blocks back
 to the kernel when freed (above its mmap or trim threshold), so the next step page-faults
-them in again: at E = 8,192 that was 0.7 faults per env-step, 40% of the step's CPU time in
-the kernel, half the per-env rate of E = 1,024 (docs/benchmarks-update-env.md). A VecEnv
+them in again: at E = 8,192 that was up to ~700 minor faults per step, over 40% of the step's
+CPU time in the kernel, half the per-env rate of E = 1,024 (docs/benchmarks-update-env.md). A VecEnv
 therefore sets both thresholds once per process (`keep_freed_memory`): freed blocks stay in
 the heap for the next step (setting only one of the two is worse: it also stops glibc's own
 adjustment of the other).
 
 Both run the envs in tiles of `tile` envs (default TILE_ENVS): every phase of the step runs
-on one tile before the next, so a tile's state, scratch and outputs stay in the core's cache
-between phases; untiled, at E = 8,192 each phase streams the whole working set through
-memory again. Envs are independent, so the results do not depend on the tile size.
+on one tile before the next, so a tile's state, scratch and outputs can stay in cache between
+phases when the whole batch's would not. Envs are independent, so the results do not depend
+on the tile size (tests/test_env_tiles.py).
 """
 
 from __future__ import annotations
@@ -36,9 +36,11 @@ from predprey.env.physics import grid_contacts, physics_step
 from predprey.env.scenario import Scenario
 from predprey.env.state import State, StepOut
 
-# Envs per tile: measured with `predprey bench env --tile` (docs/benchmarks-update-env.md);
-# a tile of tag (mpe) is then ~0.6 MB of state, scratch and outputs, within a 1 MB L2.
-TILE_ENVS = 1024
+# Envs per tile. Measured here (docs/benchmarks-update-env.md, CPU time, envs taking turns):
+# with freed memory kept (below), tiles of 128-1,024 envs are 0-10% slower than none up to
+# E = 8,192 (7 MB of state and outputs, within this CPU's 32 MB L3) and equal at 65,536;
+# batches above 8,192 envs are still cut into 8,192-env tiles (7 MB each).
+TILE_ENVS = 8192
 # glibc mallopt: blocks below MMAP_THRESHOLD come from the heap; freed heap memory above
 # TRIM_THRESHOLD at its top goes back to the kernel (so at most this much is kept)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
