@@ -1,8 +1,16 @@
-"""Learner.update() latency on tag (mpe preset) batches, with a time split.
+"""Learner.update() and PPO minibatch-step latency on tag (mpe preset), v their matmul floor.
 
-Prints one JSON line: median ms per update over `--updates` calls on random batches of the
-scenario's transition layout, and the median split into backward, gradient clipping,
-optimizer steps, target (Polyak) update and the rest (forward passes, input assembly).
+Prints one JSON line per learner, then a table (stderr):
+- MADDPG/MATD3: median ms per update over `--updates` calls on random batches of the
+  scenario's transition layout, the median split into backward, gradient clipping,
+  optimizer steps, target (Polyak) update and the rest (forward passes, input assembly);
+- PPO: median ms per `PPOLearner.update` on random minibatches of `--ppo-rows` rows
+  (configs/tag_ppo.yaml: 1,024 envs x 32 steps / 64 minibatches = 512);
+and for each its matmul floor (`predprey.bench.floor`): the same matrix products, captured
+from the step itself, timed back to back on preallocated tensors, in the same loop as the
+step (alternating, so a busy machine slows both alike), and the ratio step / floor;
+also in CPU time of the calling thread (cpu_*; with --threads 1 all the work is on it): on a
+shared machine that leaves out the time spent waiting for a core.
 Run as `predprey bench update [--twin] [--share]` or `python -m predprey.bench.update`.
 """
 
@@ -23,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--twin", action="store_true", help="MATD3 flags (twin, delay 2, noise 0.2)")
     p.add_argument("--share", action="store_true", help="share parameters within a team")
     p.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
+    p.add_argument("--ppo-rows", type=int, default=512, help="PPO minibatch rows (0: skip PPO)")
+    p.add_argument("--ppo-critic", choices=("local", "central"), default="local")
 
 
 def random_batch(spec, batch: int, rng):
@@ -41,7 +51,58 @@ def random_batch(spec, batch: int, rng):
     return out
 
 
+def _median_ms(xs) -> float:
+    import numpy as np
+
+    return round(1e3 * float(np.median(xs)), 3)
+
+
+def versus_floor(step, block: int, repeats: int, warmup: int) -> dict:
+    """Median seconds of `step()` (`block` calls: one MATD3 cycle of the policy delay) and
+    of its matmul floor, per call, alternating the two `repeats` times; the split of each
+    timed block comes back from `step()` as a dict of seconds."""
+    from predprey.bench.floor import MatmulFloor, capture
+
+    for _ in range(warmup):
+        step()
+    floor = MatmulFloor(capture(lambda: [step() for _ in range(block)]))
+    for _ in range(warmup):
+        floor.run()
+    totals, floors, splits, cpu, cpu_floor = [], [], [], [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.thread_time()
+        split = {}
+        for _ in range(block):
+            for k, v in (step() or {}).items():
+                split[k] = split.get(k, 0.0) + v
+        totals.append((time.perf_counter() - t0) / block)
+        cpu.append((time.thread_time() - c0) / block)
+        splits.append({k: v / block for k, v in split.items()})
+        t0, c0 = time.perf_counter(), time.thread_time()
+        floor.run()
+        floors.append((time.perf_counter() - t0) / block)
+        cpu_floor.append((time.thread_time() - c0) / block)
+    ms, floor_ms = _median_ms(totals), _median_ms(floors)
+    cpu_ms, cpu_floor_ms = _median_ms(cpu), _median_ms(cpu_floor)
+    return {
+        "ms_per_update": ms,
+        "ms_p90": round(1e3 * float(sorted(totals)[int(0.9 * (len(totals) - 1))]), 3),
+        "floor_ms": floor_ms,
+        "update_over_floor": round(ms / floor_ms, 2),
+        "cpu_ms_per_update": cpu_ms,
+        "cpu_floor_ms": cpu_floor_ms,
+        "cpu_update_over_floor": round(cpu_ms / cpu_floor_ms, 2),
+        "matmuls_per_update": round(len(floor.products) / block, 1),
+        "matmul_mflop_per_update": round(floor.flop / block / 1e6, 2),
+        "floor_gflop_per_s": round(floor.flop / block / (floor_ms * 1e-3) / 1e9, 1),
+        "_splits": splits,
+        "_top": floor.by_shape()[:4],
+    }
+
+
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     import numpy as np
     import torch
 
@@ -76,41 +137,109 @@ def run(args: argparse.Namespace) -> int:
         return inner
 
     # Time the phases by wrapping what update() calls; update() itself is unchanged.
+    originals = (torch.Tensor.backward, m.clip_grad_norm_per_model, m.adam_step,
+                 torch._foreach_lerp_)  # fmt: skip
     torch.Tensor.backward = wrap(torch.Tensor.backward, "backward")
     m.clip_grad_norm_per_model = wrap(m.clip_grad_norm_per_model, "clip")
     m.adam_step = wrap(m.adam_step, "optimizer")
     torch._foreach_lerp_ = wrap(torch._foreach_lerp_, "target")
+    calls = iter(range(1 << 62))
 
-    for i in range(20):  # warm-up
-        learner.update(batches[i % len(batches)])
-    totals, splits = [], []
-    for i in range(args.updates):
+    def maddpg_step():
         spent.clear()
         t0 = time.perf_counter()
-        learner.update(batches[i % len(batches)])
-        totals.append(time.perf_counter() - t0)
-        splits.append(dict(spent))
+        learner.update(batches[next(calls) % len(batches)])
+        return {**spent, "total": time.perf_counter() - t0}
+
+    block = algo.policy_delay
+    res = versus_floor(maddpg_step, block, max(1, args.updates // block), warmup=20)
+    (torch.Tensor.backward, m.clip_grad_norm_per_model, m.adam_step,
+     torch._foreach_lerp_) = originals  # fmt: skip
+    splits = res.pop("_splits")
     names = ["backward", "clip", "optimizer", "target"]
     split = {n: 1e3 * float(np.median([s.get(n, 0.0) for s in splits])) for n in names}
-    rest = [t - sum(s.values()) for t, s in zip(totals, splits, strict=True)]
+    rest = [s["total"] - sum(v for k, v in s.items() if k != "total") for s in splits]
     split["forward_and_rest"] = 1e3 * float(np.median(rest))
-    print(
-        json.dumps(
-            {
-                "bench": "update",
-                "ms_per_update": round(1e3 * float(np.median(totals)), 3),
-                "ms_p90": round(1e3 * float(np.percentile(totals, 90)), 3),
-                "split_ms_median": {k: round(v, 3) for k, v in split.items()},
-                "batch": args.batch,
-                "twin": args.twin,
-                "share": args.share,
-                "hidden": args.hidden,
-                "threads": args.threads,
-                "updates": args.updates,
-            }
-        )
-    )
+    lines = [{
+        "bench": "update",
+        "algo": "matd3" if args.twin else "maddpg",
+        **res,
+        "split_ms_median": {k: round(v, 3) for k, v in split.items()},
+        "batch": args.batch,
+        "twin": args.twin,
+        "share": args.share,
+        "hidden": args.hidden,
+        "threads": args.threads,
+        "updates": args.updates,
+    }]  # fmt: skip
+    if args.ppo_rows > 0:
+        lines.append({
+            "bench": "update",
+            "algo": "ppo",
+            **ppo_versus_floor(teams, args, rng),
+            "rows": args.ppo_rows,
+            "critic": args.ppo_critic,
+            "share": args.share,
+            "hidden": args.hidden,
+            "threads": args.threads,
+            "updates": args.updates,
+        })  # fmt: skip
+    for line in lines:
+        top = line.pop("_top")
+        print(json.dumps(line), flush=True)
+        line["_top"] = top
+    print(table(lines), file=sys.stderr)
     return 0
+
+
+def ppo_versus_floor(teams, args: argparse.Namespace, rng) -> dict:
+    """PPOLearner.update on random minibatches of args.ppo_rows rows v its matmul floor."""
+    import torch
+
+    from predprey.config import AlgoConfig
+    from predprey.learn.ppo import PPOLearner
+
+    algo = AlgoConfig(name="ppo", hidden=tuple(args.hidden), share_params=args.share,
+                      critic=args.ppo_critic)  # fmt: skip
+    learner = PPOLearner(teams, algo, seed=0)
+    B, A = args.ppo_rows, sum(t.n_agents for t in learner.trained)
+
+    def minibatch():
+        def f32(*shape):
+            return torch.from_numpy(rng.normal(size=shape).astype("float32"))
+
+        mb = {f"obs/{t.name}": f32(B, t.n_agents, t.obs_dim) for t in teams}
+        mb.update(act=f32(B, A, 2), logp=f32(B, A) - 2.0, adv=f32(B, A), ret=f32(B, A),
+                  value=f32(B, A), own=torch.ones(B, A))  # fmt: skip
+        return mb
+
+    mbs = [minibatch() for _ in range(8)]
+    calls = iter(range(1 << 62))
+    res = versus_floor(lambda: learner.update(mbs[next(calls) % len(mbs)]) and None, 1,
+                       args.updates, warmup=20)  # fmt: skip
+    res.pop("_splits")
+    return res
+
+
+def table(lines: list[dict]) -> str:
+    """The JSON lines as a readable table, with each learner's largest products."""
+    head = (
+        f"{'learner':8} {'ms/update':>10} {'floor ms':>9} {'ratio':>6} {'matmuls':>8} "
+        f"{'MFLOP':>7} {'floor GFLOP/s':>13} {'cpu ms':>7} {'cpu floor':>9} {'cpu ratio':>9}"
+    )
+    rows = [head, "-" * len(head)]
+    for x in lines:
+        rows.append(
+            f"{x['algo']:8} {x['ms_per_update']:10.3f} {x['floor_ms']:9.3f} "
+            f"{x['update_over_floor']:6.2f} {x['matmuls_per_update']:8.0f} "
+            f"{x['matmul_mflop_per_update']:7.1f} {x['floor_gflop_per_s']:13.1f} "
+            f"{x['cpu_ms_per_update']:7.3f} {x['cpu_floor_ms']:9.3f} "
+            f"{x['cpu_update_over_floor']:9.2f}"
+        )
+    for x in lines:
+        rows.append(f"{x['algo']}: largest products (count, MFLOP per captured step)")
+        rows += [f"  {key:70} {n:3d} {f / 1e6:7.2f}" for key, n, f in x["_top"]]
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Measure throughput; prints one JSON line per measurement.
 
-predprey bench env      vectorized env steps/s for several numbers of envs
+predprey bench env      vectorized env steps/s and bytes per env for several numbers of envs
 predprey bench train    training loop env-steps/s and updates/s
 predprey bench buffer   HTTP replay-buffer ingest and sample latency
-predprey bench update   Learner.update() latency with a time split
+predprey bench update   MADDPG update and PPO minibatch step latency v their matmul floor
 predprey bench jaxmarl  PPO v JaxMARL IPPO on spread-3, the same wall clock, one plot
 predprey bench ablation PPO trajectory separation: agent v group v team, to a fixed score
 """

@@ -106,9 +106,12 @@ def mpe_tag_step(
     own,  # bool: predators rewarded for their own touches (predator_credit: own)
     obs_pred, obs_prey, rew_pred, rew_prey,  # outputs [E, n, D] and [E, n] float32
     touches, truncated, done,  # outputs [E] int64, bool, bool
+    tile,  # envs per tile: every phase runs on one tile before the next tile starts
 ):  # fmt: skip
     """One step of every env; returns how many envs are done. The generic path's kernels
-    (physics_step, count_touches, mpe_rewards_into, mpe_observe) in one call."""
+    (physics_step, count_touches, mpe_rewards_into, mpe_observe) in one call, a tile of
+    envs at a time so that a tile's state, scratch and outputs stay in cache between the
+    phases (envs are independent: the results do not depend on the tile size)."""
     E, N = pos.shape[0], pos.shape[1]
     L = landmark_pos.shape[1]
     n_pred = act_pred.shape[1]
@@ -116,28 +119,34 @@ def mpe_tag_step(
     episode_length = consts[5]
     size, accel = consts[6 : 6 + N], consts[6 + N : 6 + 2 * N]
     max_speed, landmark_size = consts[6 + 2 * N : 6 + 3 * N], consts[6 + 3 * N : 6 + 3 * N + L]
-    force = np.empty((E, N, 2))  # clipped action times acceleration
-    for e in range(E):
-        for i in range(n_pred):
-            force[e, i, 0] = _clip1(act_pred[e, i, 0]) * accel[i]
-            force[e, i, 1] = _clip1(act_pred[e, i, 1]) * accel[i]
-        for i in range(n_pred, N):
-            force[e, i, 0] = _clip1(act_prey[e, i - n_pred, 0]) * accel[i]
-            force[e, i, 1] = _clip1(act_prey[e, i - n_pred, 1]) * accel[i]
-    physics_step(
-        pos, vel, force, alive, size, max_speed, landmark_pos, landmark_size,
-        dt, damping, contact_force, margin, box, True,
-    )  # fmt: skip
-    per_agent = np.empty((E, N), np.int64)
-    count_touches(pos, alive, size, n_pred, touches, per_agent)
-    mpe_rewards_into(pos, per_agent, touches, n_pred, own, rew_pred, rew_prey)
-    mpe_observe(pos, vel, landmark_pos, n_pred, obs_pred, obs_prey)
+    tile = max(1, min(tile, E))
+    force_tile = np.empty((tile, N, 2))  # clipped action times acceleration
+    per_agent_tile = np.empty((tile, N), np.int64)
     n_done = 0
-    for e in range(E):
-        t[e] += 1
-        truncated[e] = t[e] >= episode_length
-        done[e] = truncated[e]
-        n_done += done[e]
+    for e0 in range(0, E, tile):
+        e1 = min(e0 + tile, E)
+        force, per_agent = force_tile[: e1 - e0], per_agent_tile[: e1 - e0]
+        for e in range(e0, e1):
+            for i in range(n_pred):
+                force[e - e0, i, 0] = _clip1(act_pred[e, i, 0]) * accel[i]
+                force[e - e0, i, 1] = _clip1(act_pred[e, i, 1]) * accel[i]
+            for i in range(n_pred, N):
+                force[e - e0, i, 0] = _clip1(act_prey[e, i - n_pred, 0]) * accel[i]
+                force[e - e0, i, 1] = _clip1(act_prey[e, i - n_pred, 1]) * accel[i]
+        p, v, al = pos[e0:e1], vel[e0:e1], alive[e0:e1]
+        physics_step(
+            p, v, force, al, size, max_speed, landmark_pos[e0:e1], landmark_size,
+            dt, damping, contact_force, margin, box, True,
+        )  # fmt: skip
+        count_touches(p, al, size, n_pred, touches[e0:e1], per_agent)
+        mpe_rewards_into(p, per_agent, touches[e0:e1], n_pred, own, rew_pred[e0:e1],
+                         rew_prey[e0:e1])  # fmt: skip
+        mpe_observe(p, v, landmark_pos[e0:e1], n_pred, obs_pred[e0:e1], obs_prey[e0:e1])
+        for e in range(e0, e1):
+            t[e] += 1
+            truncated[e] = t[e] >= episode_length
+            done[e] = truncated[e]
+            n_done += done[e]
     return n_done
 
 
@@ -151,16 +160,17 @@ def pack_consts(bodies, episode_length: int) -> np.ndarray:
     return np.concatenate([np.asarray(p, np.float64).ravel() for p in parts])
 
 
-def fused_mpe_step(scenario) -> Callable[[State, Sequence[np.ndarray]], StepOut]:
+def fused_mpe_step(scenario) -> Callable[[State, Sequence[np.ndarray], int], StepOut]:
     """The fused step of a tag scenario with preset mpe and mpe observations: called with the
-    state and the team actions (float64, C order, predators then prey), returns a StepOut.
+    state, the team actions (float64, C order, predators then prey) and the envs per tile,
+    returns a StepOut.
     The bodies are read once, here."""
     consts = pack_consts(scenario.bodies, scenario.episode_length)
     n_pred, n_prey = scenario.n_pred, scenario.n_prey
     own = scenario.own_credit
     d_pred, d_prey = scenario.obs_dims["predator"], scenario.obs_dims["prey"]
 
-    def step(state: State, actions: Sequence[np.ndarray]) -> StepOut:
+    def step(state: State, actions: Sequence[np.ndarray], tile: int) -> StepOut:
         E = state.pos.shape[0]
         obs_pred = np.empty((E, n_pred, d_pred), np.float32)
         obs_prey = np.empty((E, n_prey, d_prey), np.float32)
@@ -172,7 +182,7 @@ def fused_mpe_step(scenario) -> Callable[[State, Sequence[np.ndarray]], StepOut]
         n_done = mpe_tag_step(
             state.pos, state.vel, state.landmark_pos, state.t, state.alive, actions[0],
             actions[1], consts, own, obs_pred, obs_prey, rew_pred, rew_prey, touches,
-            truncated, done,
+            truncated, done, tile,
         )  # fmt: skip
         return StepOut(
             obs={"predator": obs_pred, "prey": obs_prey},
@@ -184,4 +194,6 @@ def fused_mpe_step(scenario) -> Callable[[State, Sequence[np.ndarray]], StepOut]
             num_done=n_done,
         )
 
+    N = n_pred + n_prey
+    step.scratch_bytes_per_env = N * 2 * 8 + N * 8  # mpe_tag_step's force, per_agent per tile
     return step

@@ -1,15 +1,32 @@
 """The vector environment: E worlds stepped together; finished ones reset themselves.
 
 Two ways through a step, with the same results:
-- fused: a scenario whose `fused_step` attribute is a callable `(state, team_actions) -> StepOut`
-  does force, physics, outcome, time limit and observation in one kernel call (tag's mpe preset);
-  this keeps the per-step Python and dispatch overhead small, which is what counts at small E.
+- fused: a scenario whose `fused_step` attribute is a callable
+  `(state, team_actions, tile) -> StepOut` does force, physics, outcome, time limit and
+  observation in one kernel call (tag's mpe preset); this keeps the per-step Python and
+  dispatch overhead small, which is what counts at small E.
 - generic: `physics_step`, then the scenario's `outcome` and `observe` (every other scenario,
   or `VecEnv(..., fused=False)`).
+
+Large batches allocate megabytes of outputs every step. glibc's malloc hands such blocks back
+to the kernel when freed (above its mmap or trim threshold), so the next step page-faults
+them in again: at E = 8,192 that was up to ~700 minor faults per step, over 40% of the step's
+CPU time in the kernel, half the per-env rate of E = 1,024 (docs/benchmarks-update-env.md). A VecEnv
+therefore sets both thresholds once per process (`keep_freed_memory`): freed blocks stay in
+the heap for the next step (setting only one of the two is worse: it also stops glibc's own
+adjustment of the other).
+
+Both run the envs in tiles of `tile` envs (default TILE_ENVS): every phase of the step runs
+on one tile before the next, so a tile's state, scratch and outputs can stay in cache between
+phases when the whole batch's would not. Envs are independent, so the results do not depend
+on the tile size (tests/test_env_tiles.py).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import sys
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -31,6 +48,31 @@ def forces_to_choices(forces: np.ndarray) -> np.ndarray:
     return np.eye(len(MOVES), dtype=np.float32)[scores.argmax(-1)]
 
 
+# Envs per tile. Measured here (docs/benchmarks-update-env.md, CPU time, envs taking turns):
+# with freed memory kept (below), tiles of 128-1,024 envs are 0-10% slower than none up to
+# E = 8,192 (7 MB of state and outputs, within this CPU's 32 MB L3) and equal at 65,536;
+# batches above 8,192 envs are still cut into 8,192-env tiles (7 MB each).
+TILE_ENVS = 8192
+# glibc mallopt: blocks below MMAP_THRESHOLD come from the heap; freed heap memory above
+# TRIM_THRESHOLD at its top goes back to the kernel (so at most this much is kept)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+TRIM_THRESHOLD, MMAP_THRESHOLD = 256 << 20, 32 << 20  # 32 MiB: glibc's largest mmap threshold
+_kept = False
+
+
+def keep_freed_memory() -> bool:
+    """Once per process on glibc: keep freed blocks of up to 32 MiB in the heap (see the
+    module docstring). Returns whether the thresholds are set."""
+    global _kept
+    if not _kept and sys.platform.startswith("linux"):
+        name = ctypes.util.find_library("c")
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "mallopt"):
+            ok = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+            _kept = bool(ok and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return _kept
+
+
 class StepResult(NamedTuple):
     obs: dict[str, np.ndarray]  # team -> [E, n_team, obs_dim] float32 (after auto-reset)
     reward: dict[str, np.ndarray]  # team -> [E, n_team] float32
@@ -43,10 +85,19 @@ class StepResult(NamedTuple):
 
 class VecEnv:
     def __init__(
-        self, scenario: Scenario, num_envs: int = 1, seed: int | None = 0, fused: bool = True
+        self,
+        scenario: Scenario,
+        num_envs: int = 1,
+        seed: int | None = 0,
+        fused: bool = True,
+        tile: int = TILE_ENVS,
     ):
         if int(num_envs) != num_envs or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        if int(tile) != tile or tile < 1:
+            raise ValueError(f"tile must be a positive integer, got {tile!r}")
+        self.tile = int(tile)  # envs per tile; >= num_envs: the whole batch at once
+        keep_freed_memory()
         self.scenario = scenario
         self.num_envs = int(num_envs)
         self.teams = scenario.teams
@@ -78,6 +129,12 @@ class VecEnv:
         """Whether steps take the scenario's fused one-kernel path."""
         return self._fused is not None
 
+    @property
+    def scratch_bytes_per_env(self) -> int | None:
+        """Bytes of scratch the fused kernel keeps per env of a tile; None on the generic path
+        (NumPy temporaries: `predprey bench env` measures them as peak_alloc_bytes_per_env)."""
+        return getattr(self._fused, "scratch_bytes_per_env", None)
+
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
         if seed is not None:
             self.rng = np.random.default_rng(seed)
@@ -92,7 +149,7 @@ class VecEnv:
         self.scenario.reset(s, idx, self.rng)
 
     def observe(self) -> dict[str, np.ndarray]:
-        return self.scenario.observe(self.state)
+        return self._by_tiles(lambda s, sl: self.scenario.observe(s))
 
     def _team_actions(self, actions: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Team action dict -> per-team float64 C-ordered arrays [E, n_team, 2], in team order
@@ -114,7 +171,30 @@ class VecEnv:
         return out
 
     def _step_generic(self, actions: list[np.ndarray]) -> StepOut:
-        s, b = self.state, self.bodies
+        """Physics, outcome and observation a tile of envs at a time."""
+        out = self._by_tiles(lambda s, sl: self._step_tile(s, [a[sl] for a in actions]))
+        return out._replace(num_done=int(np.count_nonzero(out.done)))
+
+    def _by_tiles(self, fn):
+        """fn(state, rows) on each tile's state (views of rows `rows` of every array), its
+        outputs (arrays [tile, ...], in dicts and tuples) gathered into arrays [E, ...]; a
+        single tile when tile >= E (fn's arrays as they come)."""
+        E, tile, s = self.num_envs, self.tile, self.state
+        if tile >= E:
+            return fn(s, slice(None))
+        full = None
+        for e0 in range(0, E, tile):
+            sl = slice(e0, min(e0 + tile, E))
+            out = fn(State(s.pos[sl], s.vel[sl], s.landmark_pos[sl], s.t[sl], s.alive[sl]), sl)
+            if full is None:  # outputs for all E envs, shaped like the first tile's
+                full = _empty_like_rows(out, E)
+            for dst, src in zip(_arrays(full), _arrays(out), strict=True):
+                dst[sl] = src
+        return full
+
+    def _step_tile(self, s: State, actions: list[np.ndarray]) -> StepOut:
+        """One step of the envs of `s` (all of them, or a tile's views) with their actions."""
+        b = self.bodies
         force = np.empty_like(s.pos)  # [E, N, 2] clipped action times acceleration
         for (team, _), a in zip(self._act_shapes, actions, strict=True):  # a: [E, n, 2]
             np.clip(a, -1.0, 1.0, out=force[:, self.slices[team]])
@@ -136,14 +216,17 @@ class VecEnv:
         truncated = (s.t >= self.episode_length) & ~terminated
         done = terminated | truncated
         return StepOut(
-            self.observe(), out.rewards, out.touches, terminated, truncated, done,
+            self.scenario.observe(s), out.rewards, out.touches, terminated, truncated, done,
             int(np.count_nonzero(done)), out.metrics,
         )  # fmt: skip
 
     def step(self, actions: dict[str, np.ndarray]) -> StepResult:
         acts = self._team_actions(actions)
         s = self.state
-        out = self._fused(s, acts) if self._fused is not None else self._step_generic(acts)
+        if self._fused is not None:
+            out = self._fused(s, acts, self.tile)
+        else:
+            out = self._step_generic(acts)
         info = {
             "terminated": out.terminated,
             "truncated": out.truncated,
@@ -159,3 +242,24 @@ class VecEnv:
             self._reset_envs(np.flatnonzero(out.done))
             obs = self.observe()
         return StepResult(obs, out.rewards, out.done, info)
+
+
+def _arrays(x) -> list[np.ndarray]:
+    """The arrays in x (an array, or dicts and tuples of them), in a fixed order."""
+    if isinstance(x, np.ndarray):
+        return [x]
+    if isinstance(x, dict | tuple):
+        return [a for v in (x.values() if isinstance(x, dict) else x) for a in _arrays(v)]
+    return []
+
+
+def _empty_like_rows(x, rows: int):
+    """x with every array replaced by an empty one of `rows` rows (envs)."""
+    if isinstance(x, np.ndarray):
+        return np.empty((rows, *x.shape[1:]), x.dtype)
+    if isinstance(x, dict):
+        return {k: _empty_like_rows(v, rows) for k, v in x.items()}
+    if isinstance(x, tuple):
+        parts = [_empty_like_rows(v, rows) for v in x]
+        return type(x)(*parts) if hasattr(x, "_fields") else tuple(parts)
+    return x

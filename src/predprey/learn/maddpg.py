@@ -38,7 +38,7 @@ from predprey.learn.networks import (
     mlp_t,
     stack_heads,
 )
-from predprey.learn.optim import adam, adam_step, clip_grad_norm_per_model
+from predprey.learn.optim import adam, adam_step, clip_grad_norm_per_model, drop_grads
 from predprey.learn.spec import TeamSpec
 
 __all__ = ["ActorSet", "Learner"]
@@ -177,7 +177,7 @@ class Learner:
         q = mlp_t(self._critic_layers(self.critics, range(T)), x_in)
         q = q.view(T, M, B)[:, critic_of]  # [T, A, B]
         per_head = (q - y).pow(2).mean(2)  # [T, A]: each agent's critic MSE, per twin
-        self.critic_opt.zero_grad(set_to_none=True)
+        drop_grads(self.critic_opt)
         per_head.sum().backward()  # a model gets the sum of its agents' gradients
         for group in self.critic_groups:
             clip_grad_norm_per_model(group, algo.grad_clip)
@@ -200,7 +200,7 @@ class Learner:
                 actor_loss = self._central_actor_loss(mu, act_all, obs_flat)  # [A]
             if algo.actor_reg > 0:  # keeps tanh off its flat ends (openai/maddpg: 1e-3)
                 actor_loss = actor_loss + algo.actor_reg * pre.pow(2).mean((1, 2))
-            self.actor_opt.zero_grad(set_to_none=True)
+            drop_grads(self.actor_opt)
             actor_loss.sum().backward()
             for group in self.actor_groups:
                 clip_grad_norm_per_model(group, algo.grad_clip)

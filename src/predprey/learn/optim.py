@@ -54,3 +54,11 @@ def clip_grad_norm_per_model(params: Sequence[torch.Tensor], max_norm: float) ->
     norms = torch.linalg.vector_norm(torch.cat([g.flatten(1) for g in grads], 1), dim=1)  # [m]
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # [m]
     torch._foreach_mul_(grads, [scale.view(-1, *([1] * (g.dim() - 1))) for g in grads])
+
+
+def drop_grads(opt: torch.optim.Optimizer) -> None:
+    """`opt.zero_grad(set_to_none=True)` without Optimizer's profiling and hook wrappers,
+    which cost ~0.14 ms a call here (`predprey bench update`: 4.5% of an update)."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            p.grad = None

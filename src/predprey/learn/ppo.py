@@ -29,7 +29,7 @@ from predprey.config import PPOConfig
 from predprey.learn import learner_state
 from predprey.learn.learner_state import team_states
 from predprey.learn.networks import ActorSet, BatchedMLP
-from predprey.learn.optim import adam, adam_step, clip_grad_norm_per_model
+from predprey.learn.optim import adam, adam_step, clip_grad_norm_per_model, drop_grads
 from predprey.learn.separation import gae, membership, separate, unit_mean, unit_teams
 from predprey.learn.spec import TeamSpec
 
@@ -338,8 +338,8 @@ class PPOLearner:
         }
         loss = per_team["loss/policy"] + a.vf_coef * per_team["loss/value"]
         loss = (loss - a.ent_coef * per_team["entropy"]).sum()
-        self.actor_opt.zero_grad(set_to_none=True)
-        self.critic_opt.zero_grad(set_to_none=True)
+        drop_grads(self.actor_opt)
+        drop_grads(self.critic_opt)
         loss.backward()
         for group in (*self.actor_groups, *self.critic_groups):
             clip_grad_norm_per_model(group, a.grad_clip)
