@@ -43,7 +43,7 @@ def _flat(x, path="out"):
         ("tag", dict(preset="seed", episode_length=30, remove_caught=True), True),
         ("tag", dict(preset="seed", obs="local"), True),
         ("spread", dict(num_agents=3), True),
-        ("spread", dict(num_agents=5, obs="local", landmark_target=True, density=1.0), True),
+        ("spread", dict(num_agents=5, obs="local", target_rule="matched", density=1.0), True),
     ],
 )
 def test_tiled_steps_equal_untiled_bitwise(name, params, fused):

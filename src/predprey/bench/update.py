@@ -196,10 +196,10 @@ def ppo_versus_floor(teams, args: argparse.Namespace, rng) -> dict:
     """PPOLearner.update on random minibatches of args.ppo_rows rows v its matmul floor."""
     import torch
 
-    from predprey.config import AlgoConfig
+    from predprey.config import PPOConfig
     from predprey.learn.ppo import PPOLearner
 
-    algo = AlgoConfig(name="ppo", hidden=tuple(args.hidden), share_params=args.share,
+    algo = PPOConfig(hidden=tuple(args.hidden), share_params=args.share,
                       critic=args.ppo_critic)  # fmt: skip
     learner = PPOLearner(teams, algo, seed=0)
     B, A = args.ppo_rows, sum(t.n_agents for t in learner.trained)
