@@ -65,7 +65,7 @@ class NodeRemover(threading.Thread):
             # both runners' first calls acknowledged: the run is training on both nodes
             self._wait(lambda: t.env_steps >= 2 * t.fleet.chunk)
             node_id = t.fleet.slots[1].node_id
-            node = next(n for n in self.workers if n.unique_id == node_id)
+            node = next(n for n in self.workers if n.node_id == node_id)
             lost = [s.index for s in t.fleet.slots if s.node_id == node_id]
             self.at_loss = t.env_steps
             self.cluster.remove_node(node, allow_graceful=False)
@@ -83,7 +83,7 @@ def test_lost_node_runners_are_replaced_and_the_run_completes(three_nodes, tmp_p
     config = config.replace(train=dataclasses.replace(config.train, total_env_steps=UNBOUNDED))
     run = new_run(tmp_path / "run", config)
     trainer = DistributedTrainer(config, run, 2, evals=False)
-    worker_ids = {n.unique_id for n in workers}
+    worker_ids = {n.node_id for n in workers}
     assert set(trainer.fleet.runner_nodes()) == worker_ids  # one runner on each worker node
 
     remover = NodeRemover(cluster, workers, trainer)
