@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 from predprey.config import ConfigError
@@ -126,11 +127,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--address needs --runners K (runner actors to start on the cluster)")
     if runners > 0:
         from predprey.distributed import train_distributed
+        from predprey.distributed.fleet import RestartsExhausted
 
-        result = train_distributed(
-            config, run_dir, runners, args.address, resume=bool(args.resume),
-            time_budget=args.time_budget, progress=not args.quiet,
-        )  # fmt: skip
+        try:
+            result = train_distributed(
+                config, run_dir, runners, args.address, resume=bool(args.resume),
+                time_budget=args.time_budget, progress=not args.quiet,
+            )  # fmt: skip
+        except RestartsExhausted as e:  # a clear stop, not a crash: one line
+            print(f"predprey train: error: {e}", file=sys.stderr)
+            return 1
         keys = ("env_steps", "updates", "episodes", "time", "eval", "best_member", "restarts")
         summary = {k: result[k] for k in keys if k in result}
         print(json.dumps({"run": str(run_dir.path), **summary}))

@@ -26,6 +26,19 @@ START_TIMEOUT = 300.0  # seconds for a new actor to come up (imports torch, comp
 ROLES = ("runner", "buffer", "learner")
 
 
+class RestartsExhausted(RuntimeError):
+    """Actors of one role died more often than `distributed.max_restarts`: the run stops
+    (`predprey train` prints this one line; the latest checkpoint stays as it was)."""
+
+
+def check_restarts(kind: str, restarts: int, limit: int) -> None:
+    if restarts > limit:
+        raise RestartsExhausted(
+            f"{kind} actors died {restarts} times, more than "
+            f"distributed.max_restarts={limit}; stopping (the latest checkpoint is kept)"
+        )
+
+
 @dataclass
 class RunnerSlot:
     index: int
@@ -183,12 +196,7 @@ class Fleet:
         log, the learner from the latest checkpoint."""
         kind = role.split("/")[0]
         self.restarts[kind] += 1
-        limit = self.config.distributed.max_restarts
-        if self.restarts[kind] > limit:
-            raise RuntimeError(
-                f"{kind} actors died {self.restarts[kind]} times, more than "
-                f"distributed.max_restarts={limit}; stopping (the latest checkpoint is kept)"
-            )
+        check_restarts(kind, self.restarts[kind], self.config.distributed.max_restarts)
         dead = [a for a, r in self.roles.items() if r == role]
         for actor_id in dead:
             del self.roles[actor_id]

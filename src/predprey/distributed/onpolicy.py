@@ -24,7 +24,7 @@ import ray
 from predprey import checkpoint
 from predprey.config import Config
 from predprey.distributed.actors import ActorBase, CollectInfo, _threads
-from predprey.distributed.fleet import _kill
+from predprey.distributed.fleet import _kill, check_restarts
 from predprey.learn.onpolicy import OnPolicy
 from predprey.learn.ppo import PPOLearner
 from predprey.loop import TrainLoop, learner_seed
@@ -108,12 +108,7 @@ class RayRolloutSource:
 
     def _replace(self, index: int) -> None:
         self.restarts += 1
-        limit = self.config.distributed.max_restarts
-        if self.restarts > limit:
-            raise RuntimeError(
-                f"runner actors died {self.restarts} times, more than "
-                f"distributed.max_restarts={limit}; stopping (the latest checkpoint is kept)"
-            )
+        check_restarts("runner", self.restarts, self.config.distributed.max_restarts)
         old = self.slots[index]
         _kill(old["handle"])
         inc = old["incarnation"] + 1
