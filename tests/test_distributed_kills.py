@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from distributed_harness import new_run
+from distributed_harness import new_run, tiny_config
 from predprey import checkpoint
 from predprey.config import config_from_dict
 from predprey.rundir import RunDir
@@ -31,6 +31,7 @@ ray = pytest.importorskip("ray")
 
 from predprey.bench.chaos import ray_actors  # noqa: E402
 from predprey.distributed.cluster import init_ray  # noqa: E402
+from predprey.distributed.driver import DistributedTrainer  # noqa: E402
 from predprey.distributed.onpolicy import RolloutTrainer  # noqa: E402
 from predprey.service.client import BufferClient  # noqa: E402
 from predprey.service.process import start_server  # noqa: E402
@@ -163,6 +164,43 @@ def test_ppo_runner_killed_mid_rollout_is_replaced(local_ray, tmp_path):
     # every iteration learned from both runners' full rollouts: the cut one was redone
     assert result["env_steps"] == result["iterations"] * ITERATION
     assert trainer.fleet.slots[0]["incarnation"] + trainer.fleet.slots[1]["incarnation"] == 1
+
+
+# -- a learner killed before any checkpoint ----------------------------------------------
+def test_killed_learner_restarts_from_its_snapshot_not_from_scratch(local_ray, tmp_path):
+    """No checkpoint is written before the end: the new learner starts from the state the
+    killed one last snapshotted into the object store (`Fleet.snapshot`)."""
+    cfg = tiny_config(UNBOUNDED, train={"checkpoint_every": 10.0**6})
+    run = new_run(tmp_path / "run", cfg)
+    trainer = DistributedTrainer(cfg, run, 1, evals=False)
+    state: dict = {}
+
+    def kill_learner():
+        f = trainer.fleet
+        try:
+            wait_for(lambda: f.snapshot is not None and ray.wait([f.snapshot], timeout=0)[0],
+                     "snapshot")  # fmt: skip
+            state["snapshot"] = ray.get(f.snapshot)["updates"]
+            wait_for(lambda: kill_in_call(os.getpid(), "ray::LearnerActor.train"), "train call")
+            state["checkpoint"] = checkpoint.latest_path(run).is_file()
+            trainer.total_env_steps = trainer.env_steps + 1500
+        except BaseException as e:
+            state["error"] = e
+            trainer.total_env_steps = 0
+
+    killer = threading.Thread(target=kill_learner, daemon=True)
+    killer.start()
+    try:
+        result = trainer.run()
+    finally:
+        trainer.fleet.shutdown()
+    killer.join(5)
+    assert "error" not in state and "checkpoint" in state, state.get("error")
+    assert state["checkpoint"] is False and state["snapshot"] > 0
+    assert result["restarts"] == {"runner": 0, "buffer": 0, "learner": 1}
+    event = next(r for r in run.read_metrics() if r.get("dist/restarts/learner") == 1)
+    assert event["updates"] >= state["snapshot"]  # not from scratch
+    assert result["lost_rows"] == 0
 
 
 # -- the PPO driver killed and resumed ------------------------------------------------
