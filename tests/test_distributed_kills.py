@@ -169,7 +169,7 @@ def test_ppo_runner_killed_mid_rollout_is_replaced(local_ray, tmp_path):
 # -- a learner killed before any checkpoint ----------------------------------------------
 def test_killed_learner_restarts_from_its_snapshot_not_from_scratch(local_ray, tmp_path):
     """No checkpoint is written before the end: the new learner starts from the state the
-    killed one last snapshotted into the object store (`Fleet.snapshot`)."""
+    killed one last snapshotted into the object store (`Fleet.snapshots`)."""
     cfg = tiny_config(UNBOUNDED, train={"checkpoint_every": 10.0**6})
     run = new_run(tmp_path / "run", cfg)
     trainer = DistributedTrainer(cfg, run, 1, evals=False)
@@ -178,9 +178,9 @@ def test_killed_learner_restarts_from_its_snapshot_not_from_scratch(local_ray, t
     def kill_learner():
         f = trainer.fleet
         try:
-            wait_for(lambda: f.snapshot is not None and ray.wait([f.snapshot], timeout=0)[0],
+            wait_for(lambda: f.snapshots and ray.wait(f.snapshots[-1:], timeout=0)[0],
                      "snapshot")  # fmt: skip
-            state["snapshot"] = ray.get(f.snapshot)["updates"]
+            state["snapshot"] = ray.get(f.snapshots[-1])["updates"]
             wait_for(lambda: kill_in_call(os.getpid(), "ray::LearnerActor.train"), "train call")
             state["checkpoint"] = checkpoint.latest_path(run).is_file()
             trainer.total_env_steps = trainer.env_steps + 1500

@@ -77,7 +77,10 @@ class Fleet:
         self.roles: dict[str, str] = {}  # live actor id -> role ("buffer", "runner/3", ...)
         self.weights_serial = 0  # publishes so far: a runner lacking the latest gets it
         self._actors = None
-        self.snapshot, self.snapshot_at = None, time.monotonic()  # learner state ref
+        # Refs of the learner's latest state snapshots, newest last: the one before the
+        # newest is kept until the newest is taken (the learner may die first).
+        self.snapshots: list = []
+        self.snapshot_at = time.monotonic()
 
         # Start every actor first and wait for them together: their start-ups overlap.
         learner_state = payload["learner"] if payload is not None else None
@@ -167,10 +170,8 @@ class Fleet:
         batches = self.buffer.sample.remote(n_updates, self.config.algo.batch_size)
         refs = self.learner.train.remote(batches, n_updates, publish)
         if time.monotonic() - self.snapshot_at >= SNAPSHOT_SECONDS:  # the state after it
-            self.snapshot, self.snapshot_at = (
-                self.learner.checkpoint_state.remote(),
-                time.monotonic(),
-            )
+            self.snapshots = [*self.snapshots[-1:], self.learner.checkpoint_state.remote()]
+            self.snapshot_at = time.monotonic()
         return refs
 
     def publish(self, weights_ref, version: int) -> None:
@@ -228,12 +229,12 @@ class Fleet:
             self._learner_up(self._learner_handle(self._newest_learner_state()))
 
     def _newest_learner_state(self) -> dict | None:
-        """The learner state of the snapshot (if the learner lived to take it) or of the
+        """The learner state of the newest snapshot the learner lived to take or of the
         latest checkpoint, whichever holds more updates; None if neither exists."""
         found = []
-        if self.snapshot is not None:
+        for ref in self.snapshots:
             with contextlib.suppress(ray.exceptions.RayError):  # died before taking it
-                found.append(ray.get(self.snapshot, timeout=START_TIMEOUT))
+                found.append(ray.get(ref, timeout=START_TIMEOUT))
         if checkpoint.latest_path(self.run).is_file():
             found.append(checkpoint.load(self.run))
         return max(found, key=lambda s: s["updates"])["learner"] if found else None
