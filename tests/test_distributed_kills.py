@@ -8,7 +8,6 @@ while a collect runs) among the descendants of the process that started Ray."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -29,7 +28,7 @@ from train_helpers import ROOT, TINY
 
 ray = pytest.importorskip("ray")
 
-from predprey.bench.chaos import ray_actors  # noqa: E402
+from predprey.bench.chaos import kill_session, ray_actors  # noqa: E402
 from predprey.distributed.cluster import init_ray  # noqa: E402
 from predprey.distributed.driver import DistributedTrainer  # noqa: E402
 from predprey.distributed.onpolicy import RolloutTrainer  # noqa: E402
@@ -113,8 +112,7 @@ def cli(*args: str) -> subprocess.Popen:
 
 def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL what is left of `proc`'s session (a killed driver leaves Ray's processes)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    kill_session(proc.pid)
     proc.communicate(timeout=60)
 
 

@@ -141,7 +141,7 @@ def train(args, path: Path, kill_every: float | None, rng) -> dict[str, Any]:
             time.sleep(POLL_SECONDS)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            kill_session(proc.pid)
         stdout = proc.communicate()[0].decode(errors="replace")
         log.close()
     result = {"exit": proc.returncode, "kills": kills, "wall_s": round(time.monotonic() - t0, 1)}
@@ -174,6 +174,17 @@ def ray_actors(root: int) -> list[tuple[int, str]]:
         if title.startswith("ray::") and title[5:].split(".")[0].split()[0] in VICTIMS:
             found.append((p.pid, title.split()[0]))
     return found
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of session `sid` (a run started with start_new_session=True:
+    Ray's workers put themselves in process groups of their own, but stay in the session,
+    even once their parent is gone)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):  # gone meanwhile
+                if os.getsid(int(entry)) == sid:
+                    os.kill(int(entry), signal.SIGKILL)
 
 
 def kill(pid: int) -> bool:
