@@ -201,6 +201,36 @@ def test_killed_learner_restarts_from_its_snapshot_not_from_scratch(local_ray, t
     assert result["lost_rows"] == 0
 
 
+# -- a replacement killed while it starts -------------------------------------------------
+def test_replacement_runner_killed_while_starting_is_replaced_again(local_ray, tmp_path):
+    cfg = tiny_config(UNBOUNDED)
+    run = new_run(tmp_path / "run", cfg)
+    trainer = DistributedTrainer(cfg, run, 1, evals=False)
+    state: dict = {}
+
+    def kill_twice():
+        try:
+            wait_for(lambda: trainer.env_steps > 0, "env steps")
+            wait_for(lambda: kill_in_call(os.getpid(), "ray::RunnerActor.collect"), "collect")
+            wait_for(lambda: kill_in_call(os.getpid(), "ray::RunnerActor.__init__"), "start")
+            state["at_kill"] = trainer.env_steps
+            trainer.total_env_steps = trainer.env_steps + 1500
+        except BaseException as e:
+            state["error"] = e
+            trainer.total_env_steps = 0
+
+    killer = threading.Thread(target=kill_twice, daemon=True)
+    killer.start()
+    try:
+        result = trainer.run()
+    finally:
+        trainer.fleet.shutdown()
+    killer.join(5)
+    assert "error" not in state and "at_kill" in state, state.get("error")
+    assert result["restarts"] == {"runner": 2, "buffer": 0, "learner": 0}
+    assert result["env_steps"] >= state["at_kill"] + 1500 and result["lost_rows"] == 0
+
+
 # -- the PPO driver killed and resumed ------------------------------------------------
 def test_ppo_driver_killed_and_resumed(tmp_path):
     run = tmp_path / "run"

@@ -208,13 +208,21 @@ class Fleet:
     def replace(self, role: str) -> None:
         """Start a fresh actor for `role` (whose actor died): a runner fresh (it gets the
         latest weights with its next call), the buffer from the checkpoint + write-ahead
-        log, the learner from its latest snapshot or checkpoint, whichever is newer."""
+        log, the learner from its latest snapshot or checkpoint, whichever is newer. A new
+        actor that dies while starting is one more restart, and replaced in turn."""
         kind = role.split("/")[0]
-        self.restarts[kind] += 1
-        check_restarts(kind, self.restarts[kind], self.config.distributed.max_restarts)
-        dead = [a for a, r in self.roles.items() if r == role]
-        for actor_id in dead:
-            del self.roles[actor_id]
+        while True:
+            self.restarts[kind] += 1
+            check_restarts(kind, self.restarts[kind], self.config.distributed.max_restarts)
+            for actor_id in [a for a, r in self.roles.items() if r == role]:
+                del self.roles[actor_id]
+            try:
+                self._start_again(role, kind)
+                return
+            except ray.exceptions.RayActorError:
+                continue
+
+    def _start_again(self, role: str, kind: str) -> None:
         if kind == "runner":
             index = int(role.split("/")[1])
             old = self.slots[index]
