@@ -6,6 +6,7 @@ predprey bench buffer   HTTP replay-buffer ingest and sample latency
 predprey bench update   MADDPG update and PPO minibatch step latency v their matmul floor
 predprey bench jaxmarl  PPO v JaxMARL IPPO on spread-3, the same wall clock, one plot
 predprey bench ablation PPO trajectory separation: agent v group v team, to a fixed score
+predprey bench chaos    train on Ray killing a random actor every few seconds, v undisturbed
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ TARGETS = {
     "update": "predprey.bench.update",
     "jaxmarl": "predprey.bench.jaxmarl",
     "ablation": "predprey.bench.ablation",
+    "chaos": "predprey.bench.chaos",
 }
 
 

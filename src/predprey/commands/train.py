@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 from predprey.config import ConfigError
@@ -112,11 +113,20 @@ def run(args: argparse.Namespace) -> int:
     from predprey.build import train
 
     runners = args.runners or config.distributed.runners  # a resumed run keeps its runners
-    result = train(
-        config, run_dir, resume=bool(args.resume), runners=runners, address=args.address,
-        client=client, url=args.buffer_url, time_budget=args.time_budget,
-        progress=not args.quiet,
-    )  # fmt: skip
+    try:
+        result = train(
+            config, run_dir, resume=bool(args.resume), runners=runners, address=args.address,
+            client=client, url=args.buffer_url, time_budget=args.time_budget,
+            progress=not args.quiet,
+        )  # fmt: skip
+    except RuntimeError as e:
+        if runners > 0:
+            from predprey.distributed.fleet import RestartsExhausted
+
+            if isinstance(e, RestartsExhausted):  # a clear stop, not a crash: one line
+                print(f"predprey train: error: {e}", file=sys.stderr)
+                return 1
+        raise
     keys = ("env_steps", "updates", "episodes", "time", "eval", "best_member", "restarts")
     summary = {k: result[k] for k in keys if k in result}
     print(json.dumps({"run": str(run_dir.path), **summary}))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,25 @@ from predprey.rundir import RunDir, RunDirError
 
 START_TIMEOUT = 300.0  # seconds for a new actor to come up (imports torch, compiles kernels)
 ROLES = ("runner", "buffer", "learner")
+# Seconds between snapshots of the learner's state in the object store (which outlives the
+# learner's process): a killed learner restarts from its snapshot, at most this old, or
+# from the latest checkpoint if that is newer. Checkpoints (minutes apart, each writes the
+# replay buffer) alone would cost a killed learner minutes of updates, which the runners
+# then wait out under the rate limit (`predprey bench chaos`).
+SNAPSHOT_SECONDS = 10.0
+
+
+class RestartsExhausted(RuntimeError):
+    """Actors of one role died more often than `distributed.max_restarts`: the run stops
+    (`predprey train` prints this one line; the latest checkpoint stays as it was)."""
+
+
+def check_restarts(kind: str, restarts: int, limit: int) -> None:
+    if restarts > limit:
+        raise RestartsExhausted(
+            f"{kind} actors died {restarts} times, more than "
+            f"distributed.max_restarts={limit}; stopping (the latest checkpoint is kept)"
+        )
 
 
 @dataclass
@@ -56,6 +76,10 @@ class Fleet:
         self.roles: dict[str, str] = {}  # live actor id -> role ("buffer", "runner/3", ...)
         self.weights_serial = 0  # publishes so far: a runner lacking the latest gets it
         self._actors = None
+        # Refs of the learner's latest state snapshots, newest last: the one before the
+        # newest is kept until the newest is taken (the learner may die first).
+        self.snapshots: list = []
+        self.snapshot_at = time.monotonic()
 
         # Start every actor first and wait for them together: their start-ups overlap.
         learner_state = payload["learner"] if payload is not None else None
@@ -144,7 +168,11 @@ class Fleet:
         """Sample on the buffer, update on the learner (the batch goes between them directly).
         Returns (TrainInfo ref, weights ref)."""
         batches = self.buffer.sample.remote(n_updates, self.config.algo.batch_size)
-        return self.learner.train.remote(batches, n_updates, publish)
+        refs = self.learner.train.remote(batches, n_updates, publish)
+        if time.monotonic() - self.snapshot_at >= SNAPSHOT_SECONDS:  # the state after it
+            self.snapshots = [*self.snapshots[-1:], self.learner.checkpoint_state.remote()]
+            self.snapshot_at = time.monotonic()
+        return refs
 
     def publish(self, weights_ref, version: int) -> None:
         """Runners get these weights with their next call (a population member's networks
@@ -180,18 +208,21 @@ class Fleet:
     def replace(self, role: str) -> None:
         """Start a fresh actor for `role` (whose actor died): a runner fresh (it gets the
         latest weights with its next call), the buffer from the checkpoint + write-ahead
-        log, the learner from the latest checkpoint."""
+        log, the learner from its latest snapshot or checkpoint, whichever is newer. A new
+        actor that dies while starting is one more restart, and replaced in turn."""
         kind = role.split("/")[0]
-        self.restarts[kind] += 1
-        limit = self.config.distributed.max_restarts
-        if self.restarts[kind] > limit:
-            raise RuntimeError(
-                f"{kind} actors died {self.restarts[kind]} times, more than "
-                f"distributed.max_restarts={limit}; stopping (the latest checkpoint is kept)"
-            )
-        dead = [a for a, r in self.roles.items() if r == role]
-        for actor_id in dead:
-            del self.roles[actor_id]
+        while True:
+            self.restarts[kind] += 1
+            check_restarts(kind, self.restarts[kind], self.config.distributed.max_restarts)
+            for actor_id in [a for a, r in self.roles.items() if r == role]:
+                del self.roles[actor_id]
+            try:
+                self._start_again(role, kind)
+                return
+            except ray.exceptions.RayActorError:
+                continue
+
+    def _start_again(self, role: str, kind: str) -> None:
         if kind == "runner":
             index = int(role.split("/")[1])
             old = self.slots[index]
@@ -203,10 +234,18 @@ class Fleet:
             self._buffer_up(self._buffer_handle(restore=True))
         else:
             _kill(self.learner)
-            state = None
-            if checkpoint.latest_path(self.run).is_file():
-                state = checkpoint.load(self.run)["learner"]
-            self._learner_up(self._learner_handle(state))
+            self._learner_up(self._learner_handle(self._newest_learner_state()))
+
+    def _newest_learner_state(self) -> dict | None:
+        """The learner state of the newest snapshot the learner lived to take or of the
+        latest checkpoint, whichever holds more updates; None if neither exists."""
+        found = []
+        for ref in self.snapshots:
+            with contextlib.suppress(ray.exceptions.RayError):  # died before taking it
+                found.append(ray.get(ref, timeout=START_TIMEOUT))
+        if checkpoint.latest_path(self.run).is_file():
+            found.append(checkpoint.load(self.run))
+        return max(found, key=lambda s: s["updates"])["learner"] if found else None
 
     def shutdown(self) -> None:
         for h in (*(s.handle for s in self.slots), self.learner, self.buffer):

@@ -24,7 +24,7 @@ import ray
 from predprey import checkpoint, seeding
 from predprey.config import Config
 from predprey.distributed.actors import ActorBase, CollectInfo, _threads
-from predprey.distributed.fleet import _kill
+from predprey.distributed.fleet import _kill, check_restarts
 from predprey.learn.ppo import PPOLearner
 from predprey.loop import SourceBase, TrainLoop
 from predprey.rollout import learn_rollout
@@ -103,17 +103,19 @@ class RayRolloutSource(SourceBase):
         return {"handle": handle, "incarnation": incarnation, "version": -1}
 
     def _replace(self, index: int) -> None:
-        self.restarts += 1
-        limit = self.config.distributed.max_restarts
-        if self.restarts > limit:
-            raise RuntimeError(
-                f"runner actors died {self.restarts} times, more than "
-                f"distributed.max_restarts={limit}; stopping (the latest checkpoint is kept)"
-            )
-        old = self.slots[index]
-        _kill(old["handle"])
-        inc = old["incarnation"] + 1
-        self.slots[index] = self._up(index, inc, self._start(index, inc))
+        """A fresh runner for slot `index`; one that dies while starting is one more
+        restart, and replaced in turn (as the off-policy fleet does)."""
+        while True:
+            self.restarts += 1
+            check_restarts("runner", self.restarts, self.config.distributed.max_restarts)
+            old = self.slots[index]
+            _kill(old["handle"])
+            inc = old["incarnation"] + 1
+            try:
+                self.slots[index] = self._up(index, inc, self._start(index, inc))
+                break
+            except ray.exceptions.RayActorError:
+                self.slots[index] = {**old, "incarnation": inc}
         self.loop.write_event({"dist/restarts": self.restarts})
 
     # -- what OnPolicy asks ------------------------------------------------------------
