@@ -81,14 +81,34 @@ class Killer(threading.Thread):
                 self.give_up()
 
 
-def run_while_killing(trainer, killer: Killer) -> dict:
-    """Run a Ray trainer while `killer` waits for its moment and kills; the fleet is shut
-    down whatever happens, and the kill must have landed."""
-    killer.start()
+def run_with_fault(trainer, fault) -> tuple[dict, dict]:
+    """Run `trainer` while `fault(state)` runs in a thread: it waits for its moment, injects
+    the fault and sets the run's new end (the runs have unbounded budgets, so the fault
+    lands mid-run however fast or slow the machine). If it raises, the run ends at once and
+    the test fails. The trainer's actors are released whatever happens."""
+    state: dict = {}
+
+    def target() -> None:
+        try:
+            fault(state)
+        except BaseException as e:  # reported below
+            state["error"] = e
+            trainer.total_env_steps = 0
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
     try:
         result = trainer.run()
     finally:
         trainer.close()
-    killer.join(5)
+    thread.join(5)
+    assert "error" not in state, state["error"]
+    return result, state
+
+
+def run_while_killing(trainer, killer: Killer) -> dict:
+    """Run a Ray trainer while `killer` waits for its moment and kills; the kill must have
+    landed."""
+    result, _ = run_with_fault(trainer, lambda state: killer.run())
     assert killer.error is None and killer.killed_pid is not None, killer.error
     return result

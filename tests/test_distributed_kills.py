@@ -13,14 +13,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from distributed_harness import new_run, tiny_config
+from distributed_harness import new_run, run_with_fault, tiny_config
 from predprey import checkpoint
 from predprey.config import config_from_dict
 from predprey.rundir import RunDir
@@ -136,26 +135,14 @@ def test_ppo_runner_killed_mid_rollout_is_replaced(local_ray, tmp_path):
     cfg = config_from_dict(PPO)
     run = new_run(tmp_path / "run", cfg)
     trainer = build(cfg, run, runners=2, evals=False)
-    state: dict = {}
 
-    def kill_mid_rollout():
-        try:  # after a first iteration, while a collect call runs
-            wait_for(lambda: trainer.env_steps >= ITERATION, "first iteration")
-            wait_for(lambda: kill_in_call(os.getpid(), "ray::RolloutActor.collect"), "collect")
-            state["at_kill"] = trainer.env_steps
-            trainer.total_env_steps = trainer.env_steps + 2 * ITERATION
-        except BaseException as e:
-            state["error"] = e
-            trainer.total_env_steps = 0
+    def kill_mid_rollout(state):  # after a first iteration, while a collect call runs
+        wait_for(lambda: trainer.env_steps >= ITERATION, "first iteration")
+        wait_for(lambda: kill_in_call(os.getpid(), "ray::RolloutActor.collect"), "collect")
+        state["at_kill"] = trainer.env_steps
+        trainer.total_env_steps = trainer.env_steps + 2 * ITERATION
 
-    killer = threading.Thread(target=kill_mid_rollout, daemon=True)
-    killer.start()
-    try:
-        result = trainer.run()
-    finally:
-        trainer.close()
-    killer.join(5)
-    assert "error" not in state and "at_kill" in state, state.get("error")
+    result, state = run_with_fault(trainer, kill_mid_rollout)
     assert result["restarts"] == {"runner": 1}
     assert result["env_steps"] >= state["at_kill"] + 2 * ITERATION
     # every iteration learned from both runners' full rollouts: the cut one was redone
@@ -171,29 +158,16 @@ def test_killed_learner_restarts_from_its_snapshot_not_from_scratch(local_ray, t
     cfg = tiny_config(UNBOUNDED, train={"checkpoint_every": 10.0**6})
     run = new_run(tmp_path / "run", cfg)
     trainer = build(cfg, run, runners=1, evals=False)
-    state: dict = {}
+    f = trainer.source.fleet
 
-    def kill_learner():
-        f = trainer.source.fleet
-        try:
-            wait_for(lambda: f.snapshots and ray.wait(f.snapshots[-1:], timeout=0)[0],
-                     "snapshot")  # fmt: skip
-            state["snapshot"] = ray.get(f.snapshots[-1])["updates"]
-            wait_for(lambda: kill_in_call(os.getpid(), "ray::LearnerActor.train"), "train call")
-            state["checkpoint"] = checkpoint.latest_path(run).is_file()
-            trainer.total_env_steps = trainer.env_steps + 1500
-        except BaseException as e:
-            state["error"] = e
-            trainer.total_env_steps = 0
+    def kill_learner(state):
+        wait_for(lambda: f.snapshots and ray.wait(f.snapshots[-1:], timeout=0)[0], "snapshot")
+        state["snapshot"] = ray.get(f.snapshots[-1])["updates"]
+        wait_for(lambda: kill_in_call(os.getpid(), "ray::LearnerActor.train"), "train call")
+        state["checkpoint"] = checkpoint.latest_path(run).is_file()
+        trainer.total_env_steps = trainer.env_steps + 1500
 
-    killer = threading.Thread(target=kill_learner, daemon=True)
-    killer.start()
-    try:
-        result = trainer.run()
-    finally:
-        trainer.close()
-    killer.join(5)
-    assert "error" not in state and "checkpoint" in state, state.get("error")
+    result, state = run_with_fault(trainer, kill_learner)
     assert state["checkpoint"] is False and state["snapshot"] > 0
     assert result["restarts"] == {"runner": 0, "buffer": 0, "learner": 1}
     event = next(r for r in run.read_metrics() if r.get("dist/restarts/learner") == 1)
@@ -206,27 +180,15 @@ def test_replacement_runner_killed_while_starting_is_replaced_again(local_ray, t
     cfg = tiny_config(UNBOUNDED)
     run = new_run(tmp_path / "run", cfg)
     trainer = build(cfg, run, runners=1, evals=False)
-    state: dict = {}
 
-    def kill_twice():
-        try:
-            wait_for(lambda: trainer.env_steps > 0, "env steps")
-            wait_for(lambda: kill_in_call(os.getpid(), "ray::RunnerActor.collect"), "collect")
-            wait_for(lambda: kill_in_call(os.getpid(), "ray::RunnerActor.__init__"), "start")
-            state["at_kill"] = trainer.env_steps
-            trainer.total_env_steps = trainer.env_steps + 1500
-        except BaseException as e:
-            state["error"] = e
-            trainer.total_env_steps = 0
+    def kill_twice(state):
+        wait_for(lambda: trainer.env_steps > 0, "env steps")
+        wait_for(lambda: kill_in_call(os.getpid(), "ray::RunnerActor.collect"), "collect")
+        wait_for(lambda: kill_in_call(os.getpid(), "ray::RunnerActor.__init__"), "start")
+        state["at_kill"] = trainer.env_steps
+        trainer.total_env_steps = trainer.env_steps + 1500
 
-    killer = threading.Thread(target=kill_twice, daemon=True)
-    killer.start()
-    try:
-        result = trainer.run()
-    finally:
-        trainer.close()
-    killer.join(5)
-    assert "error" not in state and "at_kill" in state, state.get("error")
+    result, state = run_with_fault(trainer, kill_twice)
     assert result["restarts"] == {"runner": 2, "buffer": 0, "learner": 0}
     assert result["env_steps"] >= state["at_kill"] + 1500 and result["lost_rows"] == 0
 
@@ -249,20 +211,24 @@ def test_ppo_driver_killed_and_resumed(tmp_path):
 
     saved = checkpoint.load(RunDir(run))
     end = saved["env_steps"] + 2 * ITERATION
-    resumed = cli("train", "--resume", str(run), "--set", f"train.total_env_steps={end}",
-                  "--quiet")  # fmt: skip
-    try:
-        out, err = resumed.communicate(timeout=WAIT_SECONDS)
-    finally:
-        kill_group(resumed)
-    assert resumed.returncode == 0, err
-    result = json.loads(out.strip().splitlines()[-1])
+    result = resume(run, "--set", f"train.total_env_steps={end}")
     assert result["env_steps"] == end and result["restarts"] == {"runner": 0}
     payload = checkpoint.load(RunDir(run))
     assert payload["env_steps"] == end and payload["distributed"]["sessions"] == 1
     assert payload["updates"] > saved["updates"]
     steps = [r["env_steps"] for r in metrics(run)]
     assert steps == sorted(steps) and steps[-1] == end  # rows after the checkpoint were cut
+
+
+def resume(run, *args: str) -> dict:
+    """`predprey train --resume RUN ARGS` to its end; its summary line."""
+    proc = cli("train", "--resume", str(run), *args, "--quiet")
+    try:
+        out, err = proc.communicate(timeout=WAIT_SECONDS)
+    finally:
+        kill_group(proc)
+    assert proc.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
 
 
 # -- the HTTP learner killed and resumed ------------------------------------------------
@@ -292,14 +258,8 @@ def test_http_learner_killed_and_resumed(tmp_path):
         saved = checkpoint.load(RunDir(run))
         with BufferClient(server.url) as c:
             rows = int(c.stats()["total_recorded"])  # the env process may still post
-        resumed = cli("train", "--resume", str(run), "--buffer-url", server.url, "--set",
-                      f"train.total_env_steps={rows}", "--quiet")  # fmt: skip
-        try:
-            out, err = resumed.communicate(timeout=WAIT_SECONDS)
-        finally:
-            kill_group(resumed)
-        assert resumed.returncode == 0, err
-        result = json.loads(out.strip().splitlines()[-1])
+        result = resume(run, "--buffer-url", server.url, "--set",
+                        f"train.total_env_steps={rows}")  # fmt: skip
         # the learner went on from its checkpoint to every update the rows owe, no more
         assert saved["updates"] <= result["updates"] == http_updates(rows)
         assert result["env_steps"] >= rows

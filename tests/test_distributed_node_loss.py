@@ -6,12 +6,11 @@ completes with every acknowledged row."""
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 
 import pytest
 
-from distributed_harness import new_run, tiny_config
+from distributed_harness import new_run, run_with_fault, tiny_config
 from predprey import checkpoint
 
 ray = pytest.importorskip("ray")
@@ -41,40 +40,12 @@ def three_nodes():
     cluster.shutdown()
 
 
-class NodeRemover(threading.Thread):
-    """Once the run has inserted rows from its runners, remove the worker node of runner 1;
-    once the run has re-placed that runner, let it end AFTER_LOSS env steps later. The run
-    cannot end before (unbounded budget), so the loss lands mid-run however fast or slow
-    the machine; if it never does, the run is ended and the test fails."""
-
-    def __init__(self, cluster, workers, trainer):
-        super().__init__(daemon=True)
-        self.cluster, self.workers, self.trainer = cluster, workers, trainer
-        self.removed, self.at_loss, self.error = None, None, None
-
-    def _wait(self, cond) -> None:
-        end = time.monotonic() + WATCH_SECONDS
-        while not cond():
-            if time.monotonic() > end:
-                raise TimeoutError("the run did not get there in time")
-            time.sleep(0.05)
-
-    def run(self) -> None:
-        t = self.trainer
-        try:
-            # both runners' first calls acknowledged: the run is training on both nodes
-            self._wait(lambda: t.env_steps >= 2 * t.source.fleet.chunk)
-            node_id = t.source.fleet.slots[1].node_id
-            node = next(n for n in self.workers if n.node_id == node_id)
-            lost = [s.index for s in t.source.fleet.slots if s.node_id == node_id]
-            self.at_loss = t.env_steps
-            self.cluster.remove_node(node, allow_graceful=False)
-            self.removed = (node_id, lost)
-            self._wait(lambda: t.source.fleet.restarts["runner"] >= len(lost))
-            t.total_env_steps = t.env_steps + AFTER_LOSS
-        except BaseException as e:  # reported by the test
-            self.error = e
-            t.total_env_steps = 0
+def wait(cond) -> None:
+    end = time.monotonic() + WATCH_SECONDS
+    while not cond():
+        if time.monotonic() > end:
+            raise TimeoutError("the run did not get there in time")
+        time.sleep(0.05)
 
 
 def test_lost_node_runners_are_replaced_and_the_run_completes(three_nodes, tmp_path):
@@ -83,27 +54,35 @@ def test_lost_node_runners_are_replaced_and_the_run_completes(three_nodes, tmp_p
     config = config.replace(train=dataclasses.replace(config.train, total_env_steps=UNBOUNDED))
     run = new_run(tmp_path / "run", config)
     trainer = build(config, run, runners=2, evals=False)
+    fleet = trainer.source.fleet
     worker_ids = {n.node_id for n in workers}
-    assert set(trainer.source.fleet.runner_nodes()) == worker_ids  # one runner on each worker node
+    assert set(fleet.runner_nodes()) == worker_ids  # one runner on each worker node
 
-    remover = NodeRemover(cluster, workers, trainer)
-    remover.start()
-    try:
-        result = trainer.run()
-    finally:
-        trainer.close()
-    remover.join(5)
-    assert remover.error is None and remover.removed is not None, remover.error
-    dead, lost = remover.removed
+    def remove_node(state):
+        """Once both runners' first calls are acknowledged (the run trains on both nodes),
+        remove runner 1's node; once that runner is re-placed, end AFTER_LOSS env steps
+        later. The budget is unbounded, so the loss lands mid-run on any machine."""
+        wait(lambda: trainer.env_steps >= 2 * fleet.chunk)
+        node_id = fleet.slots[1].node_id
+        node = next(n for n in workers if n.node_id == node_id)
+        lost = [s.index for s in fleet.slots if s.node_id == node_id]
+        state["at_loss"] = trainer.env_steps
+        cluster.remove_node(node, allow_graceful=False)
+        state["removed"] = (node_id, lost)
+        wait(lambda: fleet.restarts["runner"] >= len(lost))
+        trainer.total_env_steps = trainer.env_steps + AFTER_LOSS
+
+    result, state = run_with_fault(trainer, remove_node)
+    dead, lost = state["removed"]
     assert lost == [1]
 
     # it went on past the loss, its runner re-placed on the surviving worker node
-    assert result["env_steps"] >= remover.at_loss + AFTER_LOSS
+    assert result["env_steps"] >= state["at_loss"] + AFTER_LOSS
     assert result["restarts"] == {"runner": 1, "buffer": 0, "learner": 0}
     assert set(result["runner_nodes"]) == worker_ids - {dead}
-    assert trainer.source.fleet.slots[1].incarnation == 1
+    assert fleet.slots[1].incarnation == 1
     rows = [r for r in run.read_metrics() if "dist/restarts" in r]
-    assert rows[-1]["dist/restarts"] == 1 and rows[-1]["env_steps"] > remover.at_loss
+    assert rows[-1]["dist/restarts"] == 1 and rows[-1]["env_steps"] > state["at_loss"]
 
     # no acknowledged row lost
     assert result["lost_rows"] == 0

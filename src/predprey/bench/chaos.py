@@ -156,9 +156,6 @@ def train(args, path: Path, kill_every: float | None, rng) -> dict[str, Any]:
 
 def ray_actors(root: int) -> list[tuple[int, str]]:
     """(pid, title) of the predprey actors among `root`'s descendants."""
-    import ray  # noqa: F401  (Ray ships psutil and puts it on sys.path)
-
-    # isort: split
     import psutil
 
     try:
