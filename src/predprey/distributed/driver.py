@@ -13,8 +13,8 @@ fails because its actor died, `Fleet.replace` (fleet.py) starts a fresh one, the
 that died with it are settled (a collect is forgotten, an unacknowledged insert is sent
 again, an update is recounted) and `dist/restarts` goes up. A new buffer restores the
 latest checkpoint plus the write-ahead log, so it holds every acknowledged row; a new
-learner restores the latest checkpoint; a new runner gets the latest weights with its
-first call.
+learner starts from the newer of its latest object-store snapshot and the latest
+checkpoint; a new runner gets the latest weights with its first call.
 """
 
 from __future__ import annotations
