@@ -53,7 +53,7 @@ def run_episodes(env, who: Mapping[str, str], actors: Any, episodes: int, seed: 
     """Play `episodes` episodes; `who[team]` is "learned" (use `actors`) or a scripted name.
     `seed` gives the initial positions and, independently, the scripted policies' noise."""
     from predprey.env import scripted
-    from predprey.runner import seed_streams
+    from predprey.seeding import seed_streams
 
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")

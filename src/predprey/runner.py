@@ -42,14 +42,6 @@ class CollectResult(NamedTuple):
     env_steps: int  # steps * E
 
 
-def seed_streams(seed: int) -> tuple[int, np.random.Generator]:
-    """An env seed and an independent generator for the actions (warm-up, noise, scripted
-    policies) from one seed. Seeding both with `seed` itself would give them the same random
-    stream: actions would replay the numbers that placed the agents."""
-    env_seed, act_seed = np.random.SeedSequence(seed).spawn(2)
-    return int(env_seed.generate_state(1)[0]), np.random.default_rng(act_seed)
-
-
 @dataclass
 class Timers:
     act: float = 0.0  # seconds spent choosing actions

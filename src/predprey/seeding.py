@@ -3,9 +3,10 @@
 In one process a run draws from five independent streams (`streams`): the env seed, the
 learner's initial weights, collection (warm-up actions, exploration noise, PPO's action
 samples), sampling (replay batches, PPO's minibatch permutations) and the population's
-selection and mutation. Actors started on Ray draw from `session_seed(config, session,
-role, ...)`: a resumed run (a new session) or a restarted actor (a new incarnation) gets a
-fresh stream, never a repeat of one it already used.
+selection and mutation. A runner built from one seed alone (a Ray actor, `simulate`,
+`evaluate`, an HTTP env process) splits it with `seed_streams`. Actors started on Ray
+draw from `session_seed(config, session, role, ...)`: a resumed run (a new session) or a
+restarted actor (a new incarnation) gets a fresh stream, never a repeat of one it used.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ def member_seed(seed: int, k: int) -> int:
     """Population member k's `train.seed` (member 0 keeps the run's: a population of one is
     the single learner)."""
     return seed if k == 0 else _int(np.random.SeedSequence([seed, k]))
+
+
+def seed_streams(seed: int) -> tuple[int, np.random.Generator]:
+    """An env seed and an independent generator for the actions (warm-up, noise, scripted
+    policies) from one seed. Seeding both with `seed` itself would give them the same random
+    stream: actions would replay the numbers that placed the agents."""
+    env_seed, act_seed = np.random.SeedSequence(seed).spawn(2)
+    return _int(env_seed), np.random.default_rng(act_seed)
 
 
 def _int(seq: np.random.SeedSequence) -> int:

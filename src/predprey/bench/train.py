@@ -179,7 +179,8 @@ def sample_single(cfg, seconds: float) -> dict[str, Any]:
     all envs, add the vector step to the replay buffer."""
 
     from predprey.learn.buffer import ReplayBuffer
-    from predprey.runner import Runner, seed_streams
+    from predprey.runner import Runner
+    from predprey.seeding import seed_streams
 
     env_seed, rng = seed_streams(cfg.train.seed)
     runner = Runner(cfg, env_seed)

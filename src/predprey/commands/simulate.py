@@ -48,7 +48,8 @@ def simulate(args: argparse.Namespace) -> dict:
     from predprey.config import ConfigError
     from predprey.recorder import write_episodes
     from predprey.rundir import RunDir
-    from predprey.runner import Runner, seed_streams
+    from predprey.runner import Runner
+    from predprey.seeding import seed_streams
 
     num_envs = args.env_index + 1 if args.num_envs is None else args.num_envs
     if args.episodes < 1:

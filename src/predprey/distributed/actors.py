@@ -76,7 +76,8 @@ class RunnerActor(ActorBase):
     """One `predprey.runner.Runner`: its own batch of environments and a copy of the actors."""
 
     def __init__(self, config: Config, seed: int, record: bool, torch_threads: int):
-        from predprey.runner import Runner, seed_streams
+        from predprey.runner import Runner
+        from predprey.seeding import seed_streams
 
         _threads(torch_threads)
         tr = config.train

@@ -39,7 +39,8 @@ class RolloutActor(ActorBase):
     def __init__(self, config: Config, seed: int, record: bool, torch_threads: int):
         from predprey.learn.spec import team_specs
         from predprey.rollout import Sampler
-        from predprey.runner import Runner, seed_streams
+        from predprey.runner import Runner
+        from predprey.seeding import seed_streams
 
         _threads(torch_threads)
         tr = config.train

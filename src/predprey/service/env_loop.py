@@ -28,7 +28,8 @@ import numpy as np
 
 from predprey.config import Config
 from predprey.learn.rate_limiter import RateLimiter, samples_per_insert
-from predprey.runner import Runner, seed_streams
+from predprey.runner import Runner
+from predprey.seeding import seed_streams
 from predprey.service.client import BufferClient
 from predprey.service.layout import RecordLayout, server_widths
 
