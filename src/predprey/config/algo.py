@@ -72,6 +72,7 @@ class OffPolicyConfig(AlgoConfig):
     target_noise: float = 0.0  # MATD3: std of the noise on the target policy's actions
     target_noise_clip: float = 0.5  # MATD3: bound of that noise
     env_steps_per_update: int = 100  # update-to-data ratio: one update per this many env steps
+    n_step: int = 1  # returns over this many steps (fewer where an episode ends) per buffer row
 
     def validate(self) -> None:
         super().validate()
@@ -86,6 +87,7 @@ class OffPolicyConfig(AlgoConfig):
                 (self.target_noise >= 0, f"target_noise must be >= 0, got {self.target_noise}"),
                 (self.target_noise_clip >= 0, "target_noise_clip must be >= 0"),
                 (self.env_steps_per_update >= 1, "env_steps_per_update must be >= 1"),
+                (self.n_step >= 1, f"n_step must be >= 1, got {self.n_step}"),
             ],
         )
 

@@ -56,11 +56,15 @@ def landmark_target(env: Mapping[str, Any]) -> dict:
     return out
 
 
+# algo keys added after the split: a pre-split dump lacks them
+ADDED_AFTER_SPLIT = frozenset({"n_step"})
+
+
 def flat_algo(algo: Mapping[str, Any], name: str) -> dict:
     """A pre-split dump holds every key of every learner; the other learners' keys go where
     they hold their defaults (a changed one stays, to be reported as unknown)."""
     defaults = {f.name: f.default for cls in ALGOS.values() for f in dataclasses.fields(cls)}
-    if not set(defaults) <= set(algo):
+    if not set(defaults) - ADDED_AFTER_SPLIT <= set(algo):
         return dict(algo)
     own = {f.name for f in dataclasses.fields(ALGOS[name])}
     return {k: v for k, v in algo.items() if k in own or _value(v) != _value(defaults[k])}

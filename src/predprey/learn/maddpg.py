@@ -167,7 +167,9 @@ class Learner:
                 x_next = torch.cat([next_obs_flat.T, next_act.reshape(N * K, B)])  # [D, B]
             critic_targets = self._critic_layers(self.critic_targets, range(T))
             q_next = mlp_t(critic_targets, x_next).view(T, M, B).min(0).values  # [M, B]
-            y = rew + algo.gamma * not_done * q_next[critic_of]  # [A, B]
+            # n-step rows (algo.n_step > 1) carry their own discount gamma^k ([B])
+            discount = f.get("discount", algo.gamma)
+            y = rew + discount * not_done * q_next[critic_of]  # [A, B]
 
         if self.local:
             own_act = act_all.permute(1, 2, 0)[self.trained_slots]  # [A, K, B]
