@@ -136,7 +136,9 @@ def test_maddpg_update_trains_every_attention_network(algo):
     assert all(np.isfinite(v) for v in metrics.values())
     after = learner.state_dict()["actors"]["agent"]
     assert all(not torch.equal(before[k], after[k]) for k in before)  # every actor tensor moved
-    assert all(not torch.equal(a, b) for a, b in zip(critic0, learner.critics.parameters()))
+    assert all(
+        not torch.equal(a, b) for a, b in zip(critic0, learner.critics.parameters(), strict=True)
+    )
 
 
 def test_tag_central_critic_reads_both_teams():
@@ -186,7 +188,8 @@ def test_ppo_learns_with_attention_networks(critic):
     for _ in range(T):
         a, logp = learner.sample(obs, rng)
         res = env.step(a)
-        for k, v in (("obs/agent", obs["agent"]), ("next_obs/agent", res.info["final_obs"]["agent"]),
+        final = res.info["final_obs"]["agent"]
+        for k, v in (("obs/agent", obs["agent"]), ("next_obs/agent", final),
                      ("act/agent", a["agent"]), ("rew/agent", res.reward["agent"]),
                      ("logp/agent", logp["agent"]), ("terminated", res.info["terminated"]),
                      ("done", res.done)):  # fmt: skip
@@ -196,7 +199,9 @@ def test_ppo_learns_with_attention_networks(critic):
     before = [p.clone() for p in learner.critics.parameters()]
     metrics = learner.learn(rollout, T, 4, rng)
     assert all(np.isfinite(v) for m in metrics for v in m.values())
-    assert all(not torch.equal(a, b) for a, b in zip(before, learner.critics.parameters()))
+    assert all(
+        not torch.equal(a, b) for a, b in zip(before, learner.critics.parameters(), strict=True)
+    )
 
 
 def test_a_policy_trained_with_k_runs_with_other_k(tmp_path):

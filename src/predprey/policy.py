@@ -45,9 +45,9 @@ class Policy:
             return self.actors
         key = tuple(sorted(names))
         if key not in self._subsets:
-            from predprey.learn.maddpg import ActorSet
+            from predprey.learn.attention import build_actors
 
-            sub = ActorSet.build([self.teams[n] for n in key], self.config.algo)
+            sub = build_actors([self.teams[n] for n in key], self.config.algo)
             state = self.actors.actor_state()
             sub.load_actor_state({n: state[n] for n in key})
             self._subsets[key] = sub

@@ -54,7 +54,9 @@ class MLP(nn.Module):
 
     def __init__(self, sizes: Sequence[int], g: torch.Generator, tanh_out: bool = False):
         super().__init__()
-        self.layers = nn.ModuleList(Dense(a, b, g) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(
+            Dense(a, b, g) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        )
         self.tanh_out = tanh_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,8 +74,8 @@ class Attention(nn.Module):
     The keys serve as keys and values themselves: each head's query has the full width d
     (W_q^T W_k folded into one map, of higher rank than a head's d / h), and the output
     projection of the heads' weighted keys [h d] folds in the value projection. So nothing
-    runs per key but two batched products, not four d x d projections of R S rows: the
-    critics and actors run over every entity of every agent of a replay batch."""
+    runs per key but two products, not four d x d projections of R S rows: the critics and
+    actors run over every entity of every agent of a replay batch."""
 
     def __init__(self, d: int, heads: int, g: torch.Generator):
         super().__init__()
@@ -84,11 +86,15 @@ class Attention(nn.Module):
     def forward(self, q: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None):
         R, S, d = keys.shape
         qh = self.q(q).view(R, self.heads, d)  # [R, h, d]
-        logits = torch.matmul(qh, keys.transpose(1, 2)) * d**-0.5  # [R, h, S]
+        # products and sums over [R, h, S, d]: a few keys per row, where batched matmuls of
+        # R tiny matrices cost several times more
+        keys_h = keys[:, None]  # [R, 1, S, d]
+        logits = (qh[:, :, None] * keys_h).sum(3) * d**-0.5  # [R, h, S]
         if mask is not None:
             logits = logits.masked_fill(~mask[:, None, :], float("-inf"))
         w = torch.softmax(logits, 2)  # [R, h, S]
-        return self.o(torch.matmul(w, keys).reshape(R, self.heads * d))  # [R, h d] -> [R, d]
+        out = (w[..., None] * keys_h).sum(2)  # [R, h, d]
+        return self.o(out.reshape(R, self.heads * d))  # [R, d]
 
 
 class EntityEncoder(nn.Module):
@@ -195,10 +201,11 @@ class AttentionActorSet(ActorSet):
             load_module_state(self.actors[name], sd, f"actor {name!r}")
 
 
-def make_actor_set(teams: Sequence[TeamSpec], algo: AlgoConfig, generator: torch.Generator):
-    """The actors `algo.network` asks for: `ActorSet` (mlp) or `AttentionActorSet`."""
+def build_actors(teams: Sequence[TeamSpec], algo: AlgoConfig, seed: int = 0) -> ActorSet:
+    """The actors `algo.network` asks for (`ActorSet.build`'s stand-in wherever a config
+    decides): an `ActorSet` of MLPs, or an `AttentionActorSet`."""
     cls = AttentionActorSet if algo.network == "attention" else ActorSet
-    return cls(teams, algo, generator)
+    return cls(teams, algo, torch.Generator().manual_seed(seed))
 
 
 class _Value(nn.Module):
@@ -372,7 +379,7 @@ __all__ = [
     "AttentionActorSet",
     "AttentionCritic",
     "EntityEncoder",
-    "make_actor_set",
+    "build_actors",
     "maddpg_networks",
     "maddpg_update",
     "ppo_networks",

@@ -193,10 +193,6 @@ class ActorSet(nn.Module):
 
     @classmethod
     def build(cls, teams: Sequence[TeamSpec], algo: AlgoConfig, seed: int = 0) -> ActorSet:
-        if algo.network == "attention":  # entity attention actors
-            from predprey.learn.attention import AttentionActorSet
-
-            cls = AttentionActorSet
         return cls(teams, algo, torch.Generator().manual_seed(seed))
 
     def forward(self, obs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
