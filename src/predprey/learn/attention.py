@@ -31,7 +31,7 @@ from torch import nn
 
 from predprey.config import AlgoConfig
 from predprey.env.observe import OWN_DIM
-from predprey.learn.networks import ActorSet, load_module_state
+from predprey.learn.networks import ActorSet
 from predprey.learn.optim import adam_step, clip_grad_norm_per_model, drop_grads
 from predprey.learn.spec import TeamSpec
 
@@ -52,19 +52,18 @@ class Dense(nn.Module):
 class MLP(nn.Module):
     """ReLU layers of `sizes`: x [..., sizes[0]] -> [..., sizes[-1]]."""
 
-    def __init__(self, sizes: Sequence[int], g: torch.Generator, tanh_out: bool = False):
+    def __init__(self, sizes: Sequence[int], g: torch.Generator):
         super().__init__()
         self.layers = nn.ModuleList(
             Dense(a, b, g) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
         )
-        self.tanh_out = tanh_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for k, layer in enumerate(self.layers):
             x = layer(x)
             if k < len(self.layers) - 1:
                 x = torch.relu(x)
-        return torch.tanh(x) if self.tanh_out else x
+        return x
 
 
 class Attention(nn.Module):
@@ -151,18 +150,12 @@ class AttentionActor(nn.Module):
         self.team = team
         d = algo.attention_dim
         self.encoder = EntityEncoder(team, d, algo.attention_heads, g)
-        self.head = MLP((2 * d, *algo.hidden, team.act_dim), g, tanh_out=True)
+        self.head = MLP((2 * d, *algo.hidden, team.act_dim), g)
 
     def pre_tanh(self, obs: torch.Tensor) -> torch.Tensor:
         """obs [B, n, D] -> the actions before tanh [B, n, act_dim]."""
         B, n, D = obs.shape
-        h = self.encoder(obs.reshape(B * n, D))  # [B n, 2d]
-        layers = self.head.layers
-        for k, layer in enumerate(layers):
-            h = layer(h)
-            if k < len(layers) - 1:
-                h = torch.relu(h)
-        return h.view(B, n, -1)
+        return self.head(self.encoder(obs.reshape(B * n, D))).view(B, n, -1)  # via [B n, 2d]
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.pre_tanh(obs))
@@ -193,12 +186,6 @@ class AttentionActorSet(ActorSet):
                     a = a + rng.normal(0.0, noise_std, size=a.shape).astype(np.float32)
                 out[t.name] = np.clip(a, -1.0, 1.0, dtype=np.float32)
         return out
-
-    def load_actor_state(self, state: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
-        for name, sd in state.items():
-            if name not in self.actors:
-                raise ValueError(f"actor state for unknown team {name!r}; have {list(self.actors)}")
-            load_module_state(self.actors[name], sd, f"actor {name!r}")
 
 
 def build_actors(teams: Sequence[TeamSpec], algo: AlgoConfig, seed: int = 0) -> ActorSet:
