@@ -80,9 +80,9 @@ class Runner:
         if self.nstep is not None:
             self.spec[DISCOUNT] = ((), "float32")
         if actors is None:
-            from predprey.learn.maddpg import ActorSet
+            from predprey.learn.attention import build_actors
 
-            actors = ActorSet.build(self.teams, config.algo)
+            actors = build_actors(self.teams, config.algo)
         self.actors = actors
         # fields the actors report for each step they act in (PPO: log-probabilities; in
         # opponent-mixing envs they are the overwritten sample's, rows PPO's `own` mask drops)

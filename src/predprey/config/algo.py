@@ -14,6 +14,7 @@ from typing import ClassVar
 from predprey.config.base import ConfigError, check
 
 CRITICS = ("central", "local")
+NETWORKS = ("mlp", "attention")
 LEVELS = ("agent", "group", "team")
 
 
@@ -33,6 +34,11 @@ class AlgoConfig:
     # central: critics see every agent's observation (MADDPG, MAPPO); local: their own (IPPO)
     critic: str = "central"
     teams: tuple[str, ...] = ()  # teams to train; empty = every team of the scenario
+    # mlp: MLPs of the flat observation; attention: entity attention over obs local's slots
+    # (predprey.learn.attention), runs with any number of slots in view
+    network: str = "mlp"
+    attention_dim: int = 32  # network attention: width of the entity tokens and attention
+    attention_heads: int = 2  # network attention: attention heads
 
     def __post_init__(self):
         self.validate()
@@ -51,6 +57,20 @@ class AlgoConfig:
                 (len(set(self.teams)) == len(self.teams), "teams lists a team twice"),
             ],
         )
+        if self.network not in NETWORKS:
+            raise ConfigError(
+                f"algo.network: unknown network {self.network!r}; choose one of {NETWORKS}"
+            )
+        if self.network == "attention":
+            check(
+                "algo",
+                [
+                    (self.share_params, "network attention shares one network per team: set "
+                     "share_params: true"),
+                    (self.attention_dim >= 1, "attention_dim must be >= 1"),
+                    (self.attention_heads >= 1, "attention_heads must be >= 1"),
+                ],
+            )  # fmt: skip
         if self.critic not in CRITICS:
             raise ConfigError(
                 f"algo.critic: unknown critic {self.critic!r}; choose one of {CRITICS}"

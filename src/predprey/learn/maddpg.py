@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from predprey.config import OffPolicyConfig
-from predprey.learn import learner_state
+from predprey.learn import attention, learner_state
 from predprey.learn.learner_state import team_states
 from predprey.learn.networks import (
     ActorSet,
@@ -77,17 +77,20 @@ class Learner:
         self.own[torch.arange(self.n_trained), torch.tensor(slots)] = True  # [A, N, 1, 1]
         self.trained_slots = torch.tensor(slots, dtype=torch.long)  # [A]
 
-        self.actors = ActorSet(self.teams, algo, self.generator)
-        self.critics = nn.ModuleDict(
-            {t.name: Critic(t, self.joint_dim, algo, self.generator) for t in self.trained}
-        )
+        if algo.network == "attention":  # entity attention: predprey.learn.attention
+            self.actors, self.critics = attention.maddpg_networks(self)
+        else:
+            self.actors = ActorSet(self.teams, algo, self.generator)
+            self.critics = nn.ModuleDict(
+                {t.name: Critic(t, self.joint_dim, algo, self.generator) for t in self.trained}
+            )
         # critic_of[a]: the critic head (within a twin) giving trained agent a's Q-value. A
         # shared central team critic reads the same joint input for all its agents, so the
         # critic step runs it once (M heads) and only the targets y stay per agent; local
         # critics read each agent's own input: one head per agent (M = A).
         critic_of, first_model = [], 0
         for t in self.trained:
-            heads = self.critics[t.name].heads_per_twin
+            heads = getattr(self.critics[t.name], "heads_per_twin", 1)  # (attention: unused)
             critic_of += [first_model + (i if heads > 1 else 0) for i in range(t.n_agents)]
             first_model += heads
         self.n_critic_models = first_model  # M
@@ -131,6 +134,8 @@ class Learner:
         (`networks.mlp_t`): observations [N, P, B] give actions [N, K, B] (K = 2: forces);
         the joint input [D, B] gives Q [T * M, 1, B], heads ordered [twin, model]; local
         critics read [T * A, K + P, B] (each agent's action and padded observation), M = A."""
+        if self.algo.network == "attention":
+            return attention.maddpg_update(self, batch)
         algo, teams, trained, K = self.algo, self.teams, self.trained, self.K
         f = {k: torch.as_tensor(batch[k]) for k in batch if k != "version"}
         B, N, A, T = f["terminated"].shape[0], self.n_total, self.n_trained, self.n_twin
