@@ -47,6 +47,16 @@ class Config:
     def replace(self, **sections: Any) -> Config:
         return dataclasses.replace(self, **sections)
 
+    def at_stage(self, stage: int) -> Config:
+        """This config at curriculum stage `stage` (`population.curriculum`): spread with that
+        many agents and landmarks; itself at stage 0 or without a curriculum."""
+        sizes = self.population.curriculum if self.population is not None else ()
+        if stage == 0 or not sizes:
+            return self
+        n = sizes[stage]
+        params = types.MappingProxyType({**self.env.params, "num_agents": n, "num_landmarks": n})
+        return self.replace(env=dataclasses.replace(self.env, params=params))
+
 
 def _plain(x: Any) -> Any:
     if isinstance(x, Mapping):
@@ -87,11 +97,36 @@ def validate(cfg: Config) -> None:
             f"algo.teams: {unknown[0]!r} is not a team of {cfg.env.scenario} {list(teams)}"
         )
     pop = cfg.population
+    if pop is not None and pop.curriculum:
+        _check_curriculum(cfg)
     if pop is not None and "hidden" in pop.hyperparameters and len(set(a.hidden)) != 1:
         raise ConfigError(
             f"population: a member's hidden is the width of every hidden layer; "
             f"algo.hidden {list(a.hidden)} has layers of different widths"
         )
+
+
+def _check_curriculum(cfg: Config) -> None:
+    """A curriculum over N needs networks whose input widths do not depend on N."""
+    env, a, sizes = cfg.env, cfg.algo, list(cfg.population.curriculum)
+    p = env.params
+    if env.scenario != "spread":
+        raise ConfigError(f"population.curriculum: grows spread's agents and landmarks; "
+                          f"env.scenario is {env.scenario!r}")  # fmt: skip
+    if p.get("obs") != "local":
+        raise ConfigError("population.curriculum: needs env.obs: local (mpe observations "
+                          "grow with the number of agents)")  # fmt: skip
+    n = p.get("num_agents", 3)
+    landmarks = p.get("num_landmarks") or n
+    if n not in sizes or landmarks != n:  # a stage's config (`Config.at_stage`) holds its N
+        raise ConfigError(f"population.curriculum: its first stage ({sizes[0]}) must be "
+                          f"env.num_agents and num_landmarks (now {n}, {landmarks})")  # fmt: skip
+    if not a.share_params:
+        raise ConfigError("population.curriculum: needs algo.share_params: true (one actor "
+                          "and critic for any number of agents)")  # fmt: skip
+    if a.critic == "central":
+        raise ConfigError("population.curriculum: algo.critic: central reads all N agents, its "
+                          "input width changes with N; set algo.critic: local")  # fmt: skip
 
 
 def _scenario_teams(scenario: str, params: Mapping[str, Any]) -> tuple[str, ...]:
@@ -155,7 +190,12 @@ def config_from_dict(data: Any) -> Config:
     )
     if data.get("population") is not None:
         sections["population"] = build_dataclass(PopulationConfig, data["population"], "population")
-    return Config(**sections)
+    config = Config(**sections)
+    sizes = config.population.curriculum if config.population is not None else ()
+    if sizes and config.env.params.get("num_agents") != sizes[0]:  # a run starts at stage 0
+        raise ConfigError(f"population.curriculum: its first stage ({sizes[0]}) must be "
+                          f"env.num_agents (now {config.env.params.get('num_agents')})")  # fmt: skip
+    return config
 
 
 def reference_sections() -> list[tuple[str, type]]:

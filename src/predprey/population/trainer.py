@@ -12,8 +12,15 @@ and mutates (evolve) when that is due, and writes each event as a metrics row.
 metrics.jsonl: the usual keys are the whole population's (training windows pool every
 member; `eval/...` are per team the best member's, which also feed best.pt); each member's
 own curves are `member/K/...` (`member/K/hp/NAME`: its hyperparameters); events are rows
-with `event` (init | sync | selection | mutation), a readable `detail` and the structured
-fields (member, team, parents, old and new values, the hyperparameters after).
+with `event` (init | sync | selection | mutation | stage), a readable `detail` and the
+structured fields (member, team, parents, old and new values, the hyperparameters after).
+
+With `population.curriculum` (EPC, spread only, one process) the population also moves
+through the numbers of agents: when the whole population's env steps reach the next stage,
+every member is rated at the next size (`member/K/stage/<stage_fitness>` on the `stage` event
+row), the fittest keep their networks and the others copy them, and from then on members,
+the loop's evaluations and checkpoints are at the new size (`curriculum_stage` in the
+checkpoint: a resumed run starts at its stage).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import numpy as np
 
 from predprey import checkpoint, seeding
 from predprey.config import Config
-from predprey.evaluate import team_scores
+from predprey.evaluate import team_scores, training_evals
 from predprey.loop import SourceBase, TrainLoop
 from predprey.population import evolution as evo
 from predprey.population.member import ALL_PARTS, CRITIC_PARTS, Member, member_budget
@@ -67,7 +74,10 @@ class Population(SourceBase):
         self.config, self.pop, self.loop, self.wait = config, pop, loop, wait
         self.rng = np.random.default_rng(seeding.streams(config.train.seed).population)
         hps = evo.initial_hyperparameters(config.algo, pop, self.rng)
-        self.members = [make_member(k, config, hps[k], loop) for k in range(pop.size)]
+        # a resumed curriculum starts in its stage's world (the loop's teams are its already)
+        self.stage = int(loop.payload.get("curriculum_stage", 0)) if loop.payload else 0
+        staged = config.at_stage(self.stage)
+        self.members = [make_member(k, staged, hps[k], loop) for k in range(pop.size)]
         self.remote = self.members[0].remote
         self.concurrent = self.remote
         if pop.share_buffer:  # AgileRL: every member adds to and samples from one replay
@@ -99,6 +109,8 @@ class Population(SourceBase):
                 m.source.wait()
         if self.wait is not None:
             self.wait(self.members)
+        if self.pop.stage_of(self.inserted) > self.stage:
+            self.next_stage()
 
     def work_left(self, src: Any, total: int) -> bool:
         P = len(self.members)
@@ -309,12 +321,54 @@ class Population(SourceBase):
             })  # fmt: skip
         return rows
 
+    # -- the curriculum over N ----------------------------------------------------------
+    def next_stage(self) -> None:
+        """EPC at a stage change: every member rated at the next size on the same seeded
+        episodes, the `stage_keep` fittest keep their networks and the others take copies
+        of them (networks with their Adam moments, hyperparameters), then every member, the
+        loop's evaluations and its checkpoints move to the next size."""
+        pop, members, env_steps = self.pop, self.members, self.inserted
+        old_n = pop.curriculum[self.stage]
+        self.stage += 1
+        n, config = pop.curriculum[self.stage], self.config.at_stage(self.stage)
+        seed = seeding.stage_seed(config.train.seed * 1_000_003, self.stage)
+        evals = [training_evals(config, m.actors(), pop.stage_episodes, seed) for m in members]
+        fitness = [stage_fitness(e, pop.stage_fitness) for e in evals]
+        parents = evo.stage_parents(fitness, pop.stage_keep)
+        teams = self.config.algo.teams or [t.name for t in self.loop.teams]
+        snaps = {(t, j): members[j].team_state(t, ALL_PARTS) for t in teams for j in set(parents)}
+        old_hp = [dict(m.hp) for m in members]
+        for m, j in zip(members, parents, strict=True):
+            if j != m.k:
+                if old_hp[j] != m.hp:
+                    m.set_hp(old_hp[j])  # the parent's width first: its copies fit as they are
+                for t in teams:
+                    m.load_team_state(t, snaps[t, j])
+            m.lineage.append({"env_steps": env_steps, "event": "stage", "stage": self.stage,
+                              "num_agents": n, "parent": j})  # fmt: skip
+        self.loop.next_stage(config)
+        for m in members:
+            m.change_world(config, self.stage, self.loop.teams)
+        if pop.share_buffer:
+            for m in members[1:]:
+                m.source.buffer = members[0].source.buffer
+        self.best = {t: evo.elites(fitness, 1)[0] for t in teams}
+        kept = sorted(set(parents), key=lambda k: -fitness[k])
+        copies = ", ".join(f"{j} -> {i}" for i, j in enumerate(parents) if i != j) or "none"
+        self.loop.write_event({
+            "event": "stage",
+            "detail": f"stage {self.stage}: {old_n} -> {n} agents; kept {kept}; copies {copies}",
+            "stage": self.stage, "num_agents": n, "parents": parents, "fitness": fitness,
+            **{f"member/{k}/stage/{pop.stage_fitness}": f for k, f in enumerate(fitness)},
+        })  # fmt: skip
+
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
             "actors": self.actors().actor_state(),  # what predprey.policy.load reads
             "updates": self.updates,
             "env_steps": self.inserted,
+            "curriculum_stage": self.stage,  # the loop and members start in its world
             "population": {
                 "members": [m.state() for m in self.members],
                 "fitness": {t: list(f) for t, f in self.fitness.items()},
@@ -350,3 +404,10 @@ class Population(SourceBase):
         self.rng.bit_generator.state = state["rng"]
         self.syncs, self.evolutions = int(state["syncs"]), int(state["evolutions"])
         self.next_sync, self.next_evolve = int(state["next_sync"]), int(state["next_evolve"])
+
+
+def stage_fitness(evals: dict[str, float], kind: str) -> float:
+    """A member's fitness at the next size: spread's coverage, or its teams' summed return."""
+    if kind == "coverage":
+        return evals["eval/coverage"]
+    return sum(score for _, score in team_scores(evals).values())
