@@ -19,6 +19,7 @@ from predprey.population import evolution as evo
 from predprey.population.trainer import stage_fitness
 from predprey.rundir import RunDir
 from predprey.seeding import stage_seed
+from predprey.viz.plot_members import events, member_subjects
 
 STAGE = 640  # env steps of the population per stage: 2 members x 8 envs -> 16 per step
 
@@ -139,9 +140,11 @@ def test_stage_changes_at_its_budget_after_rating_members_at_the_next_size(tmp_p
     assert trainer.teams[0].n_agents == 8
     latest = checkpoint.load(trainer.run_dir)
     assert latest["curriculum_stage"] == 1 and latest["teams"][0][1] == 8
-    assert (
-        policy.load(trainer.run_dir.path).config.env.params["num_agents"] == 8
-    )  # the size reached
+    rows = trainer.run_dir.read_metrics()  # `predprey plot`: a panel, the change as a line
+    assert "stage/coverage" in member_subjects({k for r in rows for k in r}, rows)
+    assert (row["env_steps"], "stage") in events(rows, "env_steps")
+    reached = policy.load(trainer.run_dir.path).config  # evaluate: at the size reached
+    assert reached.env.params["num_agents"] == 8
 
 
 def test_resume_in_stage_2_goes_on_at_stage_2s_size_exactly(tmp_path):

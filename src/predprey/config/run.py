@@ -192,9 +192,10 @@ def config_from_dict(data: Any) -> Config:
         sections["population"] = build_dataclass(PopulationConfig, data["population"], "population")
     config = Config(**sections)
     sizes = config.population.curriculum if config.population is not None else ()
-    if sizes and config.env.params.get("num_agents") != sizes[0]:  # a run starts at stage 0
+    n = config.env.params.get("num_agents")
+    if sizes and n != sizes[0]:  # a run starts at stage 0
         raise ConfigError(f"population.curriculum: its first stage ({sizes[0]}) must be "
-                          f"env.num_agents (now {config.env.params.get('num_agents')})")  # fmt: skip
+                          f"env.num_agents (now {n})")  # fmt: skip
     return config
 
 
