@@ -16,7 +16,7 @@ from predprey.config import ConfigError, config_from_dict
 from predprey.config.population import PopulationConfig
 from predprey.evaluate import training_evals
 from predprey.population import evolution as evo
-from predprey.population.trainer import stage_fitness
+from predprey.population.curriculum import stage_fitness
 from predprey.rundir import RunDir
 from predprey.seeding import stage_seed
 from predprey.viz.plot_members import events, member_subjects

@@ -31,8 +31,9 @@ import numpy as np
 
 from predprey import checkpoint, seeding
 from predprey.config import Config
-from predprey.evaluate import team_scores, training_evals
+from predprey.evaluate import team_scores
 from predprey.loop import SourceBase, TrainLoop
+from predprey.population import curriculum
 from predprey.population import evolution as evo
 from predprey.population.member import ALL_PARTS, CRITIC_PARTS, Member, member_budget
 
@@ -110,7 +111,7 @@ class Population(SourceBase):
         if self.wait is not None:
             self.wait(self.members)
         if self.pop.stage_of(self.inserted) > self.stage:
-            self.next_stage()
+            curriculum.next_stage(self)
 
     def work_left(self, src: Any, total: int) -> bool:
         P = len(self.members)
@@ -321,47 +322,6 @@ class Population(SourceBase):
             })  # fmt: skip
         return rows
 
-    # -- the curriculum over N ----------------------------------------------------------
-    def next_stage(self) -> None:
-        """EPC at a stage change: every member rated at the next size on the same seeded
-        episodes, the `stage_keep` fittest keep their networks and the others take copies
-        of them (networks with their Adam moments, hyperparameters), then every member, the
-        loop's evaluations and its checkpoints move to the next size."""
-        pop, members, env_steps = self.pop, self.members, self.inserted
-        old_n = pop.curriculum[self.stage]
-        self.stage += 1
-        n, config = pop.curriculum[self.stage], self.config.at_stage(self.stage)
-        seed = seeding.stage_seed(config.train.seed * 1_000_003, self.stage)
-        evals = [training_evals(config, m.actors(), pop.stage_episodes, seed) for m in members]
-        fitness = [stage_fitness(e, pop.stage_fitness) for e in evals]
-        parents = evo.stage_parents(fitness, pop.stage_keep)
-        teams = self.config.algo.teams or [t.name for t in self.loop.teams]
-        snaps = {(t, j): members[j].team_state(t, ALL_PARTS) for t in teams for j in set(parents)}
-        old_hp = [dict(m.hp) for m in members]
-        for m, j in zip(members, parents, strict=True):
-            if j != m.k:
-                if old_hp[j] != m.hp:
-                    m.set_hp(old_hp[j])  # the parent's width first: its copies fit as they are
-                for t in teams:
-                    m.load_team_state(t, snaps[t, j])
-            m.lineage.append({"env_steps": env_steps, "event": "stage", "stage": self.stage,
-                              "num_agents": n, "parent": j})  # fmt: skip
-        self.loop.next_stage(config)
-        for m in members:
-            m.change_world(config, self.stage, self.loop.teams)
-        if pop.share_buffer:
-            for m in members[1:]:
-                m.source.buffer = members[0].source.buffer
-        self.best = {t: evo.elites(fitness, 1)[0] for t in teams}
-        kept = sorted(set(parents), key=lambda k: -fitness[k])
-        copies = ", ".join(f"{j} -> {i}" for i, j in enumerate(parents) if i != j) or "none"
-        self.loop.write_event({
-            "event": "stage",
-            "detail": f"stage {self.stage}: {old_n} -> {n} agents; kept {kept}; copies {copies}",
-            "stage": self.stage, "num_agents": n, "parents": parents, "fitness": fitness,
-            **{f"member/{k}/stage/{pop.stage_fitness}": f for k, f in enumerate(fitness)},
-        })  # fmt: skip
-
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -404,10 +364,3 @@ class Population(SourceBase):
         self.rng.bit_generator.state = state["rng"]
         self.syncs, self.evolutions = int(state["syncs"]), int(state["evolutions"])
         self.next_sync, self.next_evolve = int(state["next_sync"]), int(state["next_evolve"])
-
-
-def stage_fitness(evals: dict[str, float], kind: str) -> float:
-    """A member's fitness at the next size: spread's coverage, or its teams' summed return."""
-    if kind == "coverage":
-        return evals["eval/coverage"]
-    return sum(score for _, score in team_scores(evals).values())
