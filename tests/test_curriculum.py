@@ -86,7 +86,6 @@ def test_stage_due_at_each_budget_and_the_last_runs_to_the_end():
         ({"algo": {"critic": "central"}}, "algo.critic: central"),
         ({"algo": {"share_params": False}}, "algo.share_params"),
         ({"env": {"obs": "mpe", "k_agents": None, "k_landmarks": None}}, "env.obs: local"),
-        ({"env": {"num_agents": 6, "num_landmarks": 6}}, "must be env.num_agents"),
         ({"population": {"curriculum": [4, 8, 8]}}, "increasing"),
         ({"population": {"stage_keep": 3}}, "stage_keep"),
         ({"population": {"stage_fitness": "touches"}}, "stage_fitness"),
@@ -99,6 +98,18 @@ def test_a_curriculum_config_that_cannot_work_is_one_line_naming_the_key(change,
     with pytest.raises(ConfigError, match=needle) as e:
         config_from_dict(cfg)
     assert "\n" not in str(e.value) and str(e.value).startswith("population.")
+
+
+def test_a_run_starts_at_the_first_stage_and_a_policy_is_evaluated_at_any_size(tmp_path):
+    cfg = data(100)
+    cfg["env"] = {**cfg["env"], "num_agents": 6, "num_landmarks": 6}
+    with pytest.raises(ConfigError, match=r"first stage \(4\) must be env.num_agents") as e:
+        make(tmp_path, cfg)
+    assert "\n" not in str(e.value)
+    trainer = make(tmp_path, data(STAGE // 2), "run")  # no stage change: ends at N = 4
+    trainer.run()
+    at_80 = policy.load(trainer.run_dir.path, env=["num_agents=80", "num_landmarks=80"])
+    assert at_80.config.env.params["num_agents"] == 80
 
 
 def test_a_curriculum_is_spread_only_and_refused_on_ray(tmp_path):

@@ -108,19 +108,13 @@ def validate(cfg: Config) -> None:
 
 def _check_curriculum(cfg: Config) -> None:
     """A curriculum over N needs networks whose input widths do not depend on N."""
-    env, a, sizes = cfg.env, cfg.algo, list(cfg.population.curriculum)
-    p = env.params
+    env, a, p = cfg.env, cfg.algo, cfg.env.params
     if env.scenario != "spread":
         raise ConfigError(f"population.curriculum: grows spread's agents and landmarks; "
                           f"env.scenario is {env.scenario!r}")  # fmt: skip
     if p.get("obs") != "local":
         raise ConfigError("population.curriculum: needs env.obs: local (mpe observations "
                           "grow with the number of agents)")  # fmt: skip
-    n = p.get("num_agents", 3)
-    landmarks = p.get("num_landmarks") or n
-    if n not in sizes or landmarks != n:  # a stage's config (`Config.at_stage`) holds its N
-        raise ConfigError(f"population.curriculum: its first stage ({sizes[0]}) must be "
-                          f"env.num_agents and num_landmarks (now {n}, {landmarks})")  # fmt: skip
     if not a.share_params:
         raise ConfigError("population.curriculum: needs algo.share_params: true (one actor "
                           "and critic for any number of agents)")  # fmt: skip
@@ -190,13 +184,7 @@ def config_from_dict(data: Any) -> Config:
     )
     if data.get("population") is not None:
         sections["population"] = build_dataclass(PopulationConfig, data["population"], "population")
-    config = Config(**sections)
-    sizes = config.population.curriculum if config.population is not None else ()
-    n = config.env.params.get("num_agents")
-    if sizes and n != sizes[0]:  # a run starts at stage 0
-        raise ConfigError(f"population.curriculum: its first stage ({sizes[0]}) must be "
-                          f"env.num_agents (now {n})")  # fmt: skip
-    return config
+    return Config(**sections)
 
 
 def reference_sections() -> list[tuple[str, type]]:

@@ -10,9 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 from predprey import seeding
+from predprey.config import Config, ConfigError
 from predprey.evaluate import team_scores, training_evals
 from predprey.population import evolution as evo
 from predprey.population.member import ALL_PARTS
+
+
+def check_first_stage(config: Config) -> None:
+    """A run trains from the first stage: env.num_agents and num_landmarks are its size (a
+    trained policy may still be evaluated at any N)."""
+    sizes = config.population.curriculum
+    n = config.env.params.get("num_agents")
+    landmarks = config.env.params.get("num_landmarks") or n
+    if sizes and (n != sizes[0] or landmarks != n):
+        raise ConfigError(f"population.curriculum: its first stage ({sizes[0]}) must be "
+                          f"env.num_agents and num_landmarks (now {n}, {landmarks})")  # fmt: skip
 
 
 def stage_fitness(evals: dict[str, float], kind: str) -> float:

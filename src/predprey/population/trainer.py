@@ -75,6 +75,7 @@ class Population(SourceBase):
         self.config, self.pop, self.loop, self.wait = config, pop, loop, wait
         self.rng = np.random.default_rng(seeding.streams(config.train.seed).population)
         hps = evo.initial_hyperparameters(config.algo, pop, self.rng)
+        curriculum.check_first_stage(config)
         # a resumed curriculum starts in its stage's world (the loop's teams are its already)
         self.stage = int(loop.payload.get("curriculum_stage", 0)) if loop.payload else 0
         staged = config.at_stage(self.stage)
