@@ -96,11 +96,13 @@ def _population(config: Config, loop: TrainLoop, runners: int):
 
     if runners <= 0:
         return Population(config, loop)
-    from predprey.config.population import SHARE_BUFFER_ON_RAY
+    from predprey.config.population import CURRICULUM_ON_RAY, SHARE_BUFFER_ON_RAY
     from predprey.distributed.population import RayMember, wait_members
 
     if config.population.share_buffer:
         raise ConfigError(SHARE_BUFFER_ON_RAY)
+    if config.population.curriculum:
+        raise ConfigError(CURRICULUM_ON_RAY)
 
     def make_member(k, cfg, hp, loop):
         return RayMember(k, cfg, hp, loop, runners)

@@ -180,6 +180,10 @@ class TrainLoop:
         checkpoint.remove_stale(run)  # a crash's half-written files; nothing writes yet
         self.payload = checkpoint.load(run) if resume else None  # read by sources and attach
         if self.payload is not None:
+            stage = int(self.payload.get("curriculum_stage", 0))  # a curriculum's world
+            if stage:
+                self.config = config.at_stage(stage)
+                self.teams = team_specs(self.config.env.make(num_envs=1, seed=0))
             checkpoint.check_teams(self.payload, self.teams, str(run.path))
         self.episodes = self.eval_index = self.last_eval_steps = 0
         self.next_log, self.next_eval = tr.log_every, tr.eval_every
@@ -214,6 +218,13 @@ class TrainLoop:
         # than it and a later time: the clock goes on from the latest row kept.
         rows = self.run_dir.read_metrics()
         self.log.time_offset = max([time_offset, *(r.get("time", 0.0) for r in rows)])
+
+    def next_stage(self, config: Config) -> None:
+        """Train, evaluate and checkpoint in `config`'s world from now on (a curriculum's
+        next number of agents); best snapshots start again (scores at another N differ)."""
+        self.config = config
+        self.teams = team_specs(config.env.make(num_envs=1, seed=0))
+        self.best.restore({})
 
     @property
     def env_steps(self) -> int:

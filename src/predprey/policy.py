@@ -164,12 +164,14 @@ def load(
     if which not in POLICIES:
         raise ValueError(f"unknown policy {which!r}; choose one of {POLICIES}")
     run = RunDir(run_dir).require()
-    config = config_from_dict(load_yaml(run.config_path))
+    payload = checkpoint.load(run)
+    # a curriculum's checkpoint is of the size its stage reached (config.yaml: the first)
+    stage = int(payload.get("curriculum_stage", 0))
+    config = config_from_dict(load_yaml(run.config_path)).at_stage(stage)
     teams = acting = team_specs(config.env.make(num_envs=1, seed=0))
     if env:
         config = with_env_overrides(config, env)
         acting = check_transfer(teams, config)  # attention networks read its entity slots
-    payload = checkpoint.load(run)
     checkpoint.check_teams(payload, teams, str(run.path))
     state = dict(payload["actors"])
     version = int(payload.get("updates", 0))

@@ -49,6 +49,12 @@ def member_seed(seed: int, k: int) -> int:
     return seed if k == 0 else _int(np.random.SeedSequence([seed, k]))
 
 
+def stage_seed(seed: int, stage: int) -> int:
+    """A seed for curriculum stage `stage` (predprey.population.curriculum): the new world's
+    envs, the members' evaluations at the next size; `seed` itself at stage 0."""
+    return seed if stage == 0 else _int(np.random.SeedSequence([seed, 0xC0, stage]))
+
+
 def seed_streams(seed: int) -> tuple[int, np.random.Generator]:
     """An env seed and an independent generator for the actions (warm-up, noise, scripted
     policies) from one seed. Seeding both with `seed` itself would give them the same random

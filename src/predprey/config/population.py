@@ -15,6 +15,13 @@ Env steps here are the whole population's (the x axis of metrics.jsonl). Hyperpa
 are per member (they drive one update of both teams); networks are selected per team.
 Ranges are [low, high]; `init_*` are the ranges members' first values are drawn from
 (empty = the `algo` value for every member).
+
+Curriculum over the number of agents (EPC, Long et al. ICLR 2020): with `curriculum`
+[4, 8, 16] the run trains spread at 4 agents and landmarks for `stage_env_steps`, then at 8,
+then at 16 to the end. At each stage change every member is rated at the next size
+(`stage_fitness` over `stage_episodes` seeded episodes); the `stage_keep` fittest keep their
+networks and the others take copies of them (the weakest the fittest's), whatever `mode`
+does between changes. The actors read local observations, so their input widths stay.
 """
 
 from __future__ import annotations
@@ -24,9 +31,14 @@ from dataclasses import dataclass
 from predprey.config.base import ConfigError
 
 MODES = ("independent", "genetic", "evolve")
+STAGE_FITNESS = ("coverage", "return")
 SHARE_BUFFER_ON_RAY = (
     "population.share_buffer: true needs one process: on Ray each member has its own buffer "
     "actor and write-ahead log (drop --runners, or set share_buffer: false)"
+)
+CURRICULUM_ON_RAY = (
+    "population.curriculum runs in one process: members on Ray keep their worlds in runner "
+    "and buffer actors that a stage change does not rebuild (drop --runners)"
 )
 # Hyperparameters a member may hold its own value of: name -> kind of draw and mutation.
 # `hidden` (the width of every hidden layer; predprey.population.resize) is one only where
@@ -75,6 +87,12 @@ class PopulationConfig:
     init_exploration_noise: tuple[float, ...] = ()  # [low, high], uniform
     init_env_steps_per_update: tuple[int, ...] = ()  # the choices
     init_hidden: tuple[int, ...] = ()  # widths to draw from (every hidden layer the same)
+    # curriculum over N (spread): agents (= landmarks) per stage, the first env.num_agents
+    curriculum: tuple[int, ...] = ()  # e.g. [4, 8, 16]; empty = one size throughout
+    stage_env_steps: int = 1_000_000  # env steps of the whole population per stage but the last
+    stage_episodes: int = 20  # episodes per member at the next size that rate it (seeded)
+    stage_fitness: str = "coverage"  # what rates a member at the next size: coverage | return
+    stage_keep: int = 2  # the fittest members kept at a stage change; the others copy them
 
     @property
     def hyperparameters(self) -> tuple[str, ...]:
@@ -107,6 +125,7 @@ class PopulationConfig:
             raise _bad(f"weights_noise must be >= 0, got {self.weights_noise}")
         if not 0 < self.shrink <= 1 <= self.grow:
             raise _bad("mutation factors need 0 < shrink <= 1 <= grow")
+        self._check_curriculum()
         for name in self.mutate:
             if name not in HYPERPARAMETERS:
                 raise _bad(
@@ -125,6 +144,25 @@ class PopulationConfig:
                 a, b = _pair(self, f"init_{name}")
                 if a > b:
                     raise _bad(f"init_{name} must be [low, high] with low <= high")
+
+    def _check_curriculum(self) -> None:
+        if not self.curriculum:
+            return
+        sizes = list(self.curriculum)
+        if min(sizes) < 1 or sizes != sorted(set(sizes)):
+            raise _bad(f"curriculum must be increasing numbers of agents >= 1, got {sizes}")
+        if self.stage_env_steps < 1:
+            raise _bad(f"stage_env_steps must be >= 1, got {self.stage_env_steps}")
+        if self.stage_episodes < 1:
+            raise _bad(f"stage_episodes must be >= 1, got {self.stage_episodes}")
+        if self.stage_fitness not in STAGE_FITNESS:
+            raise _bad(f"stage_fitness: choose one of {STAGE_FITNESS}, got {self.stage_fitness!r}")
+        if not 1 <= self.stage_keep <= self.size:
+            raise _bad(f"stage_keep must be in [1, size={self.size}], got {self.stage_keep}")
+
+    def stage_of(self, env_steps: int) -> int:
+        """The curriculum stage due at `env_steps` of the whole population (0 without one)."""
+        return min(env_steps // self.stage_env_steps, max(len(self.curriculum) - 1, 0))
 
 
 def _bad(message: str) -> ConfigError:

@@ -47,6 +47,16 @@ class Config:
     def replace(self, **sections: Any) -> Config:
         return dataclasses.replace(self, **sections)
 
+    def at_stage(self, stage: int) -> Config:
+        """This config at curriculum stage `stage` (`population.curriculum`): spread with that
+        many agents and landmarks; itself at stage 0 or without a curriculum."""
+        sizes = self.population.curriculum if self.population is not None else ()
+        if stage == 0 or not sizes:
+            return self
+        n = sizes[stage]
+        params = types.MappingProxyType({**self.env.params, "num_agents": n, "num_landmarks": n})
+        return self.replace(env=dataclasses.replace(self.env, params=params))
+
 
 def _plain(x: Any) -> Any:
     if isinstance(x, Mapping):
@@ -92,11 +102,30 @@ def validate(cfg: Config) -> None:
             f"algo.teams: {unknown[0]!r} is not a team of {cfg.env.scenario} {list(teams)}"
         )
     pop = cfg.population
+    if pop is not None and pop.curriculum:
+        _check_curriculum(cfg)
     if pop is not None and "hidden" in pop.hyperparameters and len(set(a.hidden)) != 1:
         raise ConfigError(
             f"population: a member's hidden is the width of every hidden layer; "
             f"algo.hidden {list(a.hidden)} has layers of different widths"
         )
+
+
+def _check_curriculum(cfg: Config) -> None:
+    """A curriculum over N needs networks whose input widths do not depend on N."""
+    env, a, p = cfg.env, cfg.algo, cfg.env.params
+    if env.scenario != "spread":
+        raise ConfigError(f"population.curriculum: grows spread's agents and landmarks; "
+                          f"env.scenario is {env.scenario!r}")  # fmt: skip
+    if p.get("obs") != "local":
+        raise ConfigError("population.curriculum: needs env.obs: local (mpe observations "
+                          "grow with the number of agents)")  # fmt: skip
+    if not a.share_params:
+        raise ConfigError("population.curriculum: needs algo.share_params: true (one actor "
+                          "and critic for any number of agents)")  # fmt: skip
+    if a.critic == "central":
+        raise ConfigError("population.curriculum: algo.critic: central reads all N agents, its "
+                          "input width changes with N; set algo.critic: local")  # fmt: skip
 
 
 def _scenario_teams(scenario: str, params: Mapping[str, Any]) -> tuple[str, ...]:

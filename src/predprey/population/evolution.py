@@ -56,6 +56,17 @@ def elites(fitness: Sequence[float], n: int) -> list[int]:
     return order[:n]
 
 
+def stage_parents(fitness: Sequence[float], keep: int) -> list[int]:
+    """EPC's selection at a curriculum stage change: parents[i] is the member whose networks
+    slot i holds at the next size. The `keep` fittest keep their own; the others take the
+    kept ones' in turn, the weakest the fittest's (ties: lower index fitter)."""
+    order = elites(fitness, len(fitness))  # best first
+    kept, parents = order[:keep], list(range(len(fitness)))
+    for j, i in enumerate(reversed(order[keep:])):  # weakest first
+        parents[i] = kept[j % keep]
+    return parents
+
+
 def draw_contestants(size: int, k: int, rng: np.random.Generator) -> np.ndarray:
     """[size, k]: for every member slot, `k` distinct members that compete for it."""
     return np.stack([rng.choice(size, k, replace=False) for _ in range(size)])

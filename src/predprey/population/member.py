@@ -21,9 +21,11 @@ import torch
 
 from predprey import seeding
 from predprey.config import Config
+from predprey.learn.buffer import ReplayBuffer
 from predprey.learn.offpolicy import OffPolicy
 from predprey.learn.rate_limiter import RateLimiter, UpdateCredit, samples_per_insert
-from predprey.population.resize import copy_overlap, with_hp
+from predprey.learn.spec import transition_spec
+from predprey.population.resize import copy_overlap, resized, with_hp
 from predprey.trainlog import TrainLog
 
 CRITIC_PARTS = ("critics", "critic_targets")  # what a genetic sync copies
@@ -244,6 +246,29 @@ class Member(MemberBase):
 
     def settle(self) -> None:
         """Nothing in flight in one process."""
+
+    def change_world(self, run_config: Config, stage: int, teams) -> None:
+        """Train in `run_config`'s world from now on (curriculum stage `stage`, `teams` its
+        team specs): the learner for these teams with the same weights, optimizer state and
+        update count; a new runner; an empty replay of the new row widths, which holds a
+        batch before updates resume (the updates owed before are dropped)."""
+        from predprey.runner import Runner
+
+        src = self.source
+        src.loop.add_recorded(src.flush_recorded())  # the old world's recorded episodes
+        src.loop.teams = teams
+        self.run_config = run_config
+        self.config = src.config = self.algorithm.config = member_config(
+            run_config, self.k, self.hp
+        )
+        src.learner = resized(src.learner, self.config.algo, teams)
+        tr, timers = self.config.train, src.runner.timers
+        env_seed = seeding.stage_seed(seeding.streams(tr.seed).env, stage)
+        src.runner = Runner(self.config, env_seed, src.learner, tr.record_envs, tr.record_every)
+        src.runner.timers = timers  # cumulative: the loop's profile takes differences
+        src.buffer = ReplayBuffer(self.config.buffer.capacity, transition_spec(teams))
+        refill = src.inserted + self.config.algo.batch_size
+        self.algorithm.pace = MemberPace(self.config, refill, src.updates)
 
     # -- checkpoints -----------------------------------------------------------------
     def state(self) -> dict[str, Any]:

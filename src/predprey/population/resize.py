@@ -50,14 +50,15 @@ def _pairs(old, new) -> list[tuple[nn.Module, nn.Module]]:
     return out
 
 
-def resized(learner, algo: OffPolicyConfig):
+def resized(learner, algo: OffPolicyConfig, teams=None):
     """A new `Learner` with `algo`'s widths holding `learner`'s weights where they overlap
     (fresh initialisation elsewhere), its Adam moments where shapes are unchanged, its
-    update count and RNG."""
+    update count and RNG. `teams`: the team specs of another number of agents (a curriculum
+    stage; shared networks of local inputs keep every shape)."""
     from predprey.learn.maddpg import Learner
 
     seed = int(torch.randint(0, 2**62, (1,), generator=learner.generator))
-    new = Learner(learner.teams, algo, seed)
+    new = Learner(learner.teams if teams is None else teams, algo, seed)
     new.version = learner.version
     new.generator.set_state(learner.generator.get_state())
     for old_m, new_m in _pairs(learner, new):

@@ -12,8 +12,15 @@ and mutates (evolve) when that is due, and writes each event as a metrics row.
 metrics.jsonl: the usual keys are the whole population's (training windows pool every
 member; `eval/...` are per team the best member's, which also feed best.pt); each member's
 own curves are `member/K/...` (`member/K/hp/NAME`: its hyperparameters); events are rows
-with `event` (init | sync | selection | mutation), a readable `detail` and the structured
-fields (member, team, parents, old and new values, the hyperparameters after).
+with `event` (init | sync | selection | mutation | stage), a readable `detail` and the
+structured fields (member, team, parents, old and new values, the hyperparameters after).
+
+With `population.curriculum` (EPC, spread only, one process) the population also moves
+through the numbers of agents: when the whole population's env steps reach the next stage,
+every member is rated at the next size (`member/K/stage/<stage_fitness>` on the `stage` event
+row), the fittest keep their networks and the others copy them, and from then on members,
+the loop's evaluations and checkpoints are at the new size (`curriculum_stage` in the
+checkpoint: a resumed run starts at its stage).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from predprey import checkpoint, seeding
 from predprey.config import Config
 from predprey.evaluate import team_scores
 from predprey.loop import SourceBase, TrainLoop
+from predprey.population import curriculum
 from predprey.population import evolution as evo
 from predprey.population.member import ALL_PARTS, CRITIC_PARTS, Member, member_budget
 
@@ -67,7 +75,11 @@ class Population(SourceBase):
         self.config, self.pop, self.loop, self.wait = config, pop, loop, wait
         self.rng = np.random.default_rng(seeding.streams(config.train.seed).population)
         hps = evo.initial_hyperparameters(config.algo, pop, self.rng)
-        self.members = [make_member(k, config, hps[k], loop) for k in range(pop.size)]
+        curriculum.check_first_stage(config)
+        # a resumed curriculum starts in its stage's world (the loop's teams are its already)
+        self.stage = int(loop.payload.get("curriculum_stage", 0)) if loop.payload else 0
+        staged = config.at_stage(self.stage)
+        self.members = [make_member(k, staged, hps[k], loop) for k in range(pop.size)]
         self.remote = self.members[0].remote
         self.concurrent = self.remote
         if pop.share_buffer:  # AgileRL: every member adds to and samples from one replay
@@ -99,6 +111,8 @@ class Population(SourceBase):
                 m.source.wait()
         if self.wait is not None:
             self.wait(self.members)
+        if self.pop.stage_of(self.inserted) > self.stage:
+            curriculum.next_stage(self)
 
     def work_left(self, src: Any, total: int) -> bool:
         P = len(self.members)
@@ -315,6 +329,7 @@ class Population(SourceBase):
             "actors": self.actors().actor_state(),  # what predprey.policy.load reads
             "updates": self.updates,
             "env_steps": self.inserted,
+            "curriculum_stage": self.stage,  # the loop and members start in its world
             "population": {
                 "members": [m.state() for m in self.members],
                 "fitness": {t: list(f) for t, f in self.fitness.items()},

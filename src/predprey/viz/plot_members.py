@@ -1,6 +1,8 @@
 """A population's panels for `predprey plot`: each member's curves (`member/K/...` keys) of
 the evaluations, returns and touches, one line per member, with the population's events
-(rows with a string `event`: sync, selection, mutation) drawn as vertical lines."""
+(rows with a string `event`: sync, selection, mutation, a curriculum's stage change) drawn
+as vertical lines; a curriculum's fitness of each member at the next size (`stage/...`, one
+point per stage change) is a panel of its own."""
 
 from __future__ import annotations
 
@@ -10,12 +12,13 @@ from typing import Any
 import numpy as np
 
 MEMBER_KEY = re.compile(r"^member/(\d+)/(.+)$")
-SUBJECTS = re.compile(r"^(eval/.+|return/.+|touches_per_episode)$")  # member curves drawn
+SUBJECTS = re.compile(r"^(eval/.+|return/.+|touches_per_episode|stage/.+)$")  # member curves drawn
 MEMBER_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
 EVENT_STYLE = {
     "sync": ("#2ca02c", "-."),
     "selection": ("#444444", ":"),
     "mutation": ("#ff7f0e", ":"),
+    "stage": ("#000000", "--"),
 }
 
 
@@ -67,6 +70,8 @@ def draw_member_panel(ax, runs, subject: str, xkey: str, scale: float, label_of)
         label = f"training return: {label}"
     elif subject == "touches_per_episode":
         label = "training touches per episode"
+    elif subject.startswith("stage/"):
+        label = f"{subject[6:]} at the next size (stage change)"
     elif subject.startswith("hp/"):
         label = f"hyperparameter: {subject[3:]}"
         if subject.endswith("_lr"):
