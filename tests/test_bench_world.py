@@ -11,9 +11,10 @@ import pytest
 
 from predprey.bench.world import mean_ci
 from predprey.cli import main
+from predprey.config import PPOConfig, config_from_dict
 
 CASES = {
-    "ppo-discrete": ("ppo", {}, []),
+    "default-discrete": (None, {}, []),
     "maddpg-box": ("maddpg", {"box": True},
                    ["buffer.warmup=1000", "algo.env_steps_per_update=4", "algo.batch_size=64"]),
 }  # fmt: skip
@@ -23,13 +24,15 @@ CASES = {
 def test_learned_teams_beat_random_teams(tmp_path, capsys, case):
     algo, kwargs, sets = CASES[case]
     args = ["bench", "world", "--make", "pz_match_world:parallel_env", "--kwargs",
-            json.dumps(kwargs), "--algo", algo, "--env-steps", "6000", "--episodes", "100",
+            json.dumps(kwargs), "--env-steps", "6000", "--episodes", "100",
             "--out", str(tmp_path), "--set", "env.workers=1"]  # fmt: skip
+    if algo:
+        args += ["--algo", algo]
     for s in sets:
         args += ["--set", s]
     assert main(args) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["env_steps"] >= 6000 and summary["algo"] == algo
+    assert summary["env_steps"] >= 6000 and summary["algo"] == (algo or "ppo")
     assert set(summary["matchups"]) == {"random", "caller", "guesser", "learned"}
     for team in ("caller", "guesser"):
         row = summary["teams"][team]
@@ -40,6 +43,17 @@ def test_learned_teams_beat_random_teams(tmp_path, capsys, case):
         other = "guesser" if team == "caller" else "caller"
         assert summary["matchups"][team][other][0] < 2.5
     assert (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_a_config_that_names_only_the_world_trains_ppo():
+    """The default recipe: a foreign world's teams may act in spaces of different kinds and
+    sizes (mpe2's world_comm: Discrete(20) and Discrete(5)), which ppo takes; naming the
+    learner still chooses it, and our own worlds keep maddpg."""
+    world = {"scenario": "pettingzoo", "make": "pz_match_world:parallel_env"}
+    cfg = config_from_dict({"env": world})
+    assert cfg.algo.name == "ppo" and cfg.algo == PPOConfig()
+    assert config_from_dict({"env": world, "algo": {"name": "maddpg"}}).algo.name == "maddpg"
+    assert config_from_dict({"env": {"scenario": "spread"}}).algo.name == "maddpg"
 
 
 def test_an_existing_out_is_refused(tmp_path):

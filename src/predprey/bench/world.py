@@ -3,9 +3,10 @@
   predprey bench world --make mpe2.simple_push_v3:parallel_env --env-steps 200000 --out DIR
 
 The recipe is what a config that names only the world gets: `env.scenario: pettingzoo`,
-`env.make`, `env.kwargs` (and `env.teams` if given), every other key at its default, with
-`algo.name` from --algo (and any --set). After `train.total_env_steps` = --env-steps, the
-learned policy plays --episodes episodes in each of these match-ups:
+`env.make`, `env.kwargs` (and `env.teams` if given), every other key at its default; in a
+pettingzoo world that is ppo (--algo names another learner, --set changes any key). After
+`train.total_env_steps` = --env-steps, the learned policy plays --episodes episodes in each
+of these match-ups:
 
   random        every team acts uniformly at random (one-hot uniform choices of a
                 `Discrete`, uniform in [-1, 1] per component of a `Box`): the baseline
@@ -38,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kwargs", default="{}", help="the factory's arguments, as JSON")
     p.add_argument("--teams", default=None, help="team -> [agent names], as JSON (default: "
                    "agent names up to a trailing _<digits>)")  # fmt: skip
-    p.add_argument("--algo", default="ppo", choices=("ppo", "maddpg", "matd3"))
+    p.add_argument("--algo", default=None, choices=("ppo", "maddpg", "matd3"),
+                   help="the learner (default: a pettingzoo config's, ppo)")  # fmt: skip
     p.add_argument("--env-steps", type=int, required=True, help="training budget in env steps")
     p.add_argument("--episodes", type=int, default=200, help="episodes per match-up")
     p.add_argument("--seed", type=int, default=0)
@@ -47,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="directory for the run and summary.json")
 
 
-def recipe(make: str, kwargs: dict, teams: dict | None, algo: str, env_steps: int,
+def recipe(make: str, kwargs: dict, teams: dict | None, algo: str | None, env_steps: int,
            seed: int, overrides: list[str]):  # fmt: skip
     """The default recipe's config: the world, the learner's name, the budget."""
     from predprey.config import apply_overrides, config_from_dict
@@ -55,7 +57,7 @@ def recipe(make: str, kwargs: dict, teams: dict | None, algo: str, env_steps: in
     env: dict[str, Any] = {"scenario": "pettingzoo", "make": make, "kwargs": kwargs}
     if teams is not None:
         env["teams"] = teams
-    data = {"env": env, "algo": {"name": algo},
+    data = {"env": env, "algo": {"name": algo} if algo else {},
             "train": {"total_env_steps": env_steps, "seed": seed}}  # fmt: skip
     return config_from_dict(apply_overrides(data, overrides))
 
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     policy = load(str(run_dir.path))
     summary = evaluate(policy, args.episodes, args.seed + 1)
     summary.update(
-        bench="world", make=args.make, kwargs=kwargs, algo=args.algo,
+        bench="world", make=args.make, kwargs=kwargs, algo=config.algo.name,
         env_steps=result["env_steps"], train_seconds=round(train_s, 1), seed=args.seed,
     )  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
