@@ -46,9 +46,8 @@ def test_learned_teams_beat_random_teams(tmp_path, capsys, case):
 
 
 def test_a_config_that_names_only_the_world_trains_ppo():
-    """The default recipe: a foreign world's teams may act in spaces of different kinds and
-    sizes (mpe2's world_comm: Discrete(20) and Discrete(5)), which ppo takes; naming the
-    learner still chooses it, and our own worlds keep maddpg."""
+    """The default recipe in a foreign world is ppo; naming the learner still chooses it,
+    and our own worlds keep maddpg."""
     world = {"scenario": "pettingzoo", "make": "pz_match_world:parallel_env"}
     cfg = config_from_dict({"env": world})
     assert cfg.algo.name == "ppo" and cfg.algo == PPOConfig()

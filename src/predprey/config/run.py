@@ -131,7 +131,8 @@ def _env_section(data: Any) -> EnvConfig:
 
 def _algo_section(data: Any, scenario: str) -> AlgoConfig:
     data = mapping(data, "algo")
-    # a foreign world's teams may act in spaces of different kinds and sizes, which ppo takes
+    # ppo spends no replay warmup of a foreign world's dear steps, and on mpe2's worlds it
+    # learned in fewer env steps than maddpg's defaults (docs/guides/your-own-world.md)
     default = "ppo" if scenario == "pettingzoo" else AlgoConfig.name
     name = coerce(data.get("name", default), str, "algo.name")
     if name not in ALGOS:
