@@ -49,6 +49,16 @@ def _ppo_config(tmp_path):
     return path
 
 
+def _discrete_spread_config(tmp_path):
+    """The peer's world (spread-3, Discrete(5), 25 steps) with rollouts of one episode."""
+    data = yaml.safe_load(_ppo_config(tmp_path).read_text())
+    data["env"].update(episode_length=25, discrete_actions=True)
+    data["algo"]["rollout_steps"] = 25
+    path = tmp_path / "ppo_discrete.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 def test_bench_train_names_ppo_recipe(tmp_path):
     line = json_line(predprey("bench", "train", "--config", str(_ppo_config(tmp_path)),
                               "--seconds", "3"))  # fmt: skip
@@ -72,10 +82,13 @@ def test_bench_jaxmarl_side_by_side(tmp_path):
     peer = tmp_path / "peer.py"
     peer.write_text(FAKE_PEER)
     out = tmp_path / "cmp"
-    proc = predprey("bench", "jaxmarl", "--python", sys.executable, "--script", str(peer),
-                    "--seconds", "4", "--out", str(out), "--config",
-                    str(_ppo_config(tmp_path)), timeout=300)  # fmt: skip
+    proc = predprey("bench", "jaxmarl", "--script", str(peer), "--seconds", "4", "--out",
+                    str(out), "--config", str(_discrete_spread_config(tmp_path)),
+                    "--num-envs", "8", timeout=300)  # fmt: skip
     line = json_line(proc)
+    assert line["num_envs"] == 8 and "env.num_envs=8" in line["overrides"]
+    cfg = yaml.safe_load((out / "predprey" / "config.yaml").read_text())
+    assert cfg["env"]["num_envs"] == 8 and cfg["env"]["discrete_actions"] is True
     assert line["jaxmarl_env_steps_per_s"] == 2500  # 10k steps in 4 s
     assert line["jaxmarl_final_return_per_agent"] == -20.5  # the last tenth: rows at 3.6, 4 s
     assert line["predprey_env_steps"] > 0
@@ -86,6 +99,16 @@ def test_bench_jaxmarl_side_by_side(tmp_path):
     again = predprey("bench", "jaxmarl", "--python", sys.executable, "--script", str(peer),
                      "--seconds", "1", "--out", str(out))  # fmt: skip
     assert again.returncode != 0 and "pick a new --out" in again.stderr
+
+
+def test_bench_jaxmarl_refuses_another_action_space(tmp_path):
+    """The peer acts in Discrete(5): a config of forces (spread_ppo.yaml's) is refused."""
+    peer = tmp_path / "peer.py"
+    peer.write_text(FAKE_PEER)
+    proc = predprey("bench", "jaxmarl", "--script", str(peer), "--seconds", "1", "--out",
+                    str(tmp_path / "o"), "--config", str(_ppo_config(tmp_path)))  # fmt: skip
+    assert proc.returncode != 0 and "discrete_actions" in proc.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_bench_ablation_table_and_plot(tmp_path):
@@ -122,8 +145,9 @@ def test_bench_jaxmarl_runs_the_shipped_peer_script_by_default(tmp_path):
 
     assert jaxmarl.PEER_SCRIPT.is_file()
     py_compile.compile(str(jaxmarl.PEER_SCRIPT), cfile=str(tmp_path / "peer.pyc"), doraise=True)
-    args = build_parser().parse_args(["bench", "jaxmarl", "--python", "py", "--out", "o"])
-    assert args.script == str(jaxmarl.PEER_SCRIPT)
+    args = build_parser().parse_args(["bench", "jaxmarl", "--out", "o"])
+    assert args.script == str(jaxmarl.PEER_SCRIPT) and args.python == sys.executable
+    assert args.config == "configs/spread_ppo_discrete.yaml" and args.num_envs is None
     fake = tmp_path / "python"
     fake.write_text(
         "#!/bin/sh\n"
@@ -131,7 +155,7 @@ def test_bench_jaxmarl_runs_the_shipped_peer_script_by_default(tmp_path):
         '\\"return_per_agent\\": -20.0, \\"script\\": \\"$1\\", \\"envs\\": $3}"\n'
     )
     fake.chmod(0o755)
-    run = argparse.Namespace(python=str(fake), script=args.script, seconds=2.0, jax_envs=16,
+    run = argparse.Namespace(python=str(fake), script=args.script, seconds=2.0, num_envs=16,
                              seed=0)  # fmt: skip
     rows = jaxmarl.run_jaxmarl(run, tmp_path / "jaxmarl.jsonl")
     assert rows == [{"time": 2.0, "env_steps": 100, "score": -20.0}]

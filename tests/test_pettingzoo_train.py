@@ -25,7 +25,7 @@ from train_helpers import ROOT
 TRAIN = {"seed": 0, "eval_every": 200, "eval_episodes": 4, "log_every": 100,
          "checkpoint_every": 1000.0, "record_every": 1, "record_envs": [0],
          "torch_threads": 1, "scripted_fraction": 0.0}  # fmt: skip
-OFF = {"hidden": [16, 16], "batch_size": 32, "env_steps_per_update": 4}
+OFF = {"name": "maddpg", "hidden": [16, 16], "batch_size": 32, "env_steps_per_update": 4}
 PPO = {"name": "ppo", "hidden": [16, 16], "rollout_steps": 8, "minibatches": 2, "epochs": 2}
 
 

@@ -7,6 +7,7 @@ predprey bench update   MADDPG update and PPO minibatch step latency v their mat
 predprey bench jaxmarl  PPO v JaxMARL IPPO on spread-3, the same wall clock, one plot
 predprey bench ablation PPO trajectory separation: agent v group v team, to a fixed score
 predprey bench chaos    train on Ray killing a random actor every few seconds, v undisturbed
+predprey bench world    the default recipe on a PettingZoo world: learned teams v random teams
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ TARGETS = {
     "jaxmarl": "predprey.bench.jaxmarl",
     "ablation": "predprey.bench.ablation",
     "chaos": "predprey.bench.chaos",
+    "world": "predprey.bench.world",
 }
 
 

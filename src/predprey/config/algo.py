@@ -24,7 +24,8 @@ class AlgoConfig:
 
     NAMES: ClassVar[tuple[str, ...]] = ()
 
-    name: str = "maddpg"  # the learner: maddpg | matd3 (off-policy) or ppo
+    # the learner: maddpg | matd3 (off-policy) or ppo; left out: ppo in a pettingzoo world
+    name: str = "maddpg"
     hidden: tuple[int, ...] = (64, 64)  # widths of the hidden layers of actors and critics
     actor_lr: float = 1e-3  # Adam learning rate of the actors
     critic_lr: float = 1e-3  # Adam learning rate of the critics (values under ppo)

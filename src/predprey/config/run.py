@@ -164,9 +164,12 @@ def _env_section(data: Any) -> EnvConfig:
     return EnvConfig(scenario=scenario, num_envs=num_envs, params=types.MappingProxyType(data))
 
 
-def _algo_section(data: Any) -> AlgoConfig:
+def _algo_section(data: Any, scenario: str) -> AlgoConfig:
     data = mapping(data, "algo")
-    name = coerce(data.get("name", AlgoConfig.name), str, "algo.name")
+    # ppo spends no replay warmup of a foreign world's dear steps, and on mpe2's worlds it
+    # learned in fewer env steps than maddpg's defaults (docs/guides/your-own-world.md)
+    default = "ppo" if scenario == "pettingzoo" else AlgoConfig.name
+    name = coerce(data.get("name", default), str, "algo.name")
     if name not in ALGOS:
         raise ConfigError(f"algo.name: unknown algorithm {name!r}; choose one of {tuple(ALGOS)}")
     cls = ALGOS[name]
@@ -182,7 +185,8 @@ def config_from_dict(data: Any) -> Config:
     algo = mapping(data.get("algo"), "algo")
     if data.get("population") is not None and algo.get("name") == "ppo":  # before ppo's keys
         raise ConfigError(POPULATION_PPO)
-    sections: dict[str, Any] = {"env": _env_section(data.get("env")), "algo": _algo_section(algo)}
+    env = _env_section(data.get("env"))
+    sections: dict[str, Any] = {"env": env, "algo": _algo_section(algo, env.scenario)}
     for name, cls in (("buffer", BufferConfig), ("distributed", DistributedConfig)):
         sections[name] = build_dataclass(cls, data.get(name), name)
     sections["train"] = build_dataclass(
