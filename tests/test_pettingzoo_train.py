@@ -162,3 +162,12 @@ def test_maddpg_discrete_update_trains_the_actors_and_refuses_mixed_kinds():
     mixed = (TEAMS[0], TeamSpec("b", 1, 3, 2))
     with pytest.raises(ValueError, match="same kind and size"):
         Learner(mixed, OffPolicyConfig(hidden=(8,)))
+
+
+def test_ppo_refuses_teams_with_actions_of_different_sizes_in_one_line():
+    """simple_speaker_listener's Discrete(3) and Discrete(5) teams: one message naming the
+    sizes, not a shape error at the first rollout."""
+    teams = (TeamSpec("speaker", 1, 3, 3, True), TeamSpec("listener", 1, 11, 5, True))
+    with pytest.raises(ValueError, match=r"one size, got \{'speaker': 3, 'listener': 5\}"):
+        PPOLearner(teams, PPOConfig(hidden=(8,)), seed=0)
+    PPOLearner(teams, PPOConfig(hidden=(8,), teams=("listener",)), seed=0)  # one team: fine

@@ -48,6 +48,12 @@ class PPOLearner:
         kinds = {t.discrete for t in self.trained}
         if len(kinds) > 1:
             raise ValueError("ppo: the trained teams' actions must be all discrete or all Box")
+        sizes = {t.name: t.act_dim for t in self.trained}
+        if len(set(sizes.values())) > 1:  # the teams' actors run as heads of one batched MLP
+            raise ValueError(
+                f"ppo: the trained teams' actions must have one size, got {sizes}; train the "
+                "teams of one size together (algo.teams) and leave the others to their policy"
+            )
         self.discrete = kinds == {True}  # categorical policies over one-hot actions
 
         self.attention = algo.network == "attention"  # predprey.learn.attention
