@@ -46,6 +46,7 @@ class PettingZooVecEnv:
             self.slices[t] = slice(first, first + self.team_sizes[t])
             first += self.team_sizes[t]
         self.has_positions = world.has_positions
+        self.agents_may_leave = True  # info["alive"] masks the agents that left (learners)
         self.rng = np.random.default_rng(seed)
         self.state = State.zeros(E, self.num_agents, world.num_landmarks)  # positions, t
         workers = world.params.workers or min(E, os.cpu_count() or 1)
