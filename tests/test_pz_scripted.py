@@ -12,7 +12,9 @@ import pytest
 from gymnasium import spaces
 
 import predprey.env as pe
+from predprey.config import config_from_dict
 from predprey.env import pz_world, scripted
+from predprey.runner import Runner
 
 TAG = "mpe2.simple_tag_v3:parallel_env"
 TEAMS = {"predator": ["adversary_0", "adversary_1", "adversary_2"], "prey": ["agent_0"]}
@@ -136,3 +138,19 @@ def test_a_tag_like_tiny_world_is_chased():
         after = np.linalg.norm(env.state.pos[0, :2] - env.state.pos[0, 2], axis=1)
         assert (after < gap).all()  # a 0.1 move along the larger axis towards the prey
     env.close()
+
+
+def test_opponent_mixing_plays_the_scripted_evader_in_mpe2():
+    cfg = config_from_dict({
+        "env": {"scenario": "pettingzoo", "num_envs": 4, "workers": 1, "make": TAG,
+                "kwargs": {"continuous_actions": True}, "teams": TEAMS},
+        "algo": {"hidden": [8]},
+        "train": {"scripted_team": "prey", "scripted_policy": "evader", "scripted_fraction": 0.5},
+    })  # fmt: skip
+    runner = Runner(cfg, seed=0)
+    act = runner.act(0.0, np.random.default_rng(0), random_actions=False)
+    evader = scripted.act("evader", runner.env, "prey", np.random.default_rng(0))  # [4, 1, 5]
+    np.testing.assert_array_equal(act["prey"][2:], evader[2:])  # the last half: scripted
+    assert not np.array_equal(act["prey"][:2], evader[:2])  # the first: the learned prey
+    runner.collect(2, 0.1, np.random.default_rng(0))
+    runner.env.close()
