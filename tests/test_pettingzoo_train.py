@@ -93,7 +93,20 @@ def test_mpe2_tag_trains_with_maddpg_and_acts_on_mpe2_observations(tmp_path, cap
     cfg = yaml.safe_load((ROOT / "configs/mpe2_tag.yaml").read_text())["env"]
     env = {k: cfg[k] for k in ("make", "kwargs", "teams")}
     out, line = train(tmp_path, capsys, env, OFF, steps=300, buffer={"warmup": 100})
-    assert line["updates"] > 0 and "eval/return/predator" in line["eval"]
+    # the periodic evaluation plays the scripted evader and chasers in mpe2 itself
+    assert line["updates"] > 0 and "eval/return/predator" not in line["eval"]
+    assert {"eval/pred_touches_v_evader", "eval/prey_touches_v_chaser"} <= set(line["eval"])
+    touches = {}
+    for preds, prey in (("learned", "evader"), ("learned", "random"), ("chaser", "learned")):
+        args = ["--predators", preds, "--prey", prey, "--episodes", "6", "--seed", "7"]
+        assert main(["evaluate", str(out), *args]) == 0
+        got = json.loads(capsys.readouterr().out)
+        assert (got["predator"], got["prey"], got["episodes"]) == (preds, prey, 6)
+        assert got["episode_length"] == 25 and got["touches_per_prey_step"] >= 0
+        # touches are mpe2's collisions: the adversaries are paid +10 for each
+        assert got["returns"]["predator"] == pytest.approx(10 * got["touches_per_episode"]["mean"])
+        touches[preds, prey] = got["touches_per_episode"]["mean"]
+    assert touches["chaser", "learned"] > touches["learned", "evader"]  # 300 steps: no hunter
     world = simple_tag_v3.parallel_env(continuous_actions=True)
     obs, _ = world.reset(seed=1)
     act = policy.load(out).act({

@@ -139,15 +139,19 @@ def check_choices(teams, who: Mapping[str, str]) -> None:
 
 
 def training_evals(config, actors, episodes: int, seed: int) -> dict[str, float]:
-    """Metrics for periodic evaluation during training: for tag, learned predators v the
+    """Metrics for periodic evaluation during training: for tag (and a tag-like PettingZoo
+    world, `predprey.env.scripted`), learned predators v the
     scripted `train.eval_prey` and learned prey v scripted `train.eval_predators` (touches
     per episode; in worlds where a capture ends the episode, also the mean steps to it);
     for other scenarios the learned teams' returns."""
+    from predprey.env.pz_world import missing_for_scripted
+
     env = make_eval_env(config, episodes, seed)
     trained = set(config.algo.teams or env.teams)
     capture_ends = getattr(env.scenario, "capture_ends_episode", False)
     out: dict[str, float] = {}
-    scripted_ok = env.scenario.name != "pettingzoo"  # scripted policies drive our physics
+    # scripted teams play in our worlds and in foreign tag-like ones (positions, mpe actions)
+    scripted_ok = env.scenario.name != "pettingzoo" or not missing_for_scripted(env.scenario)
     if set(env.teams) == {"predator", "prey"} and scripted_ok:
         prey, preds = config.train.eval_prey, config.train.eval_predators
         if "predator" in trained:

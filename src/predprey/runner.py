@@ -215,6 +215,8 @@ class Runner:
                 out[f"obs/{t.name}"][s] = self.obs[t.name]
                 out[f"act/{t.name}"][s] = act[t.name]
                 out[f"rew/{t.name}"][s] = res.reward[t.name]
+                if t.may_leave:
+                    out[f"alive/{t.name}"][s] = res.info["alive"][t.name]
                 if finals is None:
                     out[f"next_obs/{t.name}"][s] = final_obs[t.name]
                 self.ep_return[t.name] += res.reward[t.name]

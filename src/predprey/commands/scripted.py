@@ -52,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError(
                     f"--{t}: unknown policy {name!r}; choose one of {scripted.SCRIPTED}"
                 )
-        env.step({t: np.zeros((env.num_envs, n, 2)) for t, n in env.team_sizes.items()})  # JIT
+        env.step(
+            {t: np.zeros((env.num_envs, n, env.act_dims[t])) for t, n in env.team_sizes.items()}
+        )  # JIT
         start = time.perf_counter()
         res = run_episodes(env, who, None, args.episodes, args.seed)
         elapsed = time.perf_counter() - start

@@ -46,6 +46,7 @@ class PettingZooVecEnv:
             self.slices[t] = slice(first, first + self.team_sizes[t])
             first += self.team_sizes[t]
         self.has_positions = world.has_positions
+        self.agents_may_leave = True  # info["alive"] masks the agents that left (learners)
         self.rng = np.random.default_rng(seed)
         self.state = State.zeros(E, self.num_agents, world.num_landmarks)  # positions, t
         workers = world.params.workers or min(E, os.cpu_count() or 1)
@@ -166,7 +167,8 @@ class PettingZooVecEnv:
         p, q = self.slices["predator"], self.slices["prey"]
         gap = pos[:, p, None, :] - pos[:, None, q, :]  # [E, n_pred, n_prey, 2]
         reach = self.bodies.size[p][:, None] + self.bodies.size[q][None, :]  # [n_pred, n_prey]
-        touch = (np.einsum("epqd,epqd->epq", gap, gap) < reach**2) & alive[:, None, q]
+        dist = np.sqrt(np.einsum("epqd,epqd->epq", gap, gap))  # as mpe2's is_collision
+        touch = (dist < reach) & alive[:, None, q]
         return touch.sum((1, 2)).astype(np.int64)
 
     def _restart(self, w: int) -> None:

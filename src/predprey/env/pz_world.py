@@ -27,6 +27,7 @@ import numpy as np
 from gymnasium import spaces
 
 from predprey.env.scenario import Bodies
+from predprey.env.vec import forces_to_choices
 
 SUFFIX = re.compile(r"_\d+$")
 
@@ -208,6 +209,54 @@ def body_sizes(env, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     lms = getattr(world, "landmarks", [])
     agent = np.array([size.get(a, 0.05) for a in names])
     return agent, np.array([float(getattr(lm, "size", 0.05)) for lm in lms])
+
+
+def missing_for_scripted(world: World) -> list[str]:
+    """What a world lacks for the scripted chaser and evader (empty: nothing): the agents'
+    positions, teams `predator` and `prey`, and per team mpe's action layout."""
+    out = []
+    if not world.has_positions:
+        out.append(
+            "agent positions (the world exposes none: give its unwrapped env a positions() "
+            "method returning {agent: (x, y)}, or an MPE `world`)"
+        )
+    if not {"predator", "prey"} <= set(world.teams):
+        out.append(f"teams 'predator' and 'prey' (it has {list(world.teams)}: set env.teams)")
+    for team, space in world.act_spaces.items():
+        if not _mpe_layout(space):
+            out.append(
+                f"mpe's action layout for team {team!r} (Discrete(5) or Box(0, 1, (5,)) = "
+                f"[no-op, left, right, down, up]; it has {space})"
+            )
+    return out
+
+
+def _mpe_layout(space: spaces.Space) -> bool:
+    if isinstance(space, spaces.Discrete):
+        return int(space.n) == 5 and int(space.start) == 0
+    return space.shape == (5,) and (space.low == 0).all() and (space.high == 1).all()
+
+
+def forces_to_actions(space: spaces.Space, forces: np.ndarray) -> np.ndarray:
+    """A scripted policy's forces [E, n, 2] in [-1, 1] -> learner actions [E, n, 5] of a team
+    with mpe's action layout: one-hot of the nearest move (Discrete), or each axis's push
+    split over its two directions, [0, left, right, down, up] in [0, 1] (mpe2 applies
+    right - left, up - down: the force itself), as [-1, 1] actions."""
+    if isinstance(space, spaces.Discrete):
+        return forces_to_choices(forces)
+    f = np.asarray(forces, np.float64)
+    push = np.stack(
+        [np.zeros_like(f[..., 0]), -f[..., 0], f[..., 0], -f[..., 1], f[..., 1]], axis=-1
+    )  # [E, n, 5]
+    return (2.0 * np.maximum(push, 0.0) - 1.0).astype(np.float32)
+
+
+def uniform_actions(space: spaces.Space, shape: tuple[int, int], rng) -> np.ndarray:
+    """The world's own uniform random action (what `space.sample()` draws) for [E, n] agents,
+    as learner actions [E, n, K]: a uniform choice one-hot, or uniform in [-1, 1]^K."""
+    if isinstance(space, spaces.Discrete):
+        return np.eye(int(space.n), dtype=np.float32)[rng.integers(int(space.n), size=shape)]
+    return rng.uniform(-1.0, 1.0, size=(*shape, _act_dim(space))).astype(np.float32)
 
 
 def to_world_action(space: spaces.Space, a: np.ndarray):

@@ -21,12 +21,16 @@ act(name, env, team, rng) -> actions [E, n_team, 2] in [-1, 1], computed from `e
           the landmark of that slot (`predprey.env.observe`); an agent with none brakes
 chaser and evader need an opposing team (tag). Their positions are read in units of the
 arena's half-width, centred on the arena, so the same rules drive preset mpe and the 250-wide box.
+In a PettingZoo world (scenario `pettingzoo`, e.g. mpe2's simple_tag) random is the world's own
+uniform random action; still, chaser and evader need a tag-like world: agent positions, teams
+predator and prey, mpe's action layout (`pz_world.missing_for_scripted` names what is missing).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from predprey.env import pz_world
 from predprey.env.observe import TARGET_MATCHED, TARGET_SEARCH
 from predprey.env.vec import forces_to_choices
 
@@ -37,8 +41,33 @@ OBSTACLE_MARGIN = 0.1  # arena half-widths
 
 
 def act(name: str, env, team: str, rng: np.random.Generator) -> np.ndarray:
+    if env.scenario.name == "pettingzoo":
+        return _foreign(name, env, team, rng)
     forces = _forces(name, env, team, rng)  # [E, n, 2]
     return forces_to_choices(forces) if team in env.discrete else forces
+
+
+def _foreign(name: str, env, team: str, rng: np.random.Generator) -> np.ndarray:
+    """A PettingZoo world's team: random is the world's own uniform random action; still,
+    chaser and evader follow the rules above from the agent positions the world exposes,
+    their forces put into mpe's action layout (`pz_world.forces_to_actions`)."""
+    world = env.scenario
+    if name not in SCRIPTED or team not in env.teams:
+        return _forces(name, env, team, rng)  # its errors name the policy or team
+    if name == "random":
+        return pz_world.uniform_actions(
+            world.act_spaces[team], (env.num_envs, env.team_sizes[team]), rng
+        )
+    if name in ("greedy", "target"):
+        raise ValueError(
+            f"scripted policy {name!r} drives predprey's own worlds only: "
+            "it steers by velocities, which PettingZoo worlds do not expose"
+        )
+    missing = pz_world.missing_for_scripted(world)
+    if missing:
+        raise ValueError(f"scripted policy {name!r} needs a tag-like world; "
+                         f"{world.params.make} lacks " + "; ".join(missing))  # fmt: skip
+    return pz_world.forces_to_actions(world.act_spaces[team], _forces(name, env, team, rng))
 
 
 def _forces(name: str, env, team: str, rng: np.random.Generator) -> np.ndarray:
@@ -46,9 +75,6 @@ def _forces(name: str, env, team: str, rng: np.random.Generator) -> np.ndarray:
         raise ValueError(f"unknown scripted policy {name!r}; choose one of {SCRIPTED}")
     if team not in env.teams:
         raise ValueError(f"unknown team {team!r}; this env has teams {list(env.teams)}")
-    if env.scenario.name == "pettingzoo":
-        raise ValueError(f"scripted policy {name!r} drives predprey's own worlds, not a "
-                         "PettingZoo world's agents: let learned teams play there")  # fmt: skip
     shape = (env.num_envs, env.team_sizes[team], 2)
     if name == "random":
         u = rng.uniform(0.0, 1.0, size=(2, *shape))

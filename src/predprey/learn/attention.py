@@ -300,6 +300,8 @@ def maddpg_update(learner, batch: Mapping[str, np.ndarray]) -> dict[str, float]:
     nxt = {k: f[f"next_obs/{k}"] for k in names}
     act = {k: f[f"act/{k}"] for k in names}  # [B, n_t, K]
     not_done = (1.0 - f["terminated"])[:, None]  # [B, 1]; truncation still bootstraps
+    # n-step rows (algo.n_step > 1) carry their own discount gamma^k
+    discount = f["discount"][:, None] if "discount" in f else algo.gamma  # [B, 1]
 
     with torch.no_grad():
         next_act = L.actor_targets(nxt)  # {t: [B, n_t, K]}
@@ -310,7 +312,7 @@ def maddpg_update(learner, batch: Mapping[str, np.ndarray]) -> dict[str, float]:
                 next_act[k] = (a + noise).clamp(-1.0, 1.0)
         y = {
             t.name: f[f"rew/{t.name}"]
-            + algo.gamma * not_done * L.critic_targets[t.name](nxt, next_act).min(0).values
+            + discount * not_done * L.critic_targets[t.name](nxt, next_act).min(0).values
             for t in L.trained
         }  # [B, n_t]
 

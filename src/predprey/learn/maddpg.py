@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from predprey.config import OffPolicyConfig
-from predprey.learn import attention, learner_state
+from predprey.learn import attention, learner_state, masks
 from predprey.learn.learner_state import team_states
 from predprey.learn.networks import (
     ActorSet,
@@ -138,6 +138,9 @@ class Learner:
             return attention.maddpg_update(self, batch)
         algo, teams, trained, K = self.algo, self.teams, self.trained, self.K
         f = {k: torch.as_tensor(batch[k]) for k in batch if k != "version"}
+        f = masks.zero_left(f, teams)  # agents that left the episode: zero rows (learn/masks)
+        live = masks.alive(f, trained)  # [B, A]; None: every agent took part
+        live = None if live is None else live.T  # [A, B]: the rows each agent's means count
         B, N, A, T = f["terminated"].shape[0], self.n_total, self.n_trained, self.n_twin
         M, critic_of = self.n_critic_models, self.critic_of
         not_done = 1.0 - f["terminated"]  # [B]; truncation still bootstraps
@@ -183,13 +186,14 @@ class Learner:
             x_in = torch.cat([obs_flat, act_all.reshape(B, -1)], 1).T  # [D, B]
         q = mlp_t(self._critic_layers(self.critics, range(T)), x_in)
         q = q.view(T, M, B)[:, critic_of]  # [T, A, B]
-        per_head = (q - y).pow(2).mean(2)  # [T, A]: each agent's critic MSE, per twin
+        per_head = masks.mean((q - y).pow(2), live)  # [T, A]: each agent's critic MSE, per twin
         drop_grads(self.critic_opt)
         per_head.sum().backward()  # a model gets the sum of its agents' gradients
         for group in self.critic_groups:
             clip_grad_norm_per_model(group, algo.grad_clip)
         adam_step(self.critic_opt)
-        stats = {"loss/critic": per_head.detach().mean(0), "q": q[0].detach().mean(1)}  # [A]
+        q_mean = masks.mean(q[0].detach(), live)  # [A]
+        stats = {"loss/critic": per_head.detach().mean(0), "q": q_mean}  # [A]
 
         # --- actor (every policy_delay updates): grad of mean_B Q_i(x | a_i = mu_i(o_i)) with
         # the updated first-twin critics held fixed; other agents' actions from the batch.
@@ -202,11 +206,13 @@ class Learner:
                     (w.detach(), b.detach()) for w, b in self._critic_layers(self.critics, [0])
                 ]
                 q_mu = mlp_t(fixed, self._local_input(mu, obs, 1))  # [A, 1, B]
-                actor_loss = -q_mu.view(A, B).mean(1)  # [A]: each policy loss
+                actor_loss = -masks.mean(q_mu.view(A, B), live)  # [A]: each policy loss
             else:
-                actor_loss = self._central_actor_loss(mu, act_all, obs_flat)  # [A]
+                actor_loss = self._central_actor_loss(mu, act_all, obs_flat, live)  # [A]
             if algo.actor_reg > 0:  # keeps tanh off its flat ends (openai/maddpg: 1e-3)
-                actor_loss = actor_loss + algo.actor_reg * pre.pow(2).mean((1, 2))
+                sq = pre.pow(2)  # [A, K, B]
+                reg = sq.mean((1, 2)) if live is None else masks.mean(sq.mean(1), live)
+                actor_loss = actor_loss + algo.actor_reg * reg
             drop_grads(self.actor_opt)
             actor_loss.sum().backward()
             for group in self.actor_groups:
@@ -221,7 +227,7 @@ class Learner:
         self.version += 1
         return self._team_means(stats)
 
-    def _central_actor_loss(self, mu, act_all, obs_flat) -> torch.Tensor:
+    def _central_actor_loss(self, mu, act_all, obs_flat, live=None) -> torch.Tensor:
         """[A]: -mean_B Q_i(x | a_i = mu_i(o_i)) for mu [A, K, B], with the first-twin central
         critics held fixed and the other agents' actions from the batch (act_all [B, N, K])."""
         A, N, B = self.n_trained, self.n_total, mu.shape[2]
@@ -236,7 +242,7 @@ class Learner:
             w1_act = w1[critic_of, d_obs:]  # [A, K N, h]: layer 1, action rows
             rest = [(w[critic_of], b[critic_of]) for w, b in rest]  # layers 2.., [A] heads
         h = torch.relu_(torch.baddbmm(h_obs, w1_act.transpose(1, 2), acts))  # [A, h, B]
-        return -mlp_t(rest, h).view(A, B).mean(1)
+        return -masks.mean(mlp_t(rest, h).view(A, B), live)  # live [A, B]: rows counted
 
     def _gumbel_softmax(self, logits: torch.Tensor) -> torch.Tensor:
         """Straight-through Gumbel-softmax sample of logits [A, K, B] (temperature 1): the

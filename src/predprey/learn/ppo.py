@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from predprey.config import PPOConfig
-from predprey.learn import attention, learner_state
+from predprey.learn import attention, learner_state, masks
 from predprey.learn.learner_state import team_states
 from predprey.learn.networks import ActorSet, BatchedMLP
 from predprey.learn.optim import adam, adam_step, clip_grad_norm_per_model, drop_grads
@@ -212,6 +212,7 @@ class PPOLearner:
         """Tensors of the rollout for `update` (rows [T * E]) and the explained variance of
         the values before the update, per team."""
         a, M = self.algo, self.M_np
+        rollout = masks.zero_left(rollout, self.teams)  # agents that left: zero rows
         obs = {t.name: torch.as_tensor(rollout[f"obs/{t.name}"]) for t in self.teams}
         nxt = {t.name: torch.as_tensor(rollout[f"next_obs/{t.name}"]) for t in self.teams}
         act = torch.cat([torch.as_tensor(rollout[f"act/{t.name}"]) for t in self.trained], 1)
@@ -225,6 +226,11 @@ class PPOLearner:
             logp = self._log_prob(act, mean, log_std)  # [R, A]
         v_next = self._next_values(v, nxt, rollout["done"], T, E)  # [R, A]
         v, v_next = self._unscale(v), self._unscale(v_next)  # in return units
+        live = masks.alive(rollout, self.trained)  # [R, A]; None: every agent took part
+        if live is not None:  # an agent that left has no value, nor one to bootstrap from
+            after = masks.next_alive(live.reshape(T, E, -1), rollout["done"].reshape(T, E))
+            v = v * torch.from_numpy(live)
+            v_next = v_next * torch.from_numpy(after.reshape(T * E, -1))
 
         def tea(x):  # [R, A] -> [T, E, A]
             return np.asarray(x, np.float32).reshape(T, E, -1)
@@ -243,7 +249,7 @@ class PPOLearner:
         own = np.concatenate([  # [R, A]: 1 where the agent's policy acted (train.scripted_*)
             np.repeat(1.0 - rollout.get(f"scripted/{t.name}", none)[:, None], t.n_agents, 1)
             for t in self.trained
-        ], 1)  # fmt: skip
+        ], 1) * (1.0 if live is None else live)  # fmt: skip
         data = {
             **{f"obs/{k}": o for k, o in obs.items()},
             "act": act, "logp": logp, "adv": torch.from_numpy(adv.reshape(T * E, -1)),
@@ -322,17 +328,17 @@ class PPOLearner:
         a, M, K = self.algo, self.M, self.K
         mean, log_std, value = self._forward({t.name: mb[f"obs/{t.name}"] for t in self.teams})
         logp = self._log_prob(mb["act"], mean, log_std)  # [B, A]
-        if self.discrete:  # [A]: the categorical entropy, mean over the rows
+        own = mb["own"] if "own" in mb else torch.ones_like(mb["adv"])  # [B, A]
+        if self.discrete:  # [A]: the categorical entropy, mean over the agent's own rows
             log_p = torch.log_softmax(mean, -1)  # [B, A, K]
-            entropy = -(log_p.exp() * log_p).sum(-1).mean(0)
+            entropy = _mean_rows(-(log_p.exp() * log_p).sum(-1), own)
         else:
             entropy = (0.5 + LOG_SQRT_2PI + log_std).sum(-1)  # [A]: state-independent std
 
-        own = mb["own"] if "own" in mb else torch.ones_like(mb["adv"])  # [B, A]
         w_a, w_v = unit_mean(own, M["advantage"]), unit_mean(own, M["value"])  # [B, U]
 
         # --- policy: clipped surrogate per advantage unit
-        log_ratio = (logp - mb["logp"]) @ M["advantage"]  # [B, U_a]: summed over the unit
+        log_ratio = ((logp - mb["logp"]) * own) @ M["advantage"]  # [B, U_a]: unit's sum
         ratio = log_ratio.exp()
         adv = _normalise(unit_mean(mb["adv"], M["advantage"]), K["advantage"], w_a)  # [B, U_a]
         surrogate = torch.min(ratio * adv, ratio.clamp(1 - a.clip, 1 + a.clip) * adv)
@@ -340,7 +346,7 @@ class PPOLearner:
         ent = entropy @ M["advantage"]  # [U_a]: the unit's joint entropy
 
         # --- value per value unit
-        v, ret = unit_mean(value, M["value"]), unit_mean(mb["ret"], M["value"])  # [B, U_v]
+        v, ret = unit_mean(value * own, M["value"]), unit_mean(mb["ret"], M["value"])  # [B, U_v]
         err = (v - ret).pow(2)
         if a.vf_clip > 0:
             old = unit_mean(mb["value"], M["value"])

@@ -20,10 +20,13 @@ class TeamSpec:
     # obs local: the observation's entity slots (`predprey.env.observe.EntityGroup`), which
     # attention networks tokenise; empty for other observations
     entities: tuple = ()
+    # its agents may leave an episode early (a PettingZoo world): rows carry alive/{team}
+    may_leave: bool = False
 
 
 def team_specs(env) -> tuple[TeamSpec, ...]:
     """Team specs of a `predprey.env.VecEnv` or `PettingZooVecEnv` (teams in env order)."""
+    leave = getattr(env, "agents_may_leave", False)
     return tuple(
         TeamSpec(
             t,
@@ -31,7 +34,8 @@ def team_specs(env) -> tuple[TeamSpec, ...]:
             env.obs_dims[t],
             env.act_dims[t],
             t in env.discrete,
-            tuple(getattr(env, "obs_layouts", {}).get(t, ())),
+            entities=tuple(getattr(env, "obs_layouts", {}).get(t, ())),
+            may_leave=leave,
         )  # fmt: skip
         for t in env.teams
     )
@@ -41,13 +45,17 @@ def transition_spec(teams: Sequence[TeamSpec]) -> FieldSpec:
     """Buffer fields of one transition (one row per environment step):
     obs/{team} [n, obs_dim], act/{team} [n, act_dim] (executed action in [-1, 1]),
     rew/{team} [n], next_obs/{team} [n, obs_dim] (pre-reset final observation),
-    terminated [] (1.0: no bootstrap; truncation bootstraps), version [] (policy version)."""
+    terminated [] (1.0: no bootstrap; truncation bootstraps), version [] (policy version);
+    for a team whose agents may leave early, alive/{team} [n] (1.0: the agent took part in
+    the step; the learners leave the other rows out, `predprey.learn.masks`)."""
     spec: dict[str, tuple[tuple[int, ...], str]] = {}
     for t in teams:
         spec[f"obs/{t.name}"] = ((t.n_agents, t.obs_dim), "float32")
         spec[f"act/{t.name}"] = ((t.n_agents, t.act_dim), "float32")
         spec[f"rew/{t.name}"] = ((t.n_agents,), "float32")
         spec[f"next_obs/{t.name}"] = ((t.n_agents, t.obs_dim), "float32")
+        if t.may_leave:
+            spec[f"alive/{t.name}"] = ((t.n_agents,), "float32")
     spec["terminated"] = ((), "float32")
     spec["version"] = ((), "int64")
     return spec
