@@ -30,14 +30,7 @@ from torch import nn
 from predprey.config import OffPolicyConfig
 from predprey.learn import learner_state
 from predprey.learn.learner_state import team_states
-from predprey.learn.networks import (
-    ActorSet,
-    Critic,
-    Layers,
-    linear_t,
-    mlp_t,
-    stack_heads,
-)
+from predprey.learn.networks import ActorSet, Critic, StackedMLPs, linear_t, mlp_t
 from predprey.learn.optim import adam, adam_step, clip_grad_norm_per_model, drop_grads
 from predprey.learn.spec import TeamSpec
 
@@ -92,10 +85,38 @@ class Learner:
             first_model += heads
         self.n_critic_models = first_model  # M
         self.critic_of = torch.tensor(critic_of)  # [A]
+        # Each role's parameters in one tensor per layer (the team modules hold views), and
+        # the rows of its heads: all agents' actors, the trained agents' actors, critics per
+        # twin (heads [twin, model]) and the first twin's critic of each trained agent.
         self.actor_targets = copy.deepcopy(self.actors)
         self.critic_targets = copy.deepcopy(self.critics)
+        self.stacks = {}
+        for name, actors in (("actors", self.actors), ("actor_targets", self.actor_targets)):
+            mlps = [actors.actors[t.name].mlp for t in self.teams]
+            self.stacks[name] = StackedMLPs(mlps, in_dim=self.obs_pad)
+        for name, critics in (("critics", self.critics), ("critic_targets", self.critic_targets)):
+            mlps = [critics[t.name].mlp for t in self.trained]
+            self.stacks[name] = StackedMLPs(mlps, self.K + self.obs_pad if self.local else None)
         for p in (*self.actor_targets.parameters(), *self.critic_targets.parameters()):
             p.requires_grad_(False)
+        for name in ("actor_targets", "critic_targets"):
+            for t in self.stacks[name].tensors():
+                t.requires_grad_(False)
+        actors, critics = self.stacks["actors"], self.stacks["critics"]
+        i_of = {t.name: i for i, t in enumerate(self.teams)}
+        self.all_actor_heads = actors.index(
+            [(i, self.actors.actors[t.name].head_models()) for i, t in enumerate(self.teams)]
+        )
+        self.trained_actor_heads = actors.index(
+            [(i_of[t.name], self.actors.actors[t.name].head_models()) for t in self.trained]
+        )
+        self.critic_heads = {
+            twins: critics.index(
+                [(i, self.critics[t.name].head_models(k))
+                 for k in twins for i, t in enumerate(self.trained)]
+            )
+            for twins in (tuple(range(self.n_twin)), (0,))
+        }  # fmt: skip
 
         # Gradient clipping is per agent network, i.e. per model of each team's parameters.
         self.actor_groups = [list(self.actors.actors[t.name].parameters()) for t in self.trained]
@@ -103,8 +124,11 @@ class Learner:
         self.actor_opt = adam([p for g in self.actor_groups for p in g], algo.actor_lr)
         self.critic_opt = adam(list(self.critics.parameters()), algo.critic_lr)
         # Online/target pairs for the Polyak update (one foreach op over all of them).
-        self.online_params = [*self.actors.parameters(), *self.critics.parameters()]
-        self.target_params = [*self.actor_targets.parameters(), *self.critic_targets.parameters()]
+        self.online_params = [*actors.tensors(), *critics.tensors()]
+        self.target_params = [
+            *self.stacks["actor_targets"].tensors(),
+            *self.stacks["critic_targets"].tensors(),
+        ]
 
     # ------------------------------------------------------------------ acting
     def act(
@@ -147,7 +171,7 @@ class Learner:
         # a' = (mu'_1(o'_1), ..., mu'_N(o'_N)) [+ clipped noise]; k over twin critics
         with torch.no_grad():
             next_obs = self._agent_major(f, "next_obs", teams)  # [N, P, B]
-            target_actors = self._actor_layers(self.actor_targets, teams)
+            target_actors = self.stacks["actor_targets"].heads(self.all_actor_heads)
             next_act = mlp_t(target_actors, next_obs, tanh_out=not self.discrete)  # [N, K, B]
             if self.discrete:  # the target policies' choices, one-hot
                 next_act = F.one_hot(next_act.argmax(1), K).permute(0, 2, 1).to(next_act.dtype)
@@ -165,7 +189,7 @@ class Learner:
                     [f[f"next_obs/{t.name}"].reshape(B, -1) for t in teams], 1
                 )  # [B, sum_obs]
                 x_next = torch.cat([next_obs_flat.T, next_act.reshape(N * K, B)])  # [D, B]
-            critic_targets = self._critic_layers(self.critic_targets, range(T))
+            critic_targets = self.stacks["critic_targets"].heads(self.critic_heads[tuple(range(T))])
             q_next = mlp_t(critic_targets, x_next).view(T, M, B).min(0).values  # [M, B]
             y = rew + algo.gamma * not_done * q_next[critic_of]  # [A, B]
 
@@ -174,11 +198,14 @@ class Learner:
             x_in = self._local_input(own_act, self._agent_major(f, "obs", trained), T)
         else:  # x = (o_1..o_N, a_1..a_N): the joint input, shared by every agent's critic
             x_in = torch.cat([obs_flat, act_all.reshape(B, -1)], 1).T  # [D, B]
-        q = mlp_t(self._critic_layers(self.critics, range(T)), x_in)
+        critics = self.stacks["critics"]
+        q = mlp_t(critics.heads(self.critic_heads[tuple(range(T))]), x_in)
         q = q.view(T, M, B)[:, critic_of]  # [T, A, B]
         per_head = (q - y).pow(2).mean(2)  # [T, A]: each agent's critic MSE, per twin
         drop_grads(self.critic_opt)
+        critics.drop_grads()
         per_head.sum().backward()  # a model gets the sum of its agents' gradients
+        critics.share_grads()
         for group in self.critic_groups:
             clip_grad_norm_per_model(group, algo.grad_clip)
         adam_step(self.critic_opt)
@@ -188,12 +215,11 @@ class Learner:
         # the updated first-twin critics held fixed; other agents' actions from the batch.
         if (self.version + 1) % algo.policy_delay == 0:
             obs = self._agent_major(f, "obs", trained)  # [A, P, B]
-            pre = mlp_t(self._actor_layers(self.actors, trained), obs)  # [A, K, B], pre-tanh
+            actors = self.stacks["actors"]
+            pre = mlp_t(actors.heads(self.trained_actor_heads), obs)  # [A, K, B], pre-tanh
             mu = self._gumbel_softmax(pre) if self.discrete else torch.tanh(pre)  # [A, K, B]
             if self.local:  # Q_i(o_i, mu_i(o_i)) with the first twin's weights held fixed
-                fixed = [
-                    (w.detach(), b.detach()) for w, b in self._critic_layers(self.critics, [0])
-                ]
+                fixed = [(w.detach(), b.detach()) for w, b in self._first_twin()]
                 q_mu = mlp_t(fixed, self._local_input(mu, obs, 1))  # [A, 1, B]
                 actor_loss = -q_mu.view(A, B).mean(1)  # [A]: each policy loss
             else:
@@ -201,7 +227,9 @@ class Learner:
             if algo.actor_reg > 0:  # keeps tanh off its flat ends (openai/maddpg: 1e-3)
                 actor_loss = actor_loss + algo.actor_reg * pre.pow(2).mean((1, 2))
             drop_grads(self.actor_opt)
+            actors.drop_grads()
             actor_loss.sum().backward()
+            actors.share_grads()
             for group in self.actor_groups:
                 clip_grad_norm_per_model(group, algo.grad_clip)
             adam_step(self.actor_opt)
@@ -223,7 +251,7 @@ class Learner:
         act_t = act_all.permute(1, 2, 0)  # [N, K, B]
         acts = torch.where(self.own, mu.unsqueeze(1), act_t).reshape(A, N * self.K, B)
         with torch.no_grad():  # critic weights are constants: no critic gradients
-            (w1, b1), *rest = self._critic_layers(self.critics, [0])  # first twin, [M]
+            (w1, b1), *rest = self._first_twin()  # [M]
             d_obs = obs_flat.shape[1]
             h_obs = linear_t(w1[:, :d_obs], b1, obs_flat.T)[critic_of]  # [A, h, B]: obs rows
             w1_act = w1[critic_of, d_obs:]  # [A, K N, h]: layer 1, action rows
@@ -253,17 +281,9 @@ class Learner:
         parts = [F.pad(o, (0, self.obs_pad - o.shape[2])) for o in parts]  # [B, n_t, P]
         return torch.cat(parts, 1).permute(1, 2, 0)  # [n, P, B]
 
-    def _actor_layers(self, actors: ActorSet, teams: Sequence[TeamSpec]) -> Layers:
-        """The actors of `teams`' agents as one stack of heads (first layer reads P inputs)."""
-        heads = [h for t in teams for h in actors.actors[t.name].heads()]
-        return stack_heads(heads, in_dim=self.obs_pad)
-
-    def _critic_layers(self, critics: nn.ModuleDict, twins) -> Layers:
-        """The critic models of the trained teams for `twins`, heads ordered [twin, model]."""
-        return stack_heads(
-            [h for k in twins for t in self.trained for h in critics[t.name].heads(k)],
-            in_dim=self.K + self.obs_pad if self.local else None,
-        )
+    def _first_twin(self):
+        """The first twin's critic layers, heads [M]."""
+        return self.stacks["critics"].heads(self.critic_heads[(0,)])
 
     def _team_means(self, stats: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """{name: [A] per-agent values} -> {name/team: mean over the team's agents}."""
