@@ -77,17 +77,25 @@ class Learner:
         # critic_of[a]: the critic head (within a twin) giving trained agent a's Q-value. A
         # shared central team critic reads the same joint input for all its agents, so the
         # critic step runs it once (M heads) and only the targets y stay per agent; local
-        # critics read each agent's own input: one head per agent (M = A).
-        critic_of, first_model = [], 0
+        # critics read each agent's own input: one head per agent (M = A). All twins run in
+        # the stack's order, heads [team, twin, head]: q_rows[k, a] is twin k's head of agent
+        # a there, local_rows[h] the agent whose input head h reads.
+        critic_of, q_rows, local_rows, first_model, first_row = [], [], [], 0, 0
         for t in self.trained:
             heads = self.critics[t.name].heads_per_twin
-            critic_of += [first_model + (i if heads > 1 else 0) for i in range(t.n_agents)]
+            own = [i if heads > 1 else 0 for i in range(t.n_agents)]  # agent i's head
+            critic_of += [first_model + j for j in own]
+            q_rows.append([[first_row + k * heads + j for j in own] for k in range(self.n_twin)])
+            local_rows += [first_model + j for _ in range(self.n_twin) for j in range(heads)]
             first_model += heads
+            first_row += self.n_twin * heads
         self.n_critic_models = first_model  # M
         self.critic_of = torch.tensor(critic_of)  # [A]
+        self.q_rows = torch.cat([torch.tensor(r) for r in q_rows], 1)  # [T, A]
+        self.local_rows = torch.tensor(local_rows)  # [T * A] (local critics: M = A)
         # Each role's parameters in one tensor per layer (the team modules hold views), and
-        # the rows of its heads: all agents' actors, the trained agents' actors, critics per
-        # twin (heads [twin, model]) and the first twin's critic of each trained agent.
+        # the rows of its heads: all agents' actors, the trained agents' actors, all critics
+        # (heads [team, twin, head]) and the first twin's (heads [M]).
         self.actor_targets = copy.deepcopy(self.actors)
         self.critic_targets = copy.deepcopy(self.critics)
         self.stacks = {}
@@ -110,13 +118,12 @@ class Learner:
         self.trained_actor_heads = actors.index(
             [(i_of[t.name], self.actors.actors[t.name].head_models()) for t in self.trained]
         )
-        self.critic_heads = {
-            twins: critics.index(
-                [(i, self.critics[t.name].head_models(k))
-                 for k in twins for i, t in enumerate(self.trained)]
-            )
-            for twins in (tuple(range(self.n_twin)), (0,))
-        }  # fmt: skip
+        crit = [self.critics[t.name] for t in self.trained]
+        self.all_critic_heads = critics.index(
+            [(i, [j for k in range(self.n_twin) for j in c.head_models(k)])
+             for i, c in enumerate(crit)]
+        )  # fmt: skip
+        self.first_critic_heads = critics.index([(i, c.head_models(0)) for i, c in enumerate(crit)])
 
         # Gradient clipping is per agent network, i.e. per model of each team's parameters.
         self.actor_groups = [list(self.actors.actors[t.name].parameters()) for t in self.trained]
@@ -153,12 +160,12 @@ class Learner:
         M critic models per twin (A, or one per team with shared parameters), P the widest
         observation, D the joint critic input. The networks run together, feature-major
         (`networks.mlp_t`): observations [N, P, B] give actions [N, K, B] (K = 2: forces);
-        the joint input [D, B] gives Q [T * M, 1, B], heads ordered [twin, model]; local
-        critics read [T * A, K + P, B] (each agent's action and padded observation), M = A."""
+        the joint input [D, B] gives Q [T * M, 1, B] (heads in the stack's order [team, twin,
+        head]; `q_rows` picks each agent's [T, A]); local critics read [T * A, K + P, B]
+        (each agent's action and padded observation), M = A."""
         algo, teams, trained, K = self.algo, self.teams, self.trained, self.K
         f = {k: torch.as_tensor(batch[k]) for k in batch if k != "version"}
         B, N, A, T = f["terminated"].shape[0], self.n_total, self.n_trained, self.n_twin
-        M, critic_of = self.n_critic_models, self.critic_of
         not_done = 1.0 - f["terminated"]  # [B]; truncation still bootstraps
         rew = torch.cat([f[f"rew/{t.name}"] for t in trained], 1).T  # [A, B]
 
@@ -189,9 +196,9 @@ class Learner:
                     [f[f"next_obs/{t.name}"].reshape(B, -1) for t in teams], 1
                 )  # [B, sum_obs]
                 x_next = torch.cat([next_obs_flat.T, next_act.reshape(N * K, B)])  # [D, B]
-            critic_targets = self.stacks["critic_targets"].heads(self.critic_heads[tuple(range(T))])
-            q_next = mlp_t(critic_targets, x_next).view(T, M, B).min(0).values  # [M, B]
-            y = rew + algo.gamma * not_done * q_next[critic_of]  # [A, B]
+            critic_targets = self.stacks["critic_targets"].heads(self.all_critic_heads)
+            q_next = mlp_t(critic_targets, x_next).view(-1, B)[self.q_rows].min(0).values  # [A, B]
+            y = rew + algo.gamma * not_done * q_next  # [A, B]
 
         if self.local:
             own_act = act_all.permute(1, 2, 0)[self.trained_slots]  # [A, K, B]
@@ -199,8 +206,7 @@ class Learner:
         else:  # x = (o_1..o_N, a_1..a_N): the joint input, shared by every agent's critic
             x_in = torch.cat([obs_flat, act_all.reshape(B, -1)], 1).T  # [D, B]
         critics = self.stacks["critics"]
-        q = mlp_t(critics.heads(self.critic_heads[tuple(range(T))]), x_in)
-        q = q.view(T, M, B)[:, critic_of]  # [T, A, B]
+        q = mlp_t(critics.heads(self.all_critic_heads), x_in).view(-1, B)[self.q_rows]  # [T, A, B]
         per_head = (q - y).pow(2).mean(2)  # [T, A]: each agent's critic MSE, per twin
         drop_grads(self.critic_opt)
         critics.drop_grads()
@@ -267,12 +273,11 @@ class Learner:
         hard = F.one_hot(soft.argmax(1), self.K).permute(0, 2, 1).to(soft.dtype)
         return hard + soft - soft.detach()
 
-    @staticmethod
-    def _local_input(act: torch.Tensor, obs: torch.Tensor, twins: int) -> torch.Tensor:
-        """Local critics' input [twins * A, K + P, B]: each agent's action act [A, K, B] and
-        observation obs [A, P, B], repeated for each twin."""
+    def _local_input(self, act: torch.Tensor, obs: torch.Tensor, twins: int) -> torch.Tensor:
+        """Local critics' input: each agent's action act [A, K, B] and observation obs
+        [A, P, B], [A, K + P, B] for one twin, for all [T * A, K + P, B] in the heads' order."""
         x = torch.cat([act, obs], 1)  # [A, K + P, B]
-        return x.repeat(twins, 1, 1) if twins > 1 else x
+        return x[self.local_rows] if twins > 1 else x
 
     def _agent_major(self, f: Mapping[str, torch.Tensor], key: str, teams) -> torch.Tensor:
         """Observations `key/{team}` [B, n_t, obs_t] of `teams`' agents, zero-padded to P and
@@ -283,7 +288,7 @@ class Learner:
 
     def _first_twin(self):
         """The first twin's critic layers, heads [M]."""
-        return self.stacks["critics"].heads(self.critic_heads[(0,)])
+        return self.stacks["critics"].heads(self.first_critic_heads)
 
     def _team_means(self, stats: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """{name: [A] per-agent values} -> {name/team: mean over the team's agents}."""
