@@ -45,9 +45,9 @@ class Policy:
             return self.actors
         key = tuple(sorted(names))
         if key not in self._subsets:
-            from predprey.learn.maddpg import ActorSet
+            from predprey.learn.attention import build_actors
 
-            sub = ActorSet.build([self.teams[n] for n in key], self.config.algo)
+            sub = build_actors([self.teams[n] for n in key], self.config.algo)
             state = self.actors.actor_state()
             sub.load_actor_state({n: state[n] for n in key})
             self._subsets[key] = sub
@@ -129,7 +129,14 @@ def check_transfer(trained: tuple[TeamSpec, ...], config: Config) -> tuple[TeamS
     except ValueError as e:
         raise ConfigError(f"env: {e}") from None
     for t, h in zip(trained, here, strict=True):
-        if h.obs_dim != t.obs_dim:
+        kinds = {(g.kind, g.width) for g in t.entities}
+        if config.algo.network == "attention" and {(g.kind, g.width) for g in h.entities} != kinds:
+            raise ConfigError(
+                f"'{t.name}' sees entities {sorted(kinds)} (kind, width) in training but "
+                f"{sorted((g.kind, g.width) for g in h.entities)} here; an attention policy "
+                f"runs with any number of slots (k_*), not other kinds of them"
+            )
+        if h.obs_dim != t.obs_dim and config.algo.network != "attention":
             obs = dict(config.env.params).get("obs", "default")
             raise ConfigError(
                 f"'{t.name}' observations have {h.obs_dim} values in this world but the policy "
@@ -158,10 +165,10 @@ def load(
         raise ValueError(f"unknown policy {which!r}; choose one of {POLICIES}")
     run = RunDir(run_dir).require()
     config = config_from_dict(load_yaml(run.config_path))
-    teams = team_specs(config.env.make(num_envs=1, seed=0))
+    teams = acting = team_specs(config.env.make(num_envs=1, seed=0))
     if env:
         config = with_env_overrides(config, env)
-        check_transfer(teams, config)
+        acting = check_transfer(teams, config)  # attention networks read its entity slots
     payload = checkpoint.load(run)
     checkpoint.check_teams(payload, teams, str(run.path))
     state = dict(payload["actors"])
@@ -171,10 +178,10 @@ def load(
     if which == "best":
         state.update({team: b["actor"] for team, b in checkpoint.load_best(run).items()})
     try:  # a population member's widths may differ from the config's: theirs are built
-        actors = fit_actors(None, teams, config.algo, state)
+        actors = fit_actors(None, acting, config.algo, state)
     except (KeyError, RuntimeError, ValueError) as e:
         raise RunDirError(f"incompatible checkpoint in {run.path}: {e}") from None
-    return Policy(config, teams, actors, version)
+    return Policy(config, acting, actors, version)
 
 
 def member_actors(payload: dict, member: int | str, which: str, where: str) -> tuple[dict, int]:

@@ -18,6 +18,7 @@ import torch
 from predprey.config import Config
 from predprey.env import scripted
 from predprey.learn import packing
+from predprey.learn.nstep import DISCOUNT, NStepWindow
 from predprey.learn.spec import team_specs, transition_spec
 from predprey.recorder import Episode, Recorder
 
@@ -73,10 +74,15 @@ class Runner:
         self.spec = transition_spec(self.teams)
         if with_done:  # on-policy rollouts: where episodes end, to cut the GAE trace
             self.spec["done"] = ((), "float32")
+        n_step = getattr(config.algo, "n_step", 1)
+        # n-step rows (algo.n_step > 1): each row n - 1 vector steps late, with its discount
+        self.nstep = NStepWindow(n_step, config.algo.gamma) if n_step > 1 and training else None
+        if self.nstep is not None:
+            self.spec[DISCOUNT] = ((), "float32")
         if actors is None:
-            from predprey.learn.maddpg import ActorSet
+            from predprey.learn.attention import build_actors
 
-            actors = ActorSet.build(self.teams, config.algo)
+            actors = build_actors(self.teams, config.algo)
         self.actors = actors
         # fields the actors report for each step they act in (PPO: log-probabilities; in
         # opponent-mixing envs they are the overwritten sample's, rows PPO's `own` mask drops)
@@ -142,12 +148,26 @@ class Runner:
         (fresh arrays would cost a page fault per 4 KiB written, every call): serialize or
         copy them before calling again."""
         if packed:
+            if self.nstep is not None:
+                raise ValueError("algo.n_step > 1 rows are formed unpacked, in the process "
+                                 "that trains (not with Ray runners)")  # fmt: skip
             return self._collect_packed(
                 num_vector_steps, noise_std, rng, random_actions, env_steps_before
             )
         S, E = int(num_vector_steps), self.env.num_envs
         out = {k: np.empty((S, E, *shape), dt) for k, (shape, dt) in self.spec.items()}
-        return self._collect(S, noise_std, rng, random_actions, env_steps_before, out, None)
+        if self.nstep is None:
+            return self._collect(S, noise_std, rng, random_actions, env_steps_before, out, None)
+        dones = np.empty((S, E), bool)
+        res = self._collect(S, noise_std, rng, random_actions, env_steps_before, out, None, dones)
+        rows = [self.nstep.push({k: v[s] for k, v in out.items() if k != DISCOUNT}, dones[s])
+                for s in range(S)]  # fmt: skip
+        rows = [r for r in rows if r is not None]  # [E] fields each; none while filling
+        transitions = {
+            k: np.concatenate([r[k] for r in rows]) if rows else np.empty((0, *shape), dt)
+            for k, (shape, dt) in self.spec.items()
+        }
+        return res._replace(transitions=transitions)
 
     def _collect_packed(self, S, noise_std, rng, random_actions, env_steps_before):
         S, E = int(S), self.env.num_envs
@@ -167,9 +187,12 @@ class Runner:
         out[packing.ROWS] = np.array([row for row, _ in finals], np.int64)
         return res._replace(transitions=out)
 
-    def _collect(self, S, noise_std, rng, random_actions, env_steps_before, out, finals):
+    def _collect(
+        self, S, noise_std, rng, random_actions, env_steps_before, out, finals, dones=None
+    ):
         """Fill `out` ([S, E, ...] per field; observations [S + 1, E, ...] when `finals` is a
-        list, which then receives the rows whose next_obs is not the next row's obs)."""
+        list, which then receives the rows whose next_obs is not the next row's obs) and
+        `dones` [S, E] where given."""
         E = self.env.num_envs
         out["version"][:S] = self.version
         for k, mask in self.scripted_rows.items():
@@ -198,6 +221,8 @@ class Runner:
             out["terminated"][s] = res.info["terminated"]
             if "done" in out:
                 out["done"][s] = res.done
+            if dones is not None:
+                dones[s] = res.done
             self.ep_touches += res.info["touches"]
             self.ep_length += 1
             if res.done.any():
@@ -237,7 +262,11 @@ class Runner:
             "env_rng": self.env.rng.bit_generator.state,
             "version": self.version,
             "record_episode": dict(self.recorder.episode),
+            **({"nstep": self._nstep_state()} if self.nstep is not None else {}),
         }
+
+    def _nstep_state(self) -> list[dict[str, torch.Tensor]]:
+        return [{k: torch.from_numpy(v) for k, v in p.items()} for p in self.nstep.state_dict()]
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         a = {k: v.numpy() for k, v in state["arrays"].items()}
@@ -256,6 +285,9 @@ class Runner:
         self.env.rng.bit_generator.state = state["env_rng"]
         self.version = int(state["version"])
         self.recorder.restart({int(k): v for k, v in state["record_episode"].items()})
+        if self.nstep is not None:  # rows still gathering rewards (none in an older state)
+            self.nstep.load_state_dict([{k: v.numpy() for k, v in p.items()}
+                                        for p in state.get("nstep", [])])  # fmt: skip
         self.obs = self.env.observe()
 
 

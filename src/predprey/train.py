@@ -23,7 +23,6 @@ import numpy as np
 from predprey import checkpoint, seeding
 from predprey.config import Config
 from predprey.learn.buffer import ReplayBuffer
-from predprey.learn.spec import transition_spec
 from predprey.loop import SourceBase
 from predprey.runner import Runner
 
@@ -52,7 +51,7 @@ class LocalSource(SourceBase):
         self.rng_sample = np.random.default_rng(seeds.sample)  # replay sampling
         self.learner = Learner(teams, config.algo, seed=seeds.learner)
         self.runner = Runner(config, seeds.env, self.learner, tr.record_envs, tr.record_every)
-        self.buffer = ReplayBuffer(config.buffer.capacity, transition_spec(teams))
+        self.buffer = ReplayBuffer(config.buffer.capacity, self.runner.spec)
         self.chunk = self.runner.num_envs
         self.inserted = 0
         self.seconds = {"buffer": 0.0, "learn": 0.0}  # adds and samples; learner.update

@@ -14,6 +14,7 @@ from typing import ClassVar
 from predprey.config.base import ConfigError, check
 
 CRITICS = ("central", "local")
+NETWORKS = ("mlp", "attention")
 LEVELS = ("agent", "group", "team")
 
 
@@ -33,6 +34,11 @@ class AlgoConfig:
     # central: critics see every agent's observation (MADDPG, MAPPO); local: their own (IPPO)
     critic: str = "central"
     teams: tuple[str, ...] = ()  # teams to train; empty = every team of the scenario
+    # mlp: MLPs of the flat observation; attention: entity attention over obs local's slots
+    # (predprey.learn.attention), runs with any number of slots in view
+    network: str = "mlp"
+    attention_dim: int = 32  # network attention: width of the entity tokens and attention
+    attention_heads: int = 2  # network attention: attention heads
 
     def __post_init__(self):
         self.validate()
@@ -51,6 +57,20 @@ class AlgoConfig:
                 (len(set(self.teams)) == len(self.teams), "teams lists a team twice"),
             ],
         )
+        if self.network not in NETWORKS:
+            raise ConfigError(
+                f"algo.network: unknown network {self.network!r}; choose one of {NETWORKS}"
+            )
+        if self.network == "attention":
+            check(
+                "algo",
+                [
+                    (self.share_params, "network attention shares one network per team: set "
+                     "share_params: true"),
+                    (self.attention_dim >= 1, "attention_dim must be >= 1"),
+                    (self.attention_heads >= 1, "attention_heads must be >= 1"),
+                ],
+            )  # fmt: skip
         if self.critic not in CRITICS:
             raise ConfigError(
                 f"algo.critic: unknown critic {self.critic!r}; choose one of {CRITICS}"
@@ -72,6 +92,7 @@ class OffPolicyConfig(AlgoConfig):
     target_noise: float = 0.0  # MATD3: std of the noise on the target policy's actions
     target_noise_clip: float = 0.5  # MATD3: bound of that noise
     env_steps_per_update: int = 100  # update-to-data ratio: one update per this many env steps
+    n_step: int = 1  # returns over this many steps (fewer where an episode ends) per buffer row
 
     def validate(self) -> None:
         super().validate()
@@ -86,6 +107,7 @@ class OffPolicyConfig(AlgoConfig):
                 (self.target_noise >= 0, f"target_noise must be >= 0, got {self.target_noise}"),
                 (self.target_noise_clip >= 0, "target_noise_clip must be >= 0"),
                 (self.env_steps_per_update >= 1, "env_steps_per_update must be >= 1"),
+                (self.n_step >= 1, f"n_step must be >= 1, got {self.n_step}"),
             ],
         )
 

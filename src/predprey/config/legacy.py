@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from predprey.config.algo import ALGOS
+from predprey.config.algo import ALGOS, AlgoConfig
 from predprey.config.base import ConfigError
 
 # (section, key, scenario or None) -> the value at which it did nothing
@@ -56,11 +56,16 @@ def landmark_target(env: Mapping[str, Any]) -> dict:
     return out
 
 
+# learner-specific algo keys added after the split: a pre-split dump lacks them
+ADDED_AFTER_SPLIT = frozenset({"n_step"})
+
+
 def flat_algo(algo: Mapping[str, Any], name: str) -> dict:
     """A pre-split dump holds every key of every learner; the other learners' keys go where
     they hold their defaults (a changed one stays, to be reported as unknown)."""
     defaults = {f.name: f.default for cls in ALGOS.values() for f in dataclasses.fields(cls)}
-    if not set(defaults) <= set(algo):
+    shared = {f.name for f in dataclasses.fields(AlgoConfig)}  # (keys added since may lack)
+    if not set(defaults) - shared - ADDED_AFTER_SPLIT <= set(algo):
         return dict(algo)
     own = {f.name for f in dataclasses.fields(ALGOS[name])}
     return {k: v for k, v in algo.items() if k in own or _value(v) != _value(defaults[k])}

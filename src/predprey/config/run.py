@@ -75,6 +75,11 @@ def validate(cfg: Config) -> None:
             )
     elif cfg.buffer.capacity < a.batch_size:
         raise ConfigError("buffer.capacity must be >= algo.batch_size")
+    elif a.n_step > 1 and cfg.distributed.runners > 0:
+        raise ConfigError(
+            "algo.n_step > 1 forms its rows where one process collects and learns; "
+            "Ray runners send one-step rows (set n_step: 1, or drop --runners)"
+        )
     teams = _scenario_teams(cfg.env.scenario, cfg.env.params)
     if t.scripted_fraction > 0 and t.scripted_team not in teams:
         raise ConfigError(

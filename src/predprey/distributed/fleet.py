@@ -182,10 +182,10 @@ class Fleet:
 
     def latest_actors(self):
         """The latest published actor weights in a local ActorSet (for evaluation)."""
-        from predprey.learn.maddpg import ActorSet
+        from predprey.learn.attention import build_actors
 
         if self._actors is None:
-            self._actors = ActorSet.build(self.teams, self.config.algo)
+            self._actors = build_actors(self.teams, self.config.algo)
         self._actors.load_actor_state(weights_to_torch(ray.get(self.weights_ref)))
         return self._actors
 

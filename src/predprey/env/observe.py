@@ -30,6 +30,7 @@ rays reads world coordinates.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -42,6 +43,33 @@ CLAIM_CAP = 1.0  # world units: a landmark's nearest other agent farther than th
 TARGET_SEARCH = 16  # landmarks searched, nearest first, for the target slot
 MATCH_AGENTS = 16  # matched target: the observer and its 15 nearest teammates
 TARGET_FREE, TARGET_MATCHED = 1, 2  # local_observe's `target` rules (0: no slot)
+
+
+class EntityGroup(NamedTuple):
+    """One kind of entity slot in a `local` observation (what `learn.attention` tokenises)."""
+
+    kind: str  # entity type: a team's name, "landmark" or "target"
+    start: int  # feature index of its first slot
+    count: int  # slots (0: the kind is not seen, but a network still knows it)
+    width: int  # features per slot; the first is `present` (1, or 0 for an empty slot)
+
+
+OWN_DIM = 4  # an observation's first features: own vel (2), own pos (2)
+
+
+def local_layout(teams, k_per_team, k_landmarks: int, claims: bool = False,
+                 target: bool = False) -> tuple[EntityGroup, ...]:  # fmt: skip
+    """The entity slots of a `local` observation (sizes as `local_dim`'s), in order; teams
+    [T] names the kinds of k_per_team [T]'s slots."""
+    groups, c = [], OWN_DIM
+    for team, k in zip(teams, k_per_team, strict=True):
+        groups.append(EntityGroup(team, c, int(k), AGENT_SLOT))
+        c += AGENT_SLOT * int(k)
+    groups.append(EntityGroup("landmark", c, int(k_landmarks), LANDMARK_SLOT + claims))
+    c += (LANDMARK_SLOT + claims) * int(k_landmarks)
+    if target:
+        groups.append(EntityGroup("target", c, 1, LANDMARK_SLOT))
+    return tuple(groups)
 
 
 def local_dim(k_per_team, k_landmarks: int, claims: bool = False, target: bool = False) -> int:

@@ -79,6 +79,8 @@ class Scenario:
     teams: tuple[str, ...]
     team_sizes: dict[str, int]
     obs_dims: dict[str, int]
+    # team -> its `local` observation's entity slots (`observe.local_layout`); empty: none
+    obs_layouts: dict[str, tuple] = {}
     bodies: Bodies
     num_landmarks: int
     episode_length: int

@@ -31,7 +31,13 @@ import numpy as np
 from numba import njit
 
 from predprey.env.grid import GRID_MIN, grid_alloc, grid_box, grid_build, grid_fill, grid_knn
-from predprey.env.observe import TARGET_FREE, TARGET_MATCHED, local_dim, local_observe
+from predprey.env.observe import (
+    TARGET_FREE,
+    TARGET_MATCHED,
+    local_dim,
+    local_layout,
+    local_observe,
+)
 from predprey.env.scenario import Bodies, Outcome, Scenario, check_params
 from predprey.env.state import State
 
@@ -140,6 +146,9 @@ class Spread(Scenario):
         else:
             dim = local_dim(self.k_team[0], self.k_landmarks, self.claims, self.target > 0)
             self.obs_dims = {"agent": int(dim)}
+            self.obs_layouts = {"agent": local_layout(self.teams, self.k_team[0],
+                                                      self.k_landmarks, self.claims,
+                                                      self.target > 0)}  # fmt: skip
         # others[i] = every agent index but i, in order: [N, N-1]
         self._others = np.array([[j for j in range(n) if j != i] for i in range(n)], np.int64)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from predprey.env import seed
-from predprey.env.observe import local_dim, local_observe, ray_observe
+from predprey.env.observe import local_dim, local_layout, local_observe, ray_observe
 from predprey.env.physics import touching_pairs
 from predprey.env.scenario import Bodies, Outcome, Scenario, check_params
 from predprey.env.spread import arena_half_width
@@ -173,6 +173,11 @@ class Tag(Scenario):
                 else local_dim(self.k_team[u], self.k_landmarks)
                 for u, team in enumerate(self.teams)
             }  # fmt: skip
+            if self.obs_mode == "local":
+                self.obs_layouts = {
+                    team: local_layout(self.teams, self.k_team[u], self.k_landmarks)
+                    for u, team in enumerate(self.teams)
+                }
 
     @property
     def capture_ends_episode(self) -> bool:

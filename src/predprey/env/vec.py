@@ -103,6 +103,7 @@ class VecEnv:
         self.teams = scenario.teams
         self.team_sizes = dict(scenario.team_sizes)
         self.obs_dims = dict(scenario.obs_dims)
+        self.obs_layouts = dict(scenario.obs_layouts)  # team -> entity slots (obs local)
         self.act_dim = 2
         # forces in [-1, 1]^2, or with `discrete_actions` scores of mpe2's 5 MOVES
         discrete = bool(getattr(scenario.params, "discrete_actions", None))

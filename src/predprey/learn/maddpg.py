@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from predprey.config import OffPolicyConfig
-from predprey.learn import learner_state
+from predprey.learn import attention, learner_state
 from predprey.learn.learner_state import team_states
 from predprey.learn.networks import ActorSet, Critic, StackedMLPs, linear_t, mlp_t
 from predprey.learn.optim import adam, adam_step, clip_grad_norm_per_model, drop_grads
@@ -70,10 +70,13 @@ class Learner:
         self.own[torch.arange(self.n_trained), torch.tensor(slots)] = True  # [A, N, 1, 1]
         self.trained_slots = torch.tensor(slots, dtype=torch.long)  # [A]
 
-        self.actors = ActorSet(self.teams, algo, self.generator)
-        self.critics = nn.ModuleDict(
-            {t.name: Critic(t, self.joint_dim, algo, self.generator) for t in self.trained}
-        )
+        if algo.network == "attention":  # entity attention: predprey.learn.attention
+            self.actors, self.critics = attention.maddpg_networks(self)
+        else:
+            self.actors = ActorSet(self.teams, algo, self.generator)
+            self.critics = nn.ModuleDict(
+                {t.name: Critic(t, self.joint_dim, algo, self.generator) for t in self.trained}
+            )
         # critic_of[a]: the critic head (within a twin) giving trained agent a's Q-value. A
         # shared central team critic reads the same joint input for all its agents, so the
         # critic step runs it once (M heads) and only the targets y stay per agent; local
@@ -82,7 +85,7 @@ class Learner:
         # a there, local_rows[h] the agent whose input head h reads.
         critic_of, q_rows, local_rows, first_model, first_row = [], [], [], 0, 0
         for t in self.trained:
-            heads = self.critics[t.name].heads_per_twin
+            heads = getattr(self.critics[t.name], "heads_per_twin", 1)  # (attention: unused)
             own = [i if heads > 1 else 0 for i in range(t.n_agents)]  # agent i's head
             critic_of += [first_model + j for j in own]
             q_rows.append([[first_row + k * heads + j for j in own] for k in range(self.n_twin)])
@@ -93,24 +96,45 @@ class Learner:
         self.critic_of = torch.tensor(critic_of)  # [A]
         self.q_rows = torch.cat([torch.tensor(r) for r in q_rows], 1)  # [T, A]
         self.local_rows = torch.tensor(local_rows)  # [T * A] (local critics: M = A)
-        # Each role's parameters in one tensor per layer (the team modules hold views), and
-        # the rows of its heads: all agents' actors, the trained agents' actors, all critics
-        # (heads [team, twin, head]) and the first twin's (heads [M]).
         self.actor_targets = copy.deepcopy(self.actors)
         self.critic_targets = copy.deepcopy(self.critics)
-        self.stacks = {}
-        for name, actors in (("actors", self.actors), ("actor_targets", self.actor_targets)):
-            mlps = [actors.actors[t.name].mlp for t in self.teams]
-            self.stacks[name] = StackedMLPs(mlps, in_dim=self.obs_pad)
-        for name, critics in (("critics", self.critics), ("critic_targets", self.critic_targets)):
-            mlps = [critics[t.name].mlp for t in self.trained]
-            self.stacks[name] = StackedMLPs(mlps, self.K + self.obs_pad if self.local else None)
         for p in (*self.actor_targets.parameters(), *self.critic_targets.parameters()):
             p.requires_grad_(False)
+        self.stacks = {} if algo.network == "attention" else self._stack()
+
+        # Gradient clipping is per agent network, i.e. per model of each team's parameters.
+        self.actor_groups = [list(self.actors.actors[t.name].parameters()) for t in self.trained]
+        self.critic_groups = [list(self.critics[t.name].parameters()) for t in self.trained]
+        self.actor_opt = adam([p for g in self.actor_groups for p in g], algo.actor_lr)
+        self.critic_opt = adam(list(self.critics.parameters()), algo.critic_lr)
+        # Online/target pairs for the Polyak update (one foreach op over all of them).
+        if self.stacks:
+            self.online_params, self.target_params = (
+                [t for role in roles for t in self.stacks[role].tensors()]
+                for roles in (("actors", "critics"), ("actor_targets", "critic_targets"))
+            )
+        else:
+            self.online_params = [*self.actors.parameters(), *self.critics.parameters()]
+            self.target_params = [
+                *self.actor_targets.parameters(),
+                *self.critic_targets.parameters(),
+            ]
+
+    def _stack(self) -> dict[str, StackedMLPs]:
+        """Each role's parameters in one tensor per layer (the team modules hold views), and
+        the rows of its heads: all agents' actors, the trained agents' actors, all critics
+        (heads [team, twin, head]) and the first twin's (heads [M])."""
+        stacks = {}
+        for name, actors in (("actors", self.actors), ("actor_targets", self.actor_targets)):
+            mlps = [actors.actors[t.name].mlp for t in self.teams]
+            stacks[name] = StackedMLPs(mlps, in_dim=self.obs_pad)
+        for name, critics in (("critics", self.critics), ("critic_targets", self.critic_targets)):
+            mlps = [critics[t.name].mlp for t in self.trained]
+            stacks[name] = StackedMLPs(mlps, self.K + self.obs_pad if self.local else None)
         for name in ("actor_targets", "critic_targets"):
-            for t in self.stacks[name].tensors():
+            for t in stacks[name].tensors():
                 t.requires_grad_(False)
-        actors, critics = self.stacks["actors"], self.stacks["critics"]
+        actors, critics = stacks["actors"], stacks["critics"]
         i_of = {t.name: i for i, t in enumerate(self.teams)}
         self.all_actor_heads = actors.index(
             [(i, self.actors.actors[t.name].head_models()) for i, t in enumerate(self.teams)]
@@ -124,18 +148,7 @@ class Learner:
              for i, c in enumerate(crit)]
         )  # fmt: skip
         self.first_critic_heads = critics.index([(i, c.head_models(0)) for i, c in enumerate(crit)])
-
-        # Gradient clipping is per agent network, i.e. per model of each team's parameters.
-        self.actor_groups = [list(self.actors.actors[t.name].parameters()) for t in self.trained]
-        self.critic_groups = [list(self.critics[t.name].parameters()) for t in self.trained]
-        self.actor_opt = adam([p for g in self.actor_groups for p in g], algo.actor_lr)
-        self.critic_opt = adam(list(self.critics.parameters()), algo.critic_lr)
-        # Online/target pairs for the Polyak update (one foreach op over all of them).
-        self.online_params = [*actors.tensors(), *critics.tensors()]
-        self.target_params = [
-            *self.stacks["actor_targets"].tensors(),
-            *self.stacks["critic_targets"].tensors(),
-        ]
+        return stacks
 
     # ------------------------------------------------------------------ acting
     def act(
@@ -163,6 +176,8 @@ class Learner:
         the joint input [D, B] gives Q [T * M, 1, B] (heads in the stack's order [team, twin,
         head]; `q_rows` picks each agent's [T, A]); local critics read [T * A, K + P, B]
         (each agent's action and padded observation), M = A."""
+        if self.algo.network == "attention":
+            return attention.maddpg_update(self, batch)
         algo, teams, trained, K = self.algo, self.teams, self.trained, self.K
         f = {k: torch.as_tensor(batch[k]) for k in batch if k != "version"}
         B, N, A, T = f["terminated"].shape[0], self.n_total, self.n_trained, self.n_twin
@@ -198,7 +213,9 @@ class Learner:
                 x_next = torch.cat([next_obs_flat.T, next_act.reshape(N * K, B)])  # [D, B]
             critic_targets = self.stacks["critic_targets"].heads(self.all_critic_heads)
             q_next = mlp_t(critic_targets, x_next).view(-1, B)[self.q_rows].min(0).values  # [A, B]
-            y = rew + algo.gamma * not_done * q_next  # [A, B]
+            # n-step rows (algo.n_step > 1) carry their own discount gamma^k ([B])
+            discount = f.get("discount", algo.gamma)
+            y = rew + discount * not_done * q_next  # [A, B]
 
         if self.local:
             own_act = act_all.permute(1, 2, 0)[self.trained_slots]  # [A, K, B]

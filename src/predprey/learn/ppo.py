@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from predprey.config import PPOConfig
-from predprey.learn import learner_state
+from predprey.learn import attention, learner_state
 from predprey.learn.learner_state import team_states
 from predprey.learn.networks import ActorSet, BatchedMLP
 from predprey.learn.optim import adam, adam_step, clip_grad_norm_per_model, drop_grads
@@ -50,16 +50,21 @@ class PPOLearner:
             raise ValueError("ppo: the trained teams' actions must be all discrete or all Box")
         self.discrete = kinds == {True}  # categorical policies over one-hot actions
 
-        self.actors = ActorSet(self.teams, algo, self.generator)
-        self.log_std, self.critics = nn.ParameterDict(), nn.ModuleDict()
+        self.attention = algo.network == "attention"  # predprey.learn.attention
+        if self.attention:
+            self.actors, self.critics = attention.ppo_networks(self)
+        else:
+            self.actors, self.critics = ActorSet(self.teams, algo, self.generator), nn.ModuleDict()
+        self.log_std = nn.ParameterDict()
         for t in self.trained:
             models = 1 if algo.share_params else t.n_agents
             if not self.discrete:
                 std = torch.full((models, t.act_dim), float(algo.log_std_init))
                 self.log_std[t.name] = nn.Parameter(std)
-            d_in = t.obs_dim if self.local else joint + t.n_agents
-            sizes = (d_in, *algo.hidden, 1)
-            self.critics[t.name] = BatchedMLP(models, sizes, self.generator, tanh_out=False)
+            if not self.attention:
+                d_in = t.obs_dim if self.local else joint + t.n_agents
+                sizes = (d_in, *algo.hidden, 1)
+                self.critics[t.name] = BatchedMLP(models, sizes, self.generator, tanh_out=False)
 
         sizes = [t.n_agents for t in self.trained]
         levels = algo.separation_levels()
@@ -145,10 +150,16 @@ class PPOLearner:
         means, log_stds, values = [], [], []
         for t in self.trained:
             if actor:
-                mlp = self.actors.actors[t.name].mlp
-                means.append(_per_agent(mlp, obs[t.name], tanh=not self.discrete))  # [B, n, 2]
+                if self.attention:
+                    means.append(self.actors.actors[t.name](obs[t.name]))  # [B, n, 2]
+                else:
+                    mlp = self.actors.actors[t.name].mlp
+                    means.append(_per_agent(mlp, obs[t.name], tanh=not self.discrete))
                 if not self.discrete:  # (discrete: the means are the logits)
                     log_stds.append(self.log_std[t.name].expand(t.n_agents, -1))  # [n, 2]
+            if self.attention:
+                values.append(self.critics[t.name](obs)[0])  # [B, n]
+                continue
             x = self._critic_input(obs, t)  # [B, n, d_in]
             values.append(_per_agent(self.critics[t.name], x)[..., 0])  # [B, n]
         value = torch.cat(values, 1)

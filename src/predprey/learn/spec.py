@@ -17,12 +17,22 @@ class TeamSpec:
     # discrete: actions are vectors [act_dim] whose argmax is the choice (one-hot as acted and
     # stored); the actor outputs scores (logits) instead of tanh-squashed components
     discrete: bool = False
+    # obs local: the observation's entity slots (`predprey.env.observe.EntityGroup`), which
+    # attention networks tokenise; empty for other observations
+    entities: tuple = ()
 
 
 def team_specs(env) -> tuple[TeamSpec, ...]:
     """Team specs of a `predprey.env.VecEnv` or `PettingZooVecEnv` (teams in env order)."""
     return tuple(
-        TeamSpec(t, env.team_sizes[t], env.obs_dims[t], env.act_dims[t], t in env.discrete)
+        TeamSpec(
+            t,
+            env.team_sizes[t],
+            env.obs_dims[t],
+            env.act_dims[t],
+            t in env.discrete,
+            tuple(getattr(env, "obs_layouts", {}).get(t, ())),
+        )  # fmt: skip
         for t in env.teams
     )
 

@@ -30,10 +30,11 @@ def fit_actors(actors, teams, algo: AlgoConfig, state: Mapping[str, Mapping]):
     """`actors` (an ActorSet, or None) loaded with `state`, rebuilt first for the teams whose
     widths differ from `state`'s (per team: a population's best actors may come from
     members of different widths). Returns the ActorSet holding `state`."""
-    from predprey.learn.networks import Actor, ActorSet
+    from predprey.learn.attention import build_actors
+    from predprey.learn.networks import Actor
 
     if actors is None:
-        actors = ActorSet.build(teams, algo)
+        actors = build_actors(teams, algo)
     by_name = {t.name: t for t in teams}
     for name, sd in state.items():
         if name in actors.actors and widths(actors.actors[name].state_dict()) != widths(sd):

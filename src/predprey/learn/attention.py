@@ -1,0 +1,373 @@
+"""Entity attention actors and critics (`algo.network: attention`, issue 40).
+
+A `local` observation is the agent's own features (velocity, position) and slots of the
+entities it sees: nearest agents of each team, nearest landmarks, optional target
+(`TeamSpec.entities`, from the env: `predprey.env.observe.local_layout`). Each occupied slot
+becomes a token (its features but `present`, projected per kind, plus a learned embedding of
+the kind); the agent's own features are the query of multi-head attention over its tokens
+and itself; empty slots (`present` 0) are masked out. The output depends neither on the
+order of the slots nor on how many there are, so a network trained with K slots in view runs
+with any K (built from the evaluation env's `TeamSpec`: parameters do not depend on K).
+
+Critics are built the same way: an agent's summary is its encoded observation; MADDPG's
+central critic makes every agent of every team a token (summary and action, plus its team's
+embedding) and agent i's Q-value is attention from its token to all of them, so it grows
+with N without a joint input; PPO's central value uses the same tokens without actions.
+`critic: local` reads only the agent's own summary (and action).
+
+Every parameter has a leading dimension of 1 (one model), so the learners' per-model
+gradient clipping clips each network as a whole. Attention networks share one network per
+team (`share_params`) and act on Box actions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from predprey.config import AlgoConfig
+from predprey.env.observe import OWN_DIM
+from predprey.learn.networks import ActorSet
+from predprey.learn.optim import adam_step, clip_grad_norm_per_model, drop_grads
+from predprey.learn.spec import TeamSpec
+
+
+class Dense(nn.Module):
+    """x [..., in] -> x W + b [..., out] (W [1, in, out]: one model)."""
+
+    def __init__(self, d_in: int, d_out: int, g: torch.Generator):
+        super().__init__()
+        bound = 1.0 / math.sqrt(d_in)  # nn.Linear's default initialisation
+        self.w = nn.Parameter(torch.empty(1, d_in, d_out).uniform_(-bound, bound, generator=g))
+        self.b = nn.Parameter(torch.empty(1, d_out).uniform_(-bound, bound, generator=g))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(x, self.w[0]) + self.b[0]
+
+
+class MLP(nn.Module):
+    """ReLU layers of `sizes`: x [..., sizes[0]] -> [..., sizes[-1]]."""
+
+    def __init__(self, sizes: Sequence[int], g: torch.Generator):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            Dense(a, b, g) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for k, layer in enumerate(self.layers):
+            x = layer(x)
+            if k < len(self.layers) - 1:
+                x = torch.relu(x)
+        return x
+
+
+class Attention(nn.Module):
+    """Multi-head attention of one query per row over S keys: q [R, d], keys [R, S, d],
+    mask [R, S] (True: takes part; every row needs one) -> [R, d].
+
+    The keys serve as keys and values themselves: each head's query has the full width d
+    (W_q^T W_k folded into one map, of higher rank than a head's d / h), and the output
+    projection of the heads' weighted keys [h d] folds in the value projection. So nothing
+    runs per key but two products, not four d x d projections of R S rows: the critics and
+    actors run over every entity of every agent of a replay batch."""
+
+    def __init__(self, d: int, heads: int, g: torch.Generator):
+        super().__init__()
+        self.heads = heads
+        self.q = Dense(d, heads * d, g)
+        self.o = Dense(heads * d, d, g)
+
+    def forward(self, q: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None):
+        R, S, d = keys.shape
+        qh = self.q(q).view(R, self.heads, d)  # [R, h, d]
+        # products and sums over [R, h, S, d]: a few keys per row, where batched matmuls of
+        # R tiny matrices cost several times more
+        keys_h = keys[:, None]  # [R, 1, S, d]
+        logits = (qh[:, :, None] * keys_h).sum(3) * d**-0.5  # [R, h, S]
+        if mask is not None:
+            logits = logits.masked_fill(~mask[:, None, :], float("-inf"))
+        w = torch.softmax(logits, 2)  # [R, h, S]
+        out = (w[..., None] * keys_h).sum(2)  # [R, h, d]
+        return self.o(out.reshape(R, self.heads * d))  # [R, d]
+
+
+class EntityEncoder(nn.Module):
+    """One agent's local observation [R, D] -> its summary [R, 2d]: its own embedding and
+    the attention of it over its entities' tokens and itself."""
+
+    def __init__(self, team: TeamSpec, d: int, heads: int, g: torch.Generator):
+        super().__init__()
+        if not team.entities:
+            raise ValueError(
+                f"algo.network attention reads entity slots of obs local; team {team.name!r} "
+                "has none (set env.obs: local)"
+            )
+        self.layout = team.entities
+        self.own = Dense(OWN_DIM, d, g)
+        widths = {grp.kind: grp.width for grp in self.layout}
+        self.embed = nn.ModuleDict({k: Dense(w - 1, d, g) for k, w in widths.items()})
+        self.kind = nn.ParameterDict(  # learned type embeddings
+            {k: nn.Parameter(0.1 * torch.randn(1, d, generator=g)) for k in widths}
+        )
+        self.attend = Attention(d, heads, g)
+
+    def tokens(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """obs [R, D] -> entity tokens [R, S, d] and present [R, S] (S: occupied or empty
+        slots of every kind, in layout order)."""
+        R = obs.shape[0]
+        toks, present = [], []
+        for grp in self.layout:
+            if grp.count == 0:
+                continue
+            slots = obs[:, grp.start : grp.start + grp.count * grp.width]
+            slots = slots.reshape(R, grp.count, grp.width)  # [R, k, width]
+            toks.append(torch.relu(self.embed[grp.kind](slots[..., 1:]) + self.kind[grp.kind]))
+            present.append(slots[..., 0] > 0.5)
+        if not toks:
+            return obs.new_zeros(R, 0, self.own.w.shape[2]), obs.new_zeros(R, 0, dtype=bool)
+        return torch.cat(toks, 1), torch.cat(present, 1)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        me = torch.relu(self.own(obs[:, :OWN_DIM]))  # [R, d]
+        toks, present = self.tokens(obs)  # [R, S, d], [R, S]
+        keys = torch.cat([me[:, None], toks], 1)  # [R, 1 + S, d]: itself always present
+        mask = torch.cat([present.new_ones(present.shape[0], 1), present], 1)  # [R, 1 + S]
+        return torch.cat([me, self.attend(me, keys, mask)], 1)  # [R, 2d]
+
+
+class AttentionActor(nn.Module):
+    """A team's shared policy: obs [B, n, D] -> actions [B, n, act_dim] in [-1, 1]."""
+
+    def __init__(self, team: TeamSpec, algo: AlgoConfig, g: torch.Generator):
+        super().__init__()
+        if team.discrete:
+            raise ValueError("algo.network attention acts on Box actions, not discrete ones")
+        self.team = team
+        d = algo.attention_dim
+        self.encoder = EntityEncoder(team, d, algo.attention_heads, g)
+        self.head = MLP((2 * d, *algo.hidden, team.act_dim), g)
+
+    def pre_tanh(self, obs: torch.Tensor) -> torch.Tensor:
+        """obs [B, n, D] -> the actions before tanh [B, n, act_dim]."""
+        B, n, D = obs.shape
+        return self.head(self.encoder(obs.reshape(B * n, D))).view(B, n, -1)  # via [B n, 2d]
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.pre_tanh(obs))
+
+
+class AttentionActorSet(ActorSet):
+    """`ActorSet` of attention actors; acts in torch (no NumPy twin)."""
+
+    def __init__(self, teams: Sequence[TeamSpec], algo: AlgoConfig, generator: torch.Generator):
+        nn.Module.__init__(self)
+        self.teams = tuple(teams)
+        self.actors = nn.ModuleDict({t.name: AttentionActor(t, algo, generator) for t in teams})
+
+    def act(self, obs, noise_std: float = 0.0, rng: np.random.Generator | None = None):
+        """As `ActorSet.act`: obs[team] [E, n, obs_dim] (any n) -> actions [E, n, act_dim]."""
+        if noise_std > 0 and rng is None:
+            raise ValueError("act(): noise_std > 0 needs an rng (numpy Generator)")
+        out = {}
+        with torch.no_grad():
+            for t in self.teams:
+                o = np.asarray(obs[t.name], dtype=np.float32)
+                if o.ndim != 3 or o.shape[2] != t.obs_dim:
+                    raise ValueError(
+                        f"obs[{t.name!r}] has shape {o.shape}, expected [E, n, {t.obs_dim}]"
+                    )
+                a = self.actors[t.name](torch.from_numpy(o)).numpy()  # [E, n, act_dim]
+                if noise_std > 0:
+                    a = a + rng.normal(0.0, noise_std, size=a.shape).astype(np.float32)
+                out[t.name] = np.clip(a, -1.0, 1.0, dtype=np.float32)
+        return out
+
+
+def build_actors(teams: Sequence[TeamSpec], algo: AlgoConfig, seed: int = 0) -> ActorSet:
+    """The actors `algo.network` asks for (`ActorSet.build`'s stand-in wherever a config
+    decides): an `ActorSet` of MLPs, or an `AttentionActorSet`."""
+    cls = AttentionActorSet if algo.network == "attention" else ActorSet
+    return cls(teams, algo, torch.Generator().manual_seed(seed))
+
+
+class _Value(nn.Module):
+    """One critic of a team: Q_i (with actions) or V_i of its n agents, [B, n]."""
+
+    def __init__(self, team, teams, algo, g, actions: bool):
+        super().__init__()
+        d, heads, K = algo.attention_dim, algo.attention_heads, team.act_dim
+        self.team, self.local, self.actions = team.name, algo.critic == "local", actions
+        seen = [team] if self.local else list(teams)
+        sizes = [t.n_agents for t in teams]
+        self.first = sum(sizes[: [t.name for t in teams].index(team.name)])  # own first token
+        self.n = team.n_agents
+        self.encoders = nn.ModuleDict({t.name: EntityEncoder(t, d, heads, g) for t in seen})
+        a = K if actions else 0
+        if self.local:
+            self.head = MLP((2 * d + a, *algo.hidden, 1), g)
+            return
+        self.token = nn.ModuleDict({t.name: Dense(2 * d + a, d, g) for t in seen})
+        self.kind = nn.ParameterDict(  # learned team embeddings
+            {t.name: nn.Parameter(0.1 * torch.randn(1, d, generator=g)) for t in seen}
+        )
+        self.attend = Attention(d, heads, g)
+        self.head = MLP((2 * d, *algo.hidden, 1), g)
+
+    def summary(self, name: str, obs: torch.Tensor, act: torch.Tensor | None) -> torch.Tensor:
+        """obs [B, n, D] (act [B, n, K]) of team `name` -> [B, n, 2d (+ K)]."""
+        B, n, D = obs.shape
+        s = self.encoders[name](obs.reshape(B * n, D)).view(B, n, -1)
+        return torch.cat([s, act], 2) if self.actions else s
+
+    def agent_tokens(self, obs, act, name: str | None = None) -> torch.Tensor:
+        """Tokens [B, n, d] of team `name`'s agents (obs/act: that team's), or with `name`
+        None of every team's, [B, N, d] (obs/act: dicts by team, env order)."""
+        if name is not None:
+            x = self.summary(name, obs, act)
+            return torch.relu(self.token[name](x) + self.kind[name])
+        names = list(self.encoders)
+        return torch.cat([self.agent_tokens(obs[k], act[k] if act else None, k) for k in names], 1)
+
+    def from_tokens(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """query [B, n, d], keys [B, n, N, d] (each agent's view of every agent) -> [B, n]."""
+        B, n, N, d = keys.shape
+        attn = self.attend(query.reshape(B * n, d), keys.reshape(B * n, N, d), None)
+        return self.head(torch.cat([query, attn.view(B, n, d)], 2))[..., 0]
+
+    def forward(self, obs: Mapping[str, torch.Tensor], act=None) -> torch.Tensor:
+        """obs {team: [B, n_t, D_t]} (act {team: [B, n_t, K]}) -> [B, n] of this team."""
+        if self.local:
+            own_act = act[self.team] if act is not None else None
+            return self.head(self.summary(self.team, obs[self.team], own_act))[..., 0]
+        everyone = self.agent_tokens(obs, act)  # [B, N, d]
+        B, N, d = everyone.shape
+        own = everyone[:, self.first : self.first + self.n]  # [B, n, d]
+        return self.from_tokens(own, everyone[:, None].expand(B, self.n, N, d))
+
+    def q_own(self, obs, act, mu: torch.Tensor) -> torch.Tensor:
+        """[B, n]: Q_i with agent i's own action set to mu [B, n, K] and the other agents'
+        actions from `act` (MADDPG's actor objective)."""
+        if self.local:
+            return self.head(self.summary(self.team, obs[self.team], mu))[..., 0]
+        everyone = self.agent_tokens(obs, act)  # [B, N, d]
+        mine = self.agent_tokens(obs[self.team], mu, self.team)  # [B, n, d]
+        B, N, d = everyone.shape
+        n = mine.shape[1]
+        eye = torch.zeros(n, N, 1, dtype=torch.bool)
+        eye[torch.arange(n), self.first + torch.arange(n)] = True  # [n, N, 1]: i's own slot
+        keys = torch.where(eye, mine[:, :, None], everyone[:, None])  # [B, n, N, d]
+        return self.from_tokens(mine, keys)
+
+
+class AttentionCritic(nn.Module):
+    """A team's critics (x2 twin): forward -> [T, B, n] Q-values (or values)."""
+
+    def __init__(self, team: TeamSpec, teams: Sequence[TeamSpec], algo, g, actions: bool):
+        super().__init__()
+        twins = 2 if getattr(algo, "twin_critics", False) else 1
+        self.twins = nn.ModuleList(_Value(team, teams, algo, g, actions) for _ in range(twins))
+
+    def forward(self, obs, act=None) -> torch.Tensor:
+        return torch.stack([v(obs, act) for v in self.twins])
+
+
+def maddpg_networks(learner) -> tuple[AttentionActorSet, nn.ModuleDict]:
+    """Attention actors and critics for `predprey.learn.maddpg.Learner`."""
+    algo, g = learner.algo, learner.generator
+    actors = AttentionActorSet(learner.teams, algo, g)
+    critics = nn.ModuleDict(
+        {t.name: AttentionCritic(t, learner.teams, algo, g, True) for t in learner.trained}
+    )
+    return actors, critics
+
+
+def maddpg_update(learner, batch: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """`Learner.update` with attention networks: the same MADDPG/MATD3 step, row-major.
+
+    Shapes: B rows; per team t, n_t agents, D_t observation features, K = 2 action components;
+    T twin critics. y_i = r_i + gamma (1 - terminated) min_k Q'_ik(o', a'), a' = mu'(o')
+    [+ clipped noise]; critic loss mean_B (Q_i - y_i)^2 per agent, summed; actor loss
+    -mean_B Q_i(o, a | a_i = mu_i(o_i)) + actor_reg mean(pre-tanh^2) (policy_delay apart)."""
+    L, algo = learner, learner.algo
+    f = {k: torch.as_tensor(batch[k]) for k in batch if k != "version"}
+    names = [t.name for t in L.teams]
+    obs = {k: f[f"obs/{k}"] for k in names}  # [B, n_t, D_t]
+    nxt = {k: f[f"next_obs/{k}"] for k in names}
+    act = {k: f[f"act/{k}"] for k in names}  # [B, n_t, K]
+    not_done = (1.0 - f["terminated"])[:, None]  # [B, 1]; truncation still bootstraps
+
+    with torch.no_grad():
+        next_act = L.actor_targets(nxt)  # {t: [B, n_t, K]}
+        if algo.target_noise > 0:  # target policy smoothing
+            for k, a in next_act.items():
+                noise = torch.randn(a.shape, generator=L.generator) * algo.target_noise
+                noise = noise.clamp(-algo.target_noise_clip, algo.target_noise_clip)
+                next_act[k] = (a + noise).clamp(-1.0, 1.0)
+        y = {
+            t.name: f[f"rew/{t.name}"]
+            + algo.gamma * not_done * L.critic_targets[t.name](nxt, next_act).min(0).values
+            for t in L.trained
+        }  # [B, n_t]
+
+    stats: dict[str, torch.Tensor] = {}
+    drop_grads(L.critic_opt)
+    total = 0.0
+    for t in L.trained:
+        q = L.critics[t.name](obs, act)  # [T, B, n_t]
+        per_agent = (q - y[t.name]).pow(2).mean(1)  # [T, n_t]
+        total = total + per_agent.sum()
+        stats[f"loss/critic/{t.name}"] = per_agent.detach().mean()
+        stats[f"q/{t.name}"] = q[0].detach().mean()
+    total.backward()
+    for group in L.critic_groups:
+        clip_grad_norm_per_model(group, algo.grad_clip)
+    adam_step(L.critic_opt)
+
+    if (L.version + 1) % algo.policy_delay == 0:
+        drop_grads(L.actor_opt)
+        total = 0.0
+        for t in L.trained:
+            pre = L.actors.actors[t.name].pre_tanh(obs[t.name])  # [B, n, K]
+            q_mu = L.critics[t.name].twins[0].q_own(obs, act, torch.tanh(pre))  # [B, n]
+            loss = -q_mu.mean(0)  # [n]
+            if algo.actor_reg > 0:  # keeps tanh off its flat ends
+                loss = loss + algo.actor_reg * pre.pow(2).mean((0, 2))
+            total = total + loss.sum()
+            stats[f"loss/actor/{t.name}"] = loss.detach().mean()
+        total.backward()
+        for group in L.actor_groups:
+            clip_grad_norm_per_model(group, algo.grad_clip)
+        adam_step(L.actor_opt)
+        drop_grads(L.critic_opt)  # the actor loss's gradients on the critics are not steps
+        with torch.no_grad():
+            torch._foreach_lerp_(L.target_params, L.online_params, algo.tau)
+
+    L.version += 1
+    return {k: float(v) for k, v in stats.items()}
+
+
+def ppo_networks(learner) -> tuple[AttentionActorSet, nn.ModuleDict]:
+    """Attention actors and value critics (V_i: no actions, one twin) for `PPOLearner`."""
+    algo, g = learner.algo, learner.generator
+    actors = AttentionActorSet(learner.teams, algo, g)
+    critics = nn.ModuleDict(
+        {t.name: AttentionCritic(t, learner.teams, algo, g, False) for t in learner.trained}
+    )
+    return actors, critics
+
+
+__all__ = [
+    "AttentionActor",
+    "AttentionActorSet",
+    "AttentionCritic",
+    "EntityEncoder",
+    "build_actors",
+    "maddpg_networks",
+    "maddpg_update",
+    "ppo_networks",
+]
