@@ -358,3 +358,29 @@ def test_a_shared_team_critic_runs_once_per_update(share, monkeypatch):
     joint_input_heads = [n for n, dim in heads if dim == 2]  # critic calls on [D, B]
     assert joint_input_heads == ([2, 2] if share else [3, 3])  # target critic, critic
     assert learner.critic_of.tolist() == ([0, 0, 1] if share else [0, 1, 2])
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_a_deep_copy_updates_like_the_original_and_apart_from_it(share):
+    """Team parameters are views of the learner's stacks; a deep copy must keep that tie
+    (copying tensor by tensor cut it: the copy's update diverged at the first step)."""
+    import copy
+
+    teams = (TeamSpec("predator", 2, 6), TeamSpec("prey", 1, 5))
+    rng = np.random.default_rng(0)
+    batch = {k: rng.normal(size=(32, *shape)).astype(dt) for k, (shape, dt) in
+             transition_spec(teams).items()}  # fmt: skip
+    batch["terminated"] = np.zeros(32, np.float32)
+    a = Learner(teams, OffPolicyConfig(hidden=(16,), batch_size=32, share_params=share), seed=0)
+    a.update(batch)
+    b = copy.deepcopy(a)
+
+    def same(x, y):
+        return all(torch.equal(p, q) for p, q in zip(list(x), list(y), strict=True))
+
+    before = [p.detach().clone() for p in a.actors.parameters()]
+    assert b.update(batch) == a.update(batch)
+    assert same(a.actors.parameters(), b.actors.parameters())
+    b.update(batch)  # the copy moves on alone
+    assert not same(before, a.actors.parameters())
+    assert not same(a.actors.parameters(), b.actors.parameters())

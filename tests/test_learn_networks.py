@@ -1,6 +1,8 @@
 """Batched-over-agents networks: equal to per-agent MLPs; parameter sharing; stacking teams'
 models into heads (feature-major); acting."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -11,9 +13,9 @@ from predprey.learn.networks import (
     ActorSet,
     BatchedMLP,
     Critic,
+    StackedMLPs,
     linear_t,
     mlp_t,
-    stack_heads,
 )
 from predprey.learn.spec import TeamSpec
 
@@ -59,7 +61,11 @@ def test_stacked_actor_heads_of_two_teams_equal_each_agent_network(share):
     g = torch.Generator().manual_seed(0)
     algo = OffPolicyConfig(hidden=(8, 8), share_params=share)
     pred, prey = Actor(TeamSpec("predator", 3, 6), algo, g), Actor(TeamSpec("prey", 2, 4), algo, g)
-    layers = stack_heads([*pred.heads(), *prey.heads()], in_dim=6)
+    before = [p.detach().clone() for p in (*pred.parameters(), *prey.parameters())]
+    stack = StackedMLPs([pred.mlp, prey.mlp], in_dim=6)
+    after = [p.detach() for p in (*pred.parameters(), *prey.parameters())]
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))  # same values
+    layers = stack.heads(stack.index([(0, pred.head_models()), (1, prey.head_models())]))
     assert layers[0][0].shape == (5, 6, 8)
     obs = torch.randn(5, 6, 11)  # [heads, features, rows]
     obs[3:, 4:] = 0.0  # the prey's padding
@@ -70,8 +76,39 @@ def test_stacked_actor_heads_of_two_teams_equal_each_agent_network(share):
         torch.testing.assert_close(out[head], ref.T)
     # gradients reach each team's own parameters (summed over agents when shared)
     out.sum().backward()
+    stack.share_grads()
     assert pred.mlp.weights[0].grad.shape == pred.mlp.weights[0].shape
     assert prey.mlp.weights[0].grad.shape == (1 if share else 2, 4, 8)
+    ref_pred, ref_prey = copy.deepcopy(pred), copy.deepcopy(prey)  # plain tensors again
+    ref = (
+        ref_pred(obs[:3, :6].permute(2, 0, 1)).sum() + ref_prey(obs[3:, :4].permute(2, 0, 1)).sum()
+    )
+    ref.backward()
+    for p, q in zip(
+        (*pred.parameters(), *prey.parameters()),
+        (*ref_pred.parameters(), *ref_prey.parameters()),
+        strict=True,
+    ):
+        torch.testing.assert_close(p.grad, q.grad)
+    assert not stack.layers[0][0].grad[3:, 4:].any()  # the padding stays out of learning
+
+
+def test_stacked_parameters_are_the_modules_parameters():
+    """Writes to a team's parameters (loading a checkpoint, an optimizer step) are writes to the
+    stack, and the other way round: one copy of the weights."""
+    g = torch.Generator().manual_seed(0)
+    algo = OffPolicyConfig(hidden=(8,))
+    pred, prey = Actor(TeamSpec("predator", 2, 6), algo, g), Actor(TeamSpec("prey", 2, 4), algo, g)
+    stack = StackedMLPs([pred.mlp, prey.mlp], in_dim=6)
+    with torch.no_grad():
+        prey.mlp.weights[0].add_(1.0)
+        stack.layers[1][1][0].fill_(7.0)  # the predators' first model's last bias
+    torch.testing.assert_close(stack.layers[0][0][2:, :4], prey.mlp.weights[0].detach())
+    assert not stack.layers[0][0][2:, 4:].any()
+    assert bool((pred.mlp.biases[1][0] == 7.0).all())
+    sd = {k: torch.zeros_like(v) for k, v in prey.state_dict().items()}
+    prey.load_state_dict(sd)
+    assert not stack.layers[0][0][2:].any() and stack.layers[0][0][:2].any()
 
 
 @pytest.mark.parametrize("share", [False, True])
@@ -86,7 +123,10 @@ def test_stacked_critic_heads_shared_input(share, twin):
     n_twin = 2 if twin else 1
     for c in crits:
         assert c.mlp.n_models == n_twin * (1 if share else c.n_agents)
-    layers = stack_heads([h for k in range(n_twin) for c in crits for h in c.heads(k)])
+    stack = StackedMLPs([c.mlp for c in crits])
+    layers = stack.heads(
+        stack.index([(i, c.head_models(k)) for k in range(n_twin) for i, c in enumerate(crits)])
+    )
     per_twin = 2 if share else 4  # one head per model: a shared team critic runs once
     x = torch.randn(20, 9)  # the joint input [D, rows], shared by every head
     q = mlp_t(layers, x)  # [n_twin * per_twin, 1, 9]

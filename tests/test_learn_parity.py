@@ -195,3 +195,24 @@ def test_adam_step_is_torch_fused_adam_step_also_after_reload():
     for p, q in zip(ps, qs, strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
     assert float(a.state_dict()["state"][0]["step"]) == 4.0
+
+
+def test_adam_step_on_strided_views_is_torch_adam_and_leaves_the_rest():
+    """A narrower team's first layer is a strided view into its stack (`StackedMLPs`); the
+    fused kernel would read it as dense, so adam_step steps it on a dense copy."""
+    torch.manual_seed(0)
+    stack = torch.randn(3, 6, 4)
+    p = torch.nn.Parameter(torch.empty(0))
+    p.data = stack[1:, :4]  # [2, 4, 4] inside [3, 6, 4]: not contiguous
+    assert not p.is_contiguous()
+    q = torch.nn.Parameter(p.detach().clone())
+    rest = stack.clone()
+    a = torch.optim.Adam([p], lr=1e-2, fused=True)
+    b = torch.optim.Adam([q], lr=1e-2, fused=True)
+    for _ in range(3):
+        p.grad = torch.randn(2, 6, 4)[:, :4]  # a strided gradient too
+        q.grad = p.grad.clone()
+        adam_step(a)
+        b.step()
+    torch.testing.assert_close(p.detach(), q.detach(), rtol=0, atol=0)
+    assert torch.equal(stack[0], rest[0]) and torch.equal(stack[1:, 4:], rest[1:, 4:])

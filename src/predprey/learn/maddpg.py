@@ -30,14 +30,7 @@ from torch import nn
 from predprey.config import OffPolicyConfig
 from predprey.learn import attention, learner_state, masks
 from predprey.learn.learner_state import team_states
-from predprey.learn.networks import (
-    ActorSet,
-    Critic,
-    Layers,
-    linear_t,
-    mlp_t,
-    stack_heads,
-)
+from predprey.learn.networks import ActorSet, Critic, StackedMLPs, linear_t, mlp_t
 from predprey.learn.optim import adam, adam_step, clip_grad_norm_per_model, drop_grads
 from predprey.learn.spec import TeamSpec
 
@@ -87,18 +80,27 @@ class Learner:
         # critic_of[a]: the critic head (within a twin) giving trained agent a's Q-value. A
         # shared central team critic reads the same joint input for all its agents, so the
         # critic step runs it once (M heads) and only the targets y stay per agent; local
-        # critics read each agent's own input: one head per agent (M = A).
-        critic_of, first_model = [], 0
+        # critics read each agent's own input: one head per agent (M = A). All twins run in
+        # the stack's order, heads [team, twin, head]: q_rows[k, a] is twin k's head of agent
+        # a there, local_rows[h] the agent whose input head h reads.
+        critic_of, q_rows, local_rows, first_model, first_row = [], [], [], 0, 0
         for t in self.trained:
             heads = getattr(self.critics[t.name], "heads_per_twin", 1)  # (attention: unused)
-            critic_of += [first_model + (i if heads > 1 else 0) for i in range(t.n_agents)]
+            own = [i if heads > 1 else 0 for i in range(t.n_agents)]  # agent i's head
+            critic_of += [first_model + j for j in own]
+            q_rows.append([[first_row + k * heads + j for j in own] for k in range(self.n_twin)])
+            local_rows += [first_model + j for _ in range(self.n_twin) for j in range(heads)]
             first_model += heads
+            first_row += self.n_twin * heads
         self.n_critic_models = first_model  # M
         self.critic_of = torch.tensor(critic_of)  # [A]
+        self.q_rows = torch.cat([torch.tensor(r) for r in q_rows], 1)  # [T, A]
+        self.local_rows = torch.tensor(local_rows)  # [T * A] (local critics: M = A)
         self.actor_targets = copy.deepcopy(self.actors)
         self.critic_targets = copy.deepcopy(self.critics)
         for p in (*self.actor_targets.parameters(), *self.critic_targets.parameters()):
             p.requires_grad_(False)
+        self.stacks = {} if algo.network == "attention" else self._stack()
 
         # Gradient clipping is per agent network, i.e. per model of each team's parameters.
         self.actor_groups = [list(self.actors.actors[t.name].parameters()) for t in self.trained]
@@ -106,8 +108,47 @@ class Learner:
         self.actor_opt = adam([p for g in self.actor_groups for p in g], algo.actor_lr)
         self.critic_opt = adam(list(self.critics.parameters()), algo.critic_lr)
         # Online/target pairs for the Polyak update (one foreach op over all of them).
-        self.online_params = [*self.actors.parameters(), *self.critics.parameters()]
-        self.target_params = [*self.actor_targets.parameters(), *self.critic_targets.parameters()]
+        if self.stacks:
+            self.online_params, self.target_params = (
+                [t for role in roles for t in self.stacks[role].tensors()]
+                for roles in (("actors", "critics"), ("actor_targets", "critic_targets"))
+            )
+        else:
+            self.online_params = [*self.actors.parameters(), *self.critics.parameters()]
+            self.target_params = [
+                *self.actor_targets.parameters(),
+                *self.critic_targets.parameters(),
+            ]
+
+    def _stack(self) -> dict[str, StackedMLPs]:
+        """Each role's parameters in one tensor per layer (the team modules hold views), and
+        the rows of its heads: all agents' actors, the trained agents' actors, all critics
+        (heads [team, twin, head]) and the first twin's (heads [M])."""
+        stacks = {}
+        for name, actors in (("actors", self.actors), ("actor_targets", self.actor_targets)):
+            mlps = [actors.actors[t.name].mlp for t in self.teams]
+            stacks[name] = StackedMLPs(mlps, in_dim=self.obs_pad)
+        for name, critics in (("critics", self.critics), ("critic_targets", self.critic_targets)):
+            mlps = [critics[t.name].mlp for t in self.trained]
+            stacks[name] = StackedMLPs(mlps, self.K + self.obs_pad if self.local else None)
+        for name in ("actor_targets", "critic_targets"):
+            for t in stacks[name].tensors():
+                t.requires_grad_(False)
+        actors, critics = stacks["actors"], stacks["critics"]
+        i_of = {t.name: i for i, t in enumerate(self.teams)}
+        self.all_actor_heads = actors.index(
+            [(i, self.actors.actors[t.name].head_models()) for i, t in enumerate(self.teams)]
+        )
+        self.trained_actor_heads = actors.index(
+            [(i_of[t.name], self.actors.actors[t.name].head_models()) for t in self.trained]
+        )
+        crit = [self.critics[t.name] for t in self.trained]
+        self.all_critic_heads = critics.index(
+            [(i, [j for k in range(self.n_twin) for j in c.head_models(k)])
+             for i, c in enumerate(crit)]
+        )  # fmt: skip
+        self.first_critic_heads = critics.index([(i, c.head_models(0)) for i, c in enumerate(crit)])
+        return stacks
 
     # ------------------------------------------------------------------ acting
     def act(
@@ -132,8 +173,9 @@ class Learner:
         M critic models per twin (A, or one per team with shared parameters), P the widest
         observation, D the joint critic input. The networks run together, feature-major
         (`networks.mlp_t`): observations [N, P, B] give actions [N, K, B] (K = 2: forces);
-        the joint input [D, B] gives Q [T * M, 1, B], heads ordered [twin, model]; local
-        critics read [T * A, K + P, B] (each agent's action and padded observation), M = A."""
+        the joint input [D, B] gives Q [T * M, 1, B] (heads in the stack's order [team, twin,
+        head]; `q_rows` picks each agent's [T, A]); local critics read [T * A, K + P, B]
+        (each agent's action and padded observation), M = A."""
         if self.algo.network == "attention":
             return attention.maddpg_update(self, batch)
         algo, teams, trained, K = self.algo, self.teams, self.trained, self.K
@@ -142,7 +184,6 @@ class Learner:
         live = masks.alive(f, trained)  # [B, A]; None: every agent took part
         live = None if live is None else live.T  # [A, B]: the rows each agent's means count
         B, N, A, T = f["terminated"].shape[0], self.n_total, self.n_trained, self.n_twin
-        M, critic_of = self.n_critic_models, self.critic_of
         not_done = 1.0 - f["terminated"]  # [B]; truncation still bootstraps
         rew = torch.cat([f[f"rew/{t.name}"] for t in trained], 1).T  # [A, B]
 
@@ -155,7 +196,7 @@ class Learner:
         # a' = (mu'_1(o'_1), ..., mu'_N(o'_N)) [+ clipped noise]; k over twin critics
         with torch.no_grad():
             next_obs = self._agent_major(f, "next_obs", teams)  # [N, P, B]
-            target_actors = self._actor_layers(self.actor_targets, teams)
+            target_actors = self.stacks["actor_targets"].heads(self.all_actor_heads)
             next_act = mlp_t(target_actors, next_obs, tanh_out=not self.discrete)  # [N, K, B]
             if self.discrete:  # the target policies' choices, one-hot
                 next_act = F.one_hot(next_act.argmax(1), K).permute(0, 2, 1).to(next_act.dtype)
@@ -173,22 +214,24 @@ class Learner:
                     [f[f"next_obs/{t.name}"].reshape(B, -1) for t in teams], 1
                 )  # [B, sum_obs]
                 x_next = torch.cat([next_obs_flat.T, next_act.reshape(N * K, B)])  # [D, B]
-            critic_targets = self._critic_layers(self.critic_targets, range(T))
-            q_next = mlp_t(critic_targets, x_next).view(T, M, B).min(0).values  # [M, B]
+            critic_targets = self.stacks["critic_targets"].heads(self.all_critic_heads)
+            q_next = mlp_t(critic_targets, x_next).view(-1, B)[self.q_rows].min(0).values  # [A, B]
             # n-step rows (algo.n_step > 1) carry their own discount gamma^k ([B])
             discount = f.get("discount", algo.gamma)
-            y = rew + discount * not_done * q_next[critic_of]  # [A, B]
+            y = rew + discount * not_done * q_next  # [A, B]
 
         if self.local:
             own_act = act_all.permute(1, 2, 0)[self.trained_slots]  # [A, K, B]
             x_in = self._local_input(own_act, self._agent_major(f, "obs", trained), T)
         else:  # x = (o_1..o_N, a_1..a_N): the joint input, shared by every agent's critic
             x_in = torch.cat([obs_flat, act_all.reshape(B, -1)], 1).T  # [D, B]
-        q = mlp_t(self._critic_layers(self.critics, range(T)), x_in)
-        q = q.view(T, M, B)[:, critic_of]  # [T, A, B]
+        critics = self.stacks["critics"]
+        q = mlp_t(critics.heads(self.all_critic_heads), x_in).view(-1, B)[self.q_rows]  # [T, A, B]
         per_head = masks.mean((q - y).pow(2), live)  # [T, A]: each agent's critic MSE, per twin
         drop_grads(self.critic_opt)
+        critics.drop_grads()
         per_head.sum().backward()  # a model gets the sum of its agents' gradients
+        critics.share_grads()
         for group in self.critic_groups:
             clip_grad_norm_per_model(group, algo.grad_clip)
         adam_step(self.critic_opt)
@@ -199,12 +242,11 @@ class Learner:
         # the updated first-twin critics held fixed; other agents' actions from the batch.
         if (self.version + 1) % algo.policy_delay == 0:
             obs = self._agent_major(f, "obs", trained)  # [A, P, B]
-            pre = mlp_t(self._actor_layers(self.actors, trained), obs)  # [A, K, B], pre-tanh
+            actors = self.stacks["actors"]
+            pre = mlp_t(actors.heads(self.trained_actor_heads), obs)  # [A, K, B], pre-tanh
             mu = self._gumbel_softmax(pre) if self.discrete else torch.tanh(pre)  # [A, K, B]
             if self.local:  # Q_i(o_i, mu_i(o_i)) with the first twin's weights held fixed
-                fixed = [
-                    (w.detach(), b.detach()) for w, b in self._critic_layers(self.critics, [0])
-                ]
+                fixed = [(w.detach(), b.detach()) for w, b in self._first_twin()]
                 q_mu = mlp_t(fixed, self._local_input(mu, obs, 1))  # [A, 1, B]
                 actor_loss = -masks.mean(q_mu.view(A, B), live)  # [A]: each policy loss
             else:
@@ -214,7 +256,9 @@ class Learner:
                 reg = sq.mean((1, 2)) if live is None else masks.mean(sq.mean(1), live)
                 actor_loss = actor_loss + algo.actor_reg * reg
             drop_grads(self.actor_opt)
+            actors.drop_grads()
             actor_loss.sum().backward()
+            actors.share_grads()
             for group in self.actor_groups:
                 clip_grad_norm_per_model(group, algo.grad_clip)
             adam_step(self.actor_opt)
@@ -236,7 +280,7 @@ class Learner:
         act_t = act_all.permute(1, 2, 0)  # [N, K, B]
         acts = torch.where(self.own, mu.unsqueeze(1), act_t).reshape(A, N * self.K, B)
         with torch.no_grad():  # critic weights are constants: no critic gradients
-            (w1, b1), *rest = self._critic_layers(self.critics, [0])  # first twin, [M]
+            (w1, b1), *rest = self._first_twin()  # [M]
             d_obs = obs_flat.shape[1]
             h_obs = linear_t(w1[:, :d_obs], b1, obs_flat.T)[critic_of]  # [A, h, B]: obs rows
             w1_act = w1[critic_of, d_obs:]  # [A, K N, h]: layer 1, action rows
@@ -252,12 +296,11 @@ class Learner:
         hard = F.one_hot(soft.argmax(1), self.K).permute(0, 2, 1).to(soft.dtype)
         return hard + soft - soft.detach()
 
-    @staticmethod
-    def _local_input(act: torch.Tensor, obs: torch.Tensor, twins: int) -> torch.Tensor:
-        """Local critics' input [twins * A, K + P, B]: each agent's action act [A, K, B] and
-        observation obs [A, P, B], repeated for each twin."""
+    def _local_input(self, act: torch.Tensor, obs: torch.Tensor, twins: int) -> torch.Tensor:
+        """Local critics' input: each agent's action act [A, K, B] and observation obs
+        [A, P, B], [A, K + P, B] for one twin, for all [T * A, K + P, B] in the heads' order."""
         x = torch.cat([act, obs], 1)  # [A, K + P, B]
-        return x.repeat(twins, 1, 1) if twins > 1 else x
+        return x[self.local_rows] if twins > 1 else x
 
     def _agent_major(self, f: Mapping[str, torch.Tensor], key: str, teams) -> torch.Tensor:
         """Observations `key/{team}` [B, n_t, obs_t] of `teams`' agents, zero-padded to P and
@@ -266,17 +309,9 @@ class Learner:
         parts = [F.pad(o, (0, self.obs_pad - o.shape[2])) for o in parts]  # [B, n_t, P]
         return torch.cat(parts, 1).permute(1, 2, 0)  # [n, P, B]
 
-    def _actor_layers(self, actors: ActorSet, teams: Sequence[TeamSpec]) -> Layers:
-        """The actors of `teams`' agents as one stack of heads (first layer reads P inputs)."""
-        heads = [h for t in teams for h in actors.actors[t.name].heads()]
-        return stack_heads(heads, in_dim=self.obs_pad)
-
-    def _critic_layers(self, critics: nn.ModuleDict, twins) -> Layers:
-        """The critic models of the trained teams for `twins`, heads ordered [twin, model]."""
-        return stack_heads(
-            [h for k in twins for t in self.trained for h in critics[t.name].heads(k)],
-            in_dim=self.K + self.obs_pad if self.local else None,
-        )
+    def _first_twin(self):
+        """The first twin's critic layers, heads [M]."""
+        return self.stacks["critics"].heads(self.first_critic_heads)
 
     def _team_means(self, stats: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """{name: [A] per-agent values} -> {name/team: mean over the team's agents}."""
@@ -301,6 +336,13 @@ class Learner:
         "version",
         "generator",
     )
+
+    def __deepcopy__(self, memo) -> Learner:
+        """A copy through the state dict: the team modules' parameters are views of the
+        stacks (`StackedMLPs`), a tie that copying tensor by tensor would cut."""
+        twin = Learner(self.teams, self.algo)
+        twin.load_state_dict(copy.deepcopy(self.state_dict(), memo))
+        return twin
 
     def state_dict(self) -> dict:
         """Everything needed to continue learning; torch.save-able with weights_only=True."""

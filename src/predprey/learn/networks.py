@@ -4,8 +4,9 @@ A `BatchedMLP` holds `n_models` independent MLPs as weights `[n_models, in, out]
 networks use one model per agent; parameter sharing (`algo.share_params`) uses one
 model per team. `Actor` and `Critic` own a team's parameters (the checkpoint layout).
 
-For learning, `stack_heads` lays the models of several teams side by side as "heads", one
-per agent (a shared model repeated for each of its agents), and `mlp_t` runs all heads at
+For learning, `StackedMLPs` stores the models of several teams side by side (allocated
+once; the teams' parameters are views into it), a learner picks "heads" from it, one per
+agent (a shared model repeated for each of its agents), and `mlp_t` runs all heads at
 once in feature-major layout `[heads, features, rows]`: every layer is `h' = W^T h + b`, so
 the thin layers (1 Q-value, 2 action components) are wide matmuls that MKL runs several
 times faster than tall, thin ones, and predators and prey share each matmul (4 heads split
@@ -16,11 +17,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from predprey.config import AlgoConfig, OffPolicyConfig
@@ -74,37 +73,61 @@ class BatchedMLP(nn.Module):
         return h.reshape(E, n, -1)
 
 
-class Head(NamedTuple):
-    """Models `models` (None: all) of `mlp`, repeated to `count` heads (a shared model serves
-    all its agents)."""
+class StackedMLPs:
+    """The parameters of several `BatchedMLP`s (one role of every team: the actors, say) in
+    one tensor per layer, W [models, in, out] and b [models, 1, out], the modules' models in
+    the order given, allocated once. Each module's parameters become views into them (its
+    state_dict, acting and loading read and write the stack), so a learner runs every head of
+    every team in one batched matmul per layer with no per-update cat, and the gradients land
+    in one tensor per layer (`share_grads` hands each module's parameters their views).
 
-    mlp: BatchedMLP
-    models: slice | None
-    count: int
+    `in_dim` zero-pads the first layer's input rows: teams with narrower observations read
+    zero-padded inputs, and the padding rows stay zero (their gradients are zero)."""
 
+    def __init__(self, mlps: Sequence[BatchedMLP], in_dim: int | None = None):
+        self.first = [0, *np.cumsum([m.n_models for m in mlps]).tolist()]  # each module's first
+        n = self.first[-1]
+        self.layers: Layers = []  # leaf tensors, requires_grad
+        self._views: list[tuple[nn.Parameter, torch.Tensor, tuple[slice, ...]]] = []
+        for k in range(len(mlps[0].layers())):
+            d_in = max(m.layers()[k][0].shape[1] for m in mlps)
+            d_in = max(d_in, in_dim or 0) if k == 0 else d_in
+            d_out = mlps[0].layers()[k][0].shape[2]
+            w_all, b_all = torch.zeros(n, d_in, d_out), torch.zeros(n, 1, d_out)
+            for m, s in zip(mlps, self.first, strict=False):
+                w, b = m.layers()[k]
+                rows = slice(s, s + m.n_models)
+                parts = ((w, w_all, (rows, slice(0, w.shape[1]))), (b, b_all, (rows,)))
+                for p, stack, where in parts:
+                    view = stack[where]
+                    view.copy_(p.detach())
+                    p.data = view  # the module's parameter is now this view of the stack
+                    self._views.append((p, stack, where))
+            self.layers.append((w_all.requires_grad_(), b_all.requires_grad_()))
 
-def stack_heads(heads: Sequence[Head], in_dim: int | None = None) -> Layers:
-    """The layers of several teams' models side by side: W [H, in, out], H = sum of counts.
+    def index(self, heads: Sequence[tuple[int, Sequence[int]]]) -> torch.Tensor | None:
+        """Rows of the stack for heads (module i, its models): [H], None if all rows in order."""
+        rows = [self.first[i] + j for i, models in heads for j in models]
+        return None if rows == list(range(self.first[-1])) else torch.tensor(rows)
 
-    `in_dim` zero-pads the first layer's input rows (teams with narrower observations read
-    zero-padded inputs). Differentiable: gradients flow back to each team's parameters."""
-    layers = []
-    for k in range(len(heads[0].mlp.layers())):
-        ws, bs = [], []
-        for h in heads:
-            w, b = h.mlp.layers()[k]
-            if h.models is not None:
-                w, b = w[h.models], b[h.models]
-            if k == 0 and in_dim is not None and in_dim > w.shape[1]:
-                w = F.pad(w, (0, 0, 0, in_dim - w.shape[1]))
-            if w.shape[0] != h.count:  # a shared model, repeated for each of its agents
-                w, b = w.expand(h.count, -1, -1), b.expand(h.count, -1, -1)
-            ws.append(w)
-            bs.append(b)
-        layers.append(
-            (torch.cat(ws) if len(ws) > 1 else ws[0], torch.cat(bs) if len(bs) > 1 else bs[0])
-        )
-    return layers
+    def heads(self, index: torch.Tensor | None) -> Layers:
+        """The layers of heads `index` (`index(...)`): one index_select per tensor, or the
+        stack itself; differentiable (a model repeated for several heads sums their grads)."""
+        if index is None:
+            return self.layers
+        return [(w.index_select(0, index), b.index_select(0, index)) for w, b in self.layers]
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [t for layer in self.layers for t in layer]
+
+    def drop_grads(self) -> None:
+        for t in self.tensors():
+            t.grad = None
+
+    def share_grads(self) -> None:
+        """Each module parameter's .grad = its view of the stack's gradients (after backward)."""
+        for p, stack, where in self._views:
+            p.grad = None if stack.grad is None else stack.grad[where]
 
 
 def linear_t(w: torch.Tensor, b: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -147,9 +170,10 @@ class Actor(nn.Module):
         a = self.mlp(x).reshape(n, b, self.team.act_dim)  # [n, B, act_dim]
         return a.transpose(0, 1)  # [B, n, act_dim]
 
-    def heads(self) -> list[Head]:
-        """One head per agent."""
-        return [Head(self.mlp, None, self.team.n_agents)]
+    def head_models(self) -> list[int]:
+        """The model of each agent's head (a shared model serves every agent)."""
+        n = self.team.n_agents
+        return list(range(n)) if self.mlp.n_models > 1 else [0] * n
 
 
 class Critic(nn.Module):
@@ -173,14 +197,12 @@ class Critic(nn.Module):
         sizes = (team.act_dim + team.obs_dim if local else joint_dim, *algo.hidden, 1)
         self.mlp = BatchedMLP(self.n_twin * self.per_twin, sizes, generator, tanh_out=False)
 
-    def heads(self, twin: int) -> list[Head]:
+    def head_models(self, twin: int) -> list[int]:
         """Twin `twin`'s models as `heads_per_twin` heads: a shared central team critic reads the
         same joint input for every agent of the team, so it runs once (the learner maps agents
         to heads); a shared local one is repeated for each agent."""
-        if self.n_twin == 1:
-            return [Head(self.mlp, None, self.heads_per_twin)]  # the whole tensor: no slicing
-        models = slice(twin * self.per_twin, (twin + 1) * self.per_twin)
-        return [Head(self.mlp, models, self.heads_per_twin)]
+        first = twin * self.per_twin
+        return [first + (j if self.per_twin > 1 else 0) for j in range(self.heads_per_twin)]
 
 
 class ActorSet(nn.Module):

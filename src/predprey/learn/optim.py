@@ -16,19 +16,29 @@ def adam(params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
 def adam_step(opt: torch.optim.Adam) -> None:
     """`opt.step()` of a fused Adam (see `adam`) by calling its kernel directly: Optimizer.step's
     hooks, profiling and guard wrappers cost more than the kernel for these small networks.
-    The optimizer still owns the state, so its state_dict stays the checkpoint format."""
+    The optimizer still owns the state, so its state_dict stays the checkpoint format.
+
+    Parameters may be strided views (`networks.StackedMLPs`: a narrower team's first layer);
+    the fused kernel reads its tensors as dense, so those step on dense copies."""
     group = opt.param_groups[0]
     params = [p for p in group["params"] if p.grad is not None]
-    if not all(p in opt.state for p in params):  # first step: torch creates the state
-        opt.step()
-        return
-    states = [opt.state[p] for p in params]
+    by_id = {id(p): s for p, s in opt.state.items()}  # (hashing a tensor costs ~2 us)
+    states = [by_id.get(id(p)) for p in params]
+    for i, p in enumerate(params):
+        if not states[i]:  # torch's initial state for a fused Adam
+            zero = torch.zeros(p.shape, dtype=p.dtype, device=p.device)
+            states[i] = opt.state[p] = {
+                "step": torch.zeros((), dtype=torch.float32, device=p.device),
+                "exp_avg": zero,
+                "exp_avg_sq": zero.clone(),
+            }
+    dense = [p.contiguous() for p in params]  # (p itself where it is dense)
     steps = [s["step"] for s in states]
     torch._foreach_add_(steps, 1)
     beta1, beta2 = group["betas"]
     torch._fused_adam_(
-        params,
-        [p.grad for p in params],
+        dense,
+        [p.grad.contiguous() for p in params],
         [s["exp_avg"] for s in states],
         [s["exp_avg_sq"] for s in states],
         [],  # max_exp_avg_sqs: no amsgrad
@@ -43,6 +53,10 @@ def adam_step(opt: torch.optim.Adam) -> None:
         grad_scale=None,
         found_inf=None,
     )
+    for p, d in zip(params, dense, strict=True):
+        if d is not p:
+            with torch.no_grad():
+                p.copy_(d)
 
 
 def clip_grad_norm_per_model(params: Sequence[torch.Tensor], max_norm: float) -> None:
