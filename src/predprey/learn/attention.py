@@ -46,7 +46,10 @@ class Dense(nn.Module):
         self.b = nn.Parameter(torch.empty(1, d_out).uniform_(-bound, bound, generator=g))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(x, self.w[0]) + self.b[0]
+        # one [rows, in] x [in, out] product: matmul of a strided [R, k, in] slice would
+        # broadcast W into a batched product of R small ones
+        y = torch.addmm(self.b[0], x.reshape(-1, x.shape[-1]), self.w[0])
+        return y.view(*x.shape[:-1], y.shape[-1])
 
 
 class MLP(nn.Module):
@@ -218,20 +221,26 @@ class _Value(nn.Module):
         self.attend = Attention(d, heads, g)
         self.head = MLP((2 * d, *algo.hidden, 1), g)
 
-    def summary(self, name: str, obs: torch.Tensor, act: torch.Tensor | None) -> torch.Tensor:
-        """obs [B, n, D] (act [B, n, K]) of team `name` -> [B, n, 2d (+ K)]."""
+    def encode(self, name: str, obs: torch.Tensor) -> torch.Tensor:
+        """obs [B, n, D] of team `name` -> its agents' encoded observations [B, n, 2d]."""
         B, n, D = obs.shape
-        s = self.encoders[name](obs.reshape(B * n, D)).view(B, n, -1)
-        return torch.cat([s, act], 2) if self.actions else s
+        return self.encoders[name](obs.reshape(B * n, D)).view(B, n, -1)
 
-    def agent_tokens(self, obs, act, name: str | None = None) -> torch.Tensor:
-        """Tokens [B, n, d] of team `name`'s agents (obs/act: that team's), or with `name`
-        None of every team's, [B, N, d] (obs/act: dicts by team, env order)."""
-        if name is not None:
-            x = self.summary(name, obs, act)
-            return torch.relu(self.token[name](x) + self.kind[name])
-        names = list(self.encoders)
-        return torch.cat([self.agent_tokens(obs[k], act[k] if act else None, k) for k in names], 1)
+    def summary(self, enc: torch.Tensor, act: torch.Tensor | None) -> torch.Tensor:
+        """Encoded observations [B, n, 2d] (and actions [B, n, K]) -> [B, n, 2d (+ K)]."""
+        return torch.cat([enc, act], 2) if self.actions else enc
+
+    def token_of(self, name: str, summary: torch.Tensor) -> torch.Tensor:
+        """Team `name`'s agent tokens [B, n, d] from their summaries [B, n, 2d (+ K)]."""
+        return torch.relu(self.token[name](summary) + self.kind[name])
+
+    def everyone(self, enc, act) -> torch.Tensor:
+        """Every seen team's agent tokens [B, N, d] (env order); enc {team: [B, n_t, 2d]},
+        act {team: [B, n_t, K]} or None."""
+        return torch.cat(
+            [self.token_of(k, self.summary(e, act[k] if act else None)) for k, e in enc.items()],
+            1,
+        )
 
     def from_tokens(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """query [B, n, d], keys [B, n, N, d] (each agent's view of every agent) -> [B, n]."""
@@ -241,21 +250,26 @@ class _Value(nn.Module):
 
     def forward(self, obs: Mapping[str, torch.Tensor], act=None) -> torch.Tensor:
         """obs {team: [B, n_t, D_t]} (act {team: [B, n_t, K]}) -> [B, n] of this team."""
+        enc = {k: self.encode(k, obs[k]) for k in self.encoders}  # {team: [B, n_t, 2d]}
         if self.local:
             own_act = act[self.team] if act is not None else None
-            return self.head(self.summary(self.team, obs[self.team], own_act))[..., 0]
-        everyone = self.agent_tokens(obs, act)  # [B, N, d]
+            return self.head(self.summary(enc[self.team], own_act))[..., 0]
+        everyone = self.everyone(enc, act)  # [B, N, d]
         B, N, d = everyone.shape
         own = everyone[:, self.first : self.first + self.n]  # [B, n, d]
         return self.from_tokens(own, everyone[:, None].expand(B, self.n, N, d))
 
     def q_own(self, obs, act, mu: torch.Tensor) -> torch.Tensor:
         """[B, n]: Q_i with agent i's own action set to mu [B, n, K] and the other agents'
-        actions from `act` (MADDPG's actor objective)."""
+        actions from `act` (MADDPG's actor objective). Only mu carries a gradient (the
+        critic takes no step from this loss), so the observations are encoded once and,
+        with the other agents' tokens, without a graph."""
+        with torch.no_grad():
+            enc = {k: self.encode(k, obs[k]) for k in self.encoders}  # {team: [B, n_t, 2d]}
+            everyone = None if self.local else self.everyone(enc, act)  # [B, N, d]
         if self.local:
-            return self.head(self.summary(self.team, obs[self.team], mu))[..., 0]
-        everyone = self.agent_tokens(obs, act)  # [B, N, d]
-        mine = self.agent_tokens(obs[self.team], mu, self.team)  # [B, n, d]
+            return self.head(self.summary(enc[self.team], mu))[..., 0]
+        mine = self.token_of(self.team, self.summary(enc[self.team], mu))  # [B, n, d]
         B, N, d = everyone.shape
         n = mine.shape[1]
         eye = torch.zeros(n, N, 1, dtype=torch.bool)
