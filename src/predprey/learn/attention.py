@@ -70,8 +70,8 @@ class MLP(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head attention of one query per row over S keys: q [R, d], keys [R, S, d],
-    mask [R, S] (True: takes part; every row needs one) -> [R, d].
+    """Multi-head attention of Q queries per row over the row's S keys: q [R, Q, d], keys
+    [R, S, d], mask [R, S] (True: takes part; every row needs one) -> [R, Q, d].
 
     The keys serve as keys and values themselves: each head's query has the full width d
     (W_q^T W_k folded into one map, of higher rank than a head's d / h), and the output
@@ -86,17 +86,14 @@ class Attention(nn.Module):
         self.o = Dense(heads * d, d, g)
 
     def forward(self, q: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None):
-        R, S, d = keys.shape
-        qh = self.q(q).view(R, self.heads, d)  # [R, h, d]
-        # products and sums over [R, h, S, d]: a few keys per row, where batched matmuls of
-        # R tiny matrices cost several times more
-        keys_h = keys[:, None]  # [R, 1, S, d]
-        logits = (qh[:, :, None] * keys_h).sum(3) * d**-0.5  # [R, h, S]
+        R, Q, d = q.shape
+        qh = self.q(q).view(R, Q * self.heads, d)  # [R, Q h, d]
+        # batched products: per row one [Q h, d] x [d, S] and one [Q h, S] x [S, d]
+        logits = torch.bmm(qh, keys.transpose(1, 2)) * d**-0.5  # [R, Q h, S]
         if mask is not None:
             logits = logits.masked_fill(~mask[:, None, :], float("-inf"))
-        w = torch.softmax(logits, 2)  # [R, h, S]
-        out = (w[..., None] * keys_h).sum(2)  # [R, h, d]
-        return self.o(out.reshape(R, self.heads * d))  # [R, d]
+        out = torch.bmm(torch.softmax(logits, 2), keys)  # [R, Q h, d]
+        return self.o(out.view(R, Q, self.heads * d))  # [R, Q, d]
 
 
 class EntityEncoder(nn.Module):
@@ -140,7 +137,7 @@ class EntityEncoder(nn.Module):
         toks, present = self.tokens(obs)  # [R, S, d], [R, S]
         keys = torch.cat([me[:, None], toks], 1)  # [R, 1 + S, d]: itself always present
         mask = torch.cat([present.new_ones(present.shape[0], 1), present], 1)  # [R, 1 + S]
-        return torch.cat([me, self.attend(me, keys, mask)], 1)  # [R, 2d]
+        return torch.cat([me, self.attend(me[:, None], keys, mask)[:, 0]], 1)  # [R, 2d]
 
 
 class AttentionActor(nn.Module):
@@ -242,11 +239,9 @@ class _Value(nn.Module):
             1,
         )
 
-    def from_tokens(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """query [B, n, d], keys [B, n, N, d] (each agent's view of every agent) -> [B, n]."""
-        B, n, N, d = keys.shape
-        attn = self.attend(query.reshape(B * n, d), keys.reshape(B * n, N, d), None)
-        return self.head(torch.cat([query, attn.view(B, n, d)], 2))[..., 0]
+    def value(self, query: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+        """The head on each agent's token [B, n, d] and its attention [B, n, d] -> [B, n]."""
+        return self.head(torch.cat([query, attn], 2))[..., 0]
 
     def forward(self, obs: Mapping[str, torch.Tensor], act=None) -> torch.Tensor:
         """obs {team: [B, n_t, D_t]} (act {team: [B, n_t, K]}) -> [B, n] of this team."""
@@ -255,9 +250,8 @@ class _Value(nn.Module):
             own_act = act[self.team] if act is not None else None
             return self.head(self.summary(enc[self.team], own_act))[..., 0]
         everyone = self.everyone(enc, act)  # [B, N, d]
-        B, N, d = everyone.shape
         own = everyone[:, self.first : self.first + self.n]  # [B, n, d]
-        return self.from_tokens(own, everyone[:, None].expand(B, self.n, N, d))
+        return self.value(own, self.attend(own, everyone, None))  # n queries, the same keys
 
     def q_own(self, obs, act, mu: torch.Tensor) -> torch.Tensor:
         """[B, n]: Q_i with agent i's own action set to mu [B, n, K] and the other agents'
@@ -275,7 +269,8 @@ class _Value(nn.Module):
         eye = torch.zeros(n, N, 1, dtype=torch.bool)
         eye[torch.arange(n), self.first + torch.arange(n)] = True  # [n, N, 1]: i's own slot
         keys = torch.where(eye, mine[:, :, None], everyone[:, None])  # [B, n, N, d]
-        return self.from_tokens(mine, keys)
+        attn = self.attend(mine.reshape(B * n, 1, d), keys.reshape(B * n, N, d), None)
+        return self.value(mine, attn.view(B, n, d))  # each agent its own keys
 
 
 class AttentionCritic(nn.Module):
