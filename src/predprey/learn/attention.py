@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -295,6 +296,19 @@ def maddpg_networks(learner) -> tuple[AttentionActorSet, nn.ModuleDict]:
     return actors, critics
 
 
+@contextmanager
+def frozen(module: nn.Module):
+    """`module`'s parameters out of autograd for a while (requires_grad off, then back on)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 def maddpg_update(learner, batch: Mapping[str, np.ndarray]) -> dict[str, float]:
     """`Learner.update` with attention networks: the same MADDPG/MATD3 step, row-major.
 
@@ -340,19 +354,19 @@ def maddpg_update(learner, batch: Mapping[str, np.ndarray]) -> dict[str, float]:
     if (L.version + 1) % algo.policy_delay == 0:
         drop_grads(L.actor_opt)
         total = 0.0
-        for t in L.trained:
-            pre = L.actors.actors[t.name].pre_tanh(obs[t.name])  # [B, n, K]
-            q_mu = L.critics[t.name].twins[0].q_own(obs, act, torch.tanh(pre))  # [B, n]
-            loss = -q_mu.mean(0)  # [n]
-            if algo.actor_reg > 0:  # keeps tanh off its flat ends
-                loss = loss + algo.actor_reg * pre.pow(2).mean((0, 2))
-            total = total + loss.sum()
-            stats[f"loss/actor/{t.name}"] = loss.detach().mean()
-        total.backward()
+        with frozen(L.critics):  # the actor loss's backward needs no critic weight gradients
+            for t in L.trained:
+                pre = L.actors.actors[t.name].pre_tanh(obs[t.name])  # [B, n, K]
+                q_mu = L.critics[t.name].twins[0].q_own(obs, act, torch.tanh(pre))  # [B, n]
+                loss = -q_mu.mean(0)  # [n]
+                if algo.actor_reg > 0:  # keeps tanh off its flat ends
+                    loss = loss + algo.actor_reg * pre.pow(2).mean((0, 2))
+                total = total + loss.sum()
+                stats[f"loss/actor/{t.name}"] = loss.detach().mean()
+            total.backward()
         for group in L.actor_groups:
             clip_grad_norm_per_model(group, algo.grad_clip)
         adam_step(L.actor_opt)
-        drop_grads(L.critic_opt)  # the actor loss's gradients on the critics are not steps
         with torch.no_grad():
             torch._foreach_lerp_(L.target_params, L.online_params, algo.tau)
 
