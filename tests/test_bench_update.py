@@ -55,3 +55,23 @@ def test_bench_env_reports_tiles_and_bytes_per_env():
     assert line["state_bytes_per_env"] == 172
     assert line["scratch_bytes_per_env"] == 96  # force [4, 2] float64, touches [4] int64
     assert line["env_steps_per_cpu_s"] > 0
+
+
+def test_bench_update_takes_a_config_and_compares_networks():
+    proc = predprey("bench", "update", "--updates", "3", "--batch", "16", "--threads", "1",
+                    "--config", "configs/spread_scale.yaml", "--set", "algo.attention_dim=8",
+                    "--hidden", "16", "--ppo-rows", "0", "--versus", "mlp",
+                    timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+    assert [x["bench"] for x in lines] == ["update", "update_versus"]
+    assert lines[0]["network"] == "attention" and lines[0]["hidden"] == [16]
+    cpu = lines[1]["cpu_ms_per_update"]
+    assert set(cpu) == {"attention", "mlp"}
+    assert lines[1]["ratio"] == round(cpu["attention"] / cpu["mlp"], 2)
+
+
+def test_bench_update_set_needs_a_config():
+    proc = predprey("bench", "update", "--set", "algo.network=attention", timeout=120)
+    assert proc.returncode != 0
+    assert "--set and --versus need --config" in proc.stderr

@@ -153,6 +153,44 @@ def test_tag_central_critic_reads_both_teams():
     assert set(learner.critics["predator"].twins[0].encoders) == {"predator", "prey"}
 
 
+@pytest.mark.parametrize("critic", ["central", "local"])
+def test_q_own_is_the_critic_with_each_agents_own_action_replaced(critic):
+    """The actor objective's Q_i (observations encoded once, without a graph; one key set per
+    agent) is the critic's Q_i with only agent i's action set to mu_i, in value and in its
+    gradient on mu."""
+    cfg = load_config(
+        ROOT / "configs" / "tag_local.yaml",
+        ["algo.network=attention", "algo.hidden=[16]", "algo.attention_dim=8",
+         f"algo.critic={critic}"],
+    )  # fmt: skip
+    teams = team_specs(cfg.env.make(num_envs=1))
+    value = Learner(teams, cfg.algo, seed=0).critics["predator"].twins[0]
+    b = {k: torch.as_tensor(v) for k, v in _batch(teams, rows=16).items()}
+    obs = {t.name: b[f"obs/{t.name}"] for t in teams}
+    act = {t.name: b[f"act/{t.name}"] for t in teams}
+    mu = torch.rand(16, 3, 2, requires_grad=True)  # [B, n, K]: the 3 predators' mu
+    q = value.q_own(obs, act, mu)  # [B, 3]
+    (grad,) = torch.autograd.grad(q.sum(), mu)
+    for i in range(3):
+        mu_i = mu.detach().clone().requires_grad_(True)
+        own = act["predator"].clone()
+        own[:, i] = mu_i[:, i]
+        ref = value(obs, {**act, "predator": own})[:, i]  # [B]: Q_i, only a_i replaced
+        torch.testing.assert_close(q[:, i], ref, rtol=1e-5, atol=1e-6)
+        (ref_grad,) = torch.autograd.grad(ref.sum(), mu_i)
+        torch.testing.assert_close(grad[:, i], ref_grad[:, i], rtol=1e-4, atol=1e-6)
+
+
+def test_the_actor_step_unfreezes_the_critics():
+    cfg = algo_config()
+    teams = team_specs(cfg.env.make(num_envs=1))
+    learner = Learner(teams, cfg.algo, seed=0)
+    learner.update(_batch(teams))
+    # the critics were frozen for the actor step only: they train again next update
+    assert all(p.requires_grad for p in learner.critics.parameters())
+    assert not any(p.requires_grad for p in learner.critic_targets.parameters())
+
+
 def test_checkpoint_round_trip():
     cfg = algo_config()
     teams = team_specs(cfg.env.make(num_envs=1))

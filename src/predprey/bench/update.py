@@ -11,12 +11,17 @@ from the step itself, timed back to back on preallocated tensors, in the same lo
 step (alternating, so a busy machine slows both alike), and the ratio step / floor;
 also in CPU time of the calling thread (cpu_*; with --threads 1 all the work is on it): on a
 shared machine that leaves out the time spent waiting for a core.
+`--config` (with `--set`) takes the scenario and learner from a config instead, e.g. the
+attention networks of configs/spread_scale.yaml; `--versus mlp` then also alternates its
+updates with those of the same learner built with `algo.network: mlp`, in one loop (one more
+JSON line: CPU ms per update of each and their ratio).
 Run as `predprey bench update [--twin] [--share]` or `python -m predprey.bench.update`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from contextlib import contextmanager
@@ -26,11 +31,20 @@ from predprey.threads import limit_threads
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--updates", type=int, default=200, help="timed updates (after warm-up)")
-    p.add_argument("--batch", type=int, default=1024)
+    p.add_argument("--batch", type=int, default=None, help="rows (default: the config's, 1024)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--twin", action="store_true", help="MATD3 flags (twin, delay 2, noise 0.2)")
     p.add_argument("--share", action="store_true", help="share parameters within a team")
-    p.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
+    p.add_argument("--hidden", type=int, nargs="+", default=None, help="default: 64 64")
+    p.add_argument("--config", default=None, help="scenario and learner from this config")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=V",
+                   help="override a key of --config, e.g. algo.network=attention")  # fmt: skip
+    p.add_argument(
+        "--versus",
+        default=None,
+        metavar="NETWORK",
+        help="also alternate with algo.network=NETWORK's updates (e.g. mlp)",
+    )
     p.add_argument("--ppo-rows", type=int, default=512, help="PPO minibatch rows (0: skip PPO)")
     p.add_argument("--ppo-critic", choices=("local", "central"), default="local")
 
@@ -107,16 +121,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import predprey.learn.maddpg as m
-    from predprey.config import OffPolicyConfig
-    from predprey.env import make
-    from predprey.learn.spec import team_specs, transition_spec
+    from predprey.learn.spec import transition_spec
 
     limit_threads(args.threads)
-    teams = team_specs(make("tag", num_envs=1, preset="mpe"))
-    matd3 = dict(twin_critics=True, policy_delay=2, target_noise=0.2) if args.twin else {}
-    algo = OffPolicyConfig(
-        hidden=tuple(args.hidden), batch_size=args.batch, share_params=args.share, **matd3
-    )
+    teams, algo = scenario(args)
+    args.batch, args.hidden, args.share = algo.batch_size, list(algo.hidden), algo.share_params
     learner = m.Learner(teams, algo, seed=0)
     rng = np.random.default_rng(0)
     batches = [random_batch(transition_spec(teams), args.batch, rng) for _ in range(8)]
@@ -162,11 +171,13 @@ def run(args: argparse.Namespace) -> int:
     split["forward_and_rest"] = 1e3 * float(np.median(rest))
     lines = [{
         "bench": "update",
-        "algo": "matd3" if args.twin else "maddpg",
+        "algo": "matd3" if algo.twin_critics else "maddpg",
+        "network": algo.network,
+        "config": args.config,
         **res,
         "split_ms_median": {k: round(v, 3) for k, v in split.items()},
         "batch": args.batch,
-        "twin": args.twin,
+        "twin": algo.twin_critics,
         "share": args.share,
         "hidden": args.hidden,
         "threads": args.threads,
@@ -176,7 +187,8 @@ def run(args: argparse.Namespace) -> int:
         lines.append({
             "bench": "update",
             "algo": "ppo",
-            **ppo_versus_floor(teams, args, rng),
+            "network": algo.network,
+            **ppo_versus_floor(teams, algo, args, rng),
             "rows": args.ppo_rows,
             "critic": args.ppo_critic,
             "share": args.share,
@@ -189,18 +201,75 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(line), flush=True)
         line["_top"] = top
     print(table(lines), file=sys.stderr)
+    if args.versus:
+        other = m.Learner(teams, dataclasses.replace(algo, network=args.versus), seed=0)
+        step = {algo.network: learner.update, args.versus: other.update}
+        cpu = alternate(step, batches, args.updates, warmup=20)
+        print(json.dumps({
+            "bench": "update_versus",
+            "config": args.config,
+            "cpu_ms_per_update": cpu,
+            "ratio": round(cpu[algo.network] / cpu[args.versus], 2),
+            "batch": args.batch,
+            "threads": args.threads,
+            "updates": args.updates,
+        }), flush=True)  # fmt: skip
     return 0
 
 
-def ppo_versus_floor(teams, args: argparse.Namespace, rng) -> dict:
-    """PPOLearner.update on random minibatches of args.ppo_rows rows v its matmul floor."""
+def scenario(args: argparse.Namespace):
+    """(teams, OffPolicyConfig): tag (mpe preset) with the flags' learner, or --config's
+    scenario and learner (--set applied), the flags given on top."""
+    from predprey.config import ConfigError, OffPolicyConfig, load_config
+    from predprey.env import make
+    from predprey.learn.spec import team_specs
+
+    if args.config is None:
+        if args.overrides or args.versus:
+            raise ConfigError("bench update: --set and --versus need --config")
+        teams, algo = team_specs(make("tag", num_envs=1, preset="mpe")), OffPolicyConfig()
+    else:
+        cfg = load_config(args.config, args.overrides)
+        if not isinstance(cfg.algo, OffPolicyConfig):
+            raise ConfigError(f"bench update --config: {args.config} is not an off-policy config")
+        teams, algo = team_specs(cfg.env.make(num_envs=1, seed=0)), cfg.algo
+    flags = {
+        "hidden": tuple(args.hidden) if args.hidden else None,
+        "batch_size": args.batch,
+        "share_params": True if args.share else None,
+        **(dict(twin_critics=True, policy_delay=2, target_noise=0.2) if args.twin else {}),
+    }
+    return teams, dataclasses.replace(algo, **{k: v for k, v in flags.items() if v is not None})
+
+
+def alternate(steps: dict, batches: list, updates: int, warmup: int) -> dict[str, float]:
+    """Median CPU ms (of this thread) per update of each learner's `update`, the learners'
+    updates alternating on the same batches: a busy machine slows them alike."""
+    import numpy as np
+
+    for k in range(warmup):
+        for step in steps.values():
+            step(batches[k % len(batches)])
+    cpu: dict[str, list[float]] = {name: [] for name in steps}
+    for k in range(updates):
+        for name, step in steps.items():
+            c0 = time.thread_time()
+            step(batches[k % len(batches)])
+            cpu[name].append(time.thread_time() - c0)
+    return {name: round(1e3 * float(np.median(xs)), 3) for name, xs in cpu.items()}
+
+
+def ppo_versus_floor(teams, net, args: argparse.Namespace, rng) -> dict:
+    """PPOLearner.update on random minibatches of args.ppo_rows rows v its matmul floor (the
+    networks of `net`, the off-policy learner's config)."""
     import torch
 
     from predprey.config import PPOConfig
     from predprey.learn.ppo import PPOLearner
 
-    algo = PPOConfig(hidden=tuple(args.hidden), share_params=args.share,
-                      critic=args.ppo_critic)  # fmt: skip
+    algo = PPOConfig(hidden=net.hidden, share_params=net.share_params, critic=args.ppo_critic,
+                     network=net.network, attention_dim=net.attention_dim,
+                     attention_heads=net.attention_heads)  # fmt: skip
     learner = PPOLearner(teams, algo, seed=0)
     B, A = args.ppo_rows, sum(t.n_agents for t in learner.trained)
 

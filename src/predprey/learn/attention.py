@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -46,7 +47,10 @@ class Dense(nn.Module):
         self.b = nn.Parameter(torch.empty(1, d_out).uniform_(-bound, bound, generator=g))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(x, self.w[0]) + self.b[0]
+        # one [rows, in] x [in, out] product: matmul of a strided [R, k, in] slice would
+        # broadcast W into a batched product of R small ones
+        y = torch.addmm(self.b[0], x.reshape(-1, x.shape[-1]), self.w[0])
+        return y.view(*x.shape[:-1], y.shape[-1])
 
 
 class MLP(nn.Module):
@@ -67,8 +71,8 @@ class MLP(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head attention of one query per row over S keys: q [R, d], keys [R, S, d],
-    mask [R, S] (True: takes part; every row needs one) -> [R, d].
+    """Multi-head attention of Q queries per row over the row's S keys: q [R, Q, d], keys
+    [R, S, d], mask [R, S] (True: takes part; every row needs one) -> [R, Q, d].
 
     The keys serve as keys and values themselves: each head's query has the full width d
     (W_q^T W_k folded into one map, of higher rank than a head's d / h), and the output
@@ -83,17 +87,20 @@ class Attention(nn.Module):
         self.o = Dense(heads * d, d, g)
 
     def forward(self, q: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None):
-        R, S, d = keys.shape
-        qh = self.q(q).view(R, self.heads, d)  # [R, h, d]
-        # products and sums over [R, h, S, d]: a few keys per row, where batched matmuls of
-        # R tiny matrices cost several times more
-        keys_h = keys[:, None]  # [R, 1, S, d]
-        logits = (qh[:, :, None] * keys_h).sum(3) * d**-0.5  # [R, h, S]
+        R, Q, d = q.shape
+        qh = self.q(q).view(R, Q * self.heads, d)  # [R, Q h, d]
+        # batched products: per row one [Q h, d] x [d, S] and one [Q h, S] x [S, d]
+        logits = torch.bmm(qh, keys.transpose(1, 2)) * d**-0.5  # [R, Q h, S]
         if mask is not None:
             logits = logits.masked_fill(~mask[:, None, :], float("-inf"))
-        w = torch.softmax(logits, 2)  # [R, h, S]
-        out = (w[..., None] * keys_h).sum(2)  # [R, h, d]
-        return self.o(out.reshape(R, self.heads * d))  # [R, d]
+        out = torch.bmm(softmax(logits), keys)  # [R, Q h, d]
+        return self.o(out.view(R, Q, self.heads * d))  # [R, Q, d]
+
+
+def softmax(x: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dim; torch.softmax over a few keys runs ~4x slower on CPU."""
+    e = torch.exp(x - x.amax(-1, keepdim=True))
+    return e / e.sum(-1, keepdim=True)
 
 
 class EntityEncoder(nn.Module):
@@ -116,11 +123,12 @@ class EntityEncoder(nn.Module):
         )
         self.attend = Attention(d, heads, g)
 
-    def tokens(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """obs [R, D] -> entity tokens [R, S, d] and present [R, S] (S: occupied or empty
-        slots of every kind, in layout order)."""
+    def keys(self, obs: torch.Tensor, me: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """obs [R, D], own embedding me [R, d] -> keys [R, 1 + S, d] (itself, then a token
+        per slot of every kind, in layout order) and mask [R, 1 + S] (itself and the
+        occupied slots)."""
         R = obs.shape[0]
-        toks, present = [], []
+        toks, present = [me[:, None]], [obs.new_ones(R, 1, dtype=torch.bool)]
         for grp in self.layout:
             if grp.count == 0:
                 continue
@@ -128,16 +136,12 @@ class EntityEncoder(nn.Module):
             slots = slots.reshape(R, grp.count, grp.width)  # [R, k, width]
             toks.append(torch.relu(self.embed[grp.kind](slots[..., 1:]) + self.kind[grp.kind]))
             present.append(slots[..., 0] > 0.5)
-        if not toks:
-            return obs.new_zeros(R, 0, self.own.w.shape[2]), obs.new_zeros(R, 0, dtype=bool)
-        return torch.cat(toks, 1), torch.cat(present, 1)
+        return torch.cat(toks, 1), torch.cat(present, 1)  # one copy of the keys
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         me = torch.relu(self.own(obs[:, :OWN_DIM]))  # [R, d]
-        toks, present = self.tokens(obs)  # [R, S, d], [R, S]
-        keys = torch.cat([me[:, None], toks], 1)  # [R, 1 + S, d]: itself always present
-        mask = torch.cat([present.new_ones(present.shape[0], 1), present], 1)  # [R, 1 + S]
-        return torch.cat([me, self.attend(me, keys, mask)], 1)  # [R, 2d]
+        keys, mask = self.keys(obs, me)  # [R, 1 + S, d], [R, 1 + S]
+        return torch.cat([me, self.attend(me[:, None], keys, mask)[:, 0]], 1)  # [R, 2d]
 
 
 class AttentionActor(nn.Module):
@@ -218,50 +222,59 @@ class _Value(nn.Module):
         self.attend = Attention(d, heads, g)
         self.head = MLP((2 * d, *algo.hidden, 1), g)
 
-    def summary(self, name: str, obs: torch.Tensor, act: torch.Tensor | None) -> torch.Tensor:
-        """obs [B, n, D] (act [B, n, K]) of team `name` -> [B, n, 2d (+ K)]."""
+    def encode(self, name: str, obs: torch.Tensor) -> torch.Tensor:
+        """obs [B, n, D] of team `name` -> its agents' encoded observations [B, n, 2d]."""
         B, n, D = obs.shape
-        s = self.encoders[name](obs.reshape(B * n, D)).view(B, n, -1)
-        return torch.cat([s, act], 2) if self.actions else s
+        return self.encoders[name](obs.reshape(B * n, D)).view(B, n, -1)
 
-    def agent_tokens(self, obs, act, name: str | None = None) -> torch.Tensor:
-        """Tokens [B, n, d] of team `name`'s agents (obs/act: that team's), or with `name`
-        None of every team's, [B, N, d] (obs/act: dicts by team, env order)."""
-        if name is not None:
-            x = self.summary(name, obs, act)
-            return torch.relu(self.token[name](x) + self.kind[name])
-        names = list(self.encoders)
-        return torch.cat([self.agent_tokens(obs[k], act[k] if act else None, k) for k in names], 1)
+    def summary(self, enc: torch.Tensor, act: torch.Tensor | None) -> torch.Tensor:
+        """Encoded observations [B, n, 2d] (and actions [B, n, K]) -> [B, n, 2d (+ K)]."""
+        return torch.cat([enc, act], 2) if self.actions else enc
 
-    def from_tokens(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """query [B, n, d], keys [B, n, N, d] (each agent's view of every agent) -> [B, n]."""
-        B, n, N, d = keys.shape
-        attn = self.attend(query.reshape(B * n, d), keys.reshape(B * n, N, d), None)
-        return self.head(torch.cat([query, attn.view(B, n, d)], 2))[..., 0]
+    def token_of(self, name: str, summary: torch.Tensor) -> torch.Tensor:
+        """Team `name`'s agent tokens [B, n, d] from their summaries [B, n, 2d (+ K)]."""
+        return torch.relu(self.token[name](summary) + self.kind[name])
+
+    def everyone(self, enc, act) -> torch.Tensor:
+        """Every seen team's agent tokens [B, N, d] (env order); enc {team: [B, n_t, 2d]},
+        act {team: [B, n_t, K]} or None."""
+        return torch.cat(
+            [self.token_of(k, self.summary(e, act[k] if act else None)) for k, e in enc.items()],
+            1,
+        )
+
+    def value(self, query: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+        """The head on each agent's token [B, n, d] and its attention [B, n, d] -> [B, n]."""
+        return self.head(torch.cat([query, attn], 2))[..., 0]
 
     def forward(self, obs: Mapping[str, torch.Tensor], act=None) -> torch.Tensor:
         """obs {team: [B, n_t, D_t]} (act {team: [B, n_t, K]}) -> [B, n] of this team."""
+        enc = {k: self.encode(k, obs[k]) for k in self.encoders}  # {team: [B, n_t, 2d]}
         if self.local:
             own_act = act[self.team] if act is not None else None
-            return self.head(self.summary(self.team, obs[self.team], own_act))[..., 0]
-        everyone = self.agent_tokens(obs, act)  # [B, N, d]
-        B, N, d = everyone.shape
+            return self.head(self.summary(enc[self.team], own_act))[..., 0]
+        everyone = self.everyone(enc, act)  # [B, N, d]
         own = everyone[:, self.first : self.first + self.n]  # [B, n, d]
-        return self.from_tokens(own, everyone[:, None].expand(B, self.n, N, d))
+        return self.value(own, self.attend(own, everyone, None))  # n queries, the same keys
 
     def q_own(self, obs, act, mu: torch.Tensor) -> torch.Tensor:
         """[B, n]: Q_i with agent i's own action set to mu [B, n, K] and the other agents'
-        actions from `act` (MADDPG's actor objective)."""
+        actions from `act` (MADDPG's actor objective). Only mu carries a gradient (the
+        critic takes no step from this loss), so the observations are encoded once and,
+        with the other agents' tokens, without a graph."""
+        with torch.no_grad():
+            enc = {k: self.encode(k, obs[k]) for k in self.encoders}  # {team: [B, n_t, 2d]}
+            everyone = None if self.local else self.everyone(enc, act)  # [B, N, d]
         if self.local:
-            return self.head(self.summary(self.team, obs[self.team], mu))[..., 0]
-        everyone = self.agent_tokens(obs, act)  # [B, N, d]
-        mine = self.agent_tokens(obs[self.team], mu, self.team)  # [B, n, d]
+            return self.head(self.summary(enc[self.team], mu))[..., 0]
+        mine = self.token_of(self.team, self.summary(enc[self.team], mu))  # [B, n, d]
         B, N, d = everyone.shape
         n = mine.shape[1]
         eye = torch.zeros(n, N, 1, dtype=torch.bool)
         eye[torch.arange(n), self.first + torch.arange(n)] = True  # [n, N, 1]: i's own slot
         keys = torch.where(eye, mine[:, :, None], everyone[:, None])  # [B, n, N, d]
-        return self.from_tokens(mine, keys)
+        attn = self.attend(mine.reshape(B * n, 1, d), keys.reshape(B * n, N, d), None)
+        return self.value(mine, attn.view(B, n, d))  # each agent its own keys
 
 
 class AttentionCritic(nn.Module):
@@ -284,6 +297,19 @@ def maddpg_networks(learner) -> tuple[AttentionActorSet, nn.ModuleDict]:
         {t.name: AttentionCritic(t, learner.teams, algo, g, True) for t in learner.trained}
     )
     return actors, critics
+
+
+@contextmanager
+def frozen(module: nn.Module):
+    """`module`'s parameters out of autograd for a while (requires_grad off, then back on)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 def maddpg_update(learner, batch: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -333,19 +359,19 @@ def maddpg_update(learner, batch: Mapping[str, np.ndarray]) -> dict[str, float]:
     if (L.version + 1) % algo.policy_delay == 0:
         drop_grads(L.actor_opt)
         total = 0.0
-        for t in L.trained:
-            pre = L.actors.actors[t.name].pre_tanh(obs[t.name])  # [B, n, K]
-            q_mu = L.critics[t.name].twins[0].q_own(obs, act, torch.tanh(pre))  # [B, n]
-            loss = -q_mu.mean(0)  # [n]
-            if algo.actor_reg > 0:  # keeps tanh off its flat ends
-                loss = loss + algo.actor_reg * pre.pow(2).mean((0, 2))
-            total = total + loss.sum()
-            stats[f"loss/actor/{t.name}"] = loss.detach().mean()
-        total.backward()
+        with frozen(L.critics):  # the actor loss's backward needs no critic weight gradients
+            for t in L.trained:
+                pre = L.actors.actors[t.name].pre_tanh(obs[t.name])  # [B, n, K]
+                q_mu = L.critics[t.name].twins[0].q_own(obs, act, torch.tanh(pre))  # [B, n]
+                loss = -q_mu.mean(0)  # [n]
+                if algo.actor_reg > 0:  # keeps tanh off its flat ends
+                    loss = loss + algo.actor_reg * pre.pow(2).mean((0, 2))
+                total = total + loss.sum()
+                stats[f"loss/actor/{t.name}"] = loss.detach().mean()
+            total.backward()
         for group in L.actor_groups:
             clip_grad_norm_per_model(group, algo.grad_clip)
         adam_step(L.actor_opt)
-        drop_grads(L.critic_opt)  # the actor loss's gradients on the critics are not steps
         with torch.no_grad():
             torch._foreach_lerp_(L.target_params, L.online_params, algo.tau)
 
