@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-import yaml
 
 from predprey import checkpoint, policy
-from predprey.build import build
 from predprey.config import ConfigError, config_from_dict
 from predprey.config.population import PopulationConfig
 from predprey.evaluate import training_evals
@@ -20,6 +18,7 @@ from predprey.population.curriculum import stage_fitness
 from predprey.rundir import RunDir
 from predprey.seeding import stage_seed
 from predprey.viz.plot_members import events, member_subjects
+from train_helpers import build_run
 
 STAGE = 640  # env steps of the population per stage: 2 members x 8 envs -> 16 per step
 
@@ -41,14 +40,7 @@ def data(total: int, sizes=(4, 6, 8), **population) -> dict:
     }  # fmt: skip
 
 
-def make(tmp_path, cfg: dict, name="run", resume=False):
-    torch.set_num_threads(1)
-    run = RunDir(tmp_path / name)
-    if not resume:
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.config_path.write_text(yaml.safe_dump(cfg))
-        run.create()
-    return build(config_from_dict(cfg), run, resume=resume)
+make = build_run
 
 
 def actor(member) -> dict[str, torch.Tensor]:

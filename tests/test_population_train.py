@@ -13,7 +13,7 @@ from predprey.build import build
 from predprey.config import ConfigError, config_from_dict
 from predprey.population.member import ALL_PARTS, CRITIC_PARTS, _modules
 from predprey.rundir import RunDir
-from train_helpers import TINY
+from train_helpers import TINY, build_run
 
 TEAMS = ("predator", "prey")
 
@@ -25,14 +25,7 @@ def pop_data(total=1200, **population):
     return data
 
 
-def make(tmp_path, data, name="run", resume=False):
-    torch.set_num_threads(1)
-    run = RunDir(tmp_path / name)
-    if not resume:
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.config_path.write_text(yaml.safe_dump(data))
-        run.create()
-    return build(config_from_dict(data), run, resume=resume)
+make = build_run
 
 
 def weights(learner, team, part):

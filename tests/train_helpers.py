@@ -46,3 +46,20 @@ def json_line(proc: subprocess.CompletedProcess) -> dict:
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     assert len(lines) == 1, proc.stdout
     return json.loads(lines[0])
+
+
+def build_run(tmp_path: Path, data: dict, name: str = "run", resume: bool = False):
+    """A TrainLoop for config dict `data` in tmp_path/name (a new run dir, or `resume`)."""
+    import torch
+
+    from predprey.build import build
+    from predprey.config import config_from_dict
+    from predprey.rundir import RunDir
+
+    torch.set_num_threads(1)
+    run = RunDir(tmp_path / name)
+    if not resume:
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.config_path.write_text(yaml.safe_dump(data))
+        run.create()
+    return build(config_from_dict(data), run, resume=resume)

@@ -289,12 +289,13 @@ class AttentionCritic(nn.Module):
         return torch.stack([v(obs, act) for v in self.twins])
 
 
-def maddpg_networks(learner) -> tuple[AttentionActorSet, nn.ModuleDict]:
-    """Attention actors and critics for `predprey.learn.maddpg.Learner`."""
+def networks(learner, actions: bool) -> tuple[AttentionActorSet, nn.ModuleDict]:
+    """Attention actors and critics of each trained team: Q_i(o, a) for
+    `predprey.learn.maddpg.Learner` (`actions`), V_i(o) for `PPOLearner` (one twin)."""
     algo, g = learner.algo, learner.generator
     actors = AttentionActorSet(learner.teams, algo, g)
     critics = nn.ModuleDict(
-        {t.name: AttentionCritic(t, learner.teams, algo, g, True) for t in learner.trained}
+        {t.name: AttentionCritic(t, learner.teams, algo, g, actions) for t in learner.trained}
     )
     return actors, critics
 
@@ -379,23 +380,12 @@ def maddpg_update(learner, batch: Mapping[str, np.ndarray]) -> dict[str, float]:
     return {k: float(v) for k, v in stats.items()}
 
 
-def ppo_networks(learner) -> tuple[AttentionActorSet, nn.ModuleDict]:
-    """Attention actors and value critics (V_i: no actions, one twin) for `PPOLearner`."""
-    algo, g = learner.algo, learner.generator
-    actors = AttentionActorSet(learner.teams, algo, g)
-    critics = nn.ModuleDict(
-        {t.name: AttentionCritic(t, learner.teams, algo, g, False) for t in learner.trained}
-    )
-    return actors, critics
-
-
 __all__ = [
     "AttentionActor",
     "AttentionActorSet",
     "AttentionCritic",
     "EntityEncoder",
     "build_actors",
-    "maddpg_networks",
+    "networks",
     "maddpg_update",
-    "ppo_networks",
 ]

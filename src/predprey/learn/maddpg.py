@@ -71,7 +71,7 @@ class Learner:
         self.trained_slots = torch.tensor(slots, dtype=torch.long)  # [A]
 
         if algo.network == "attention":  # entity attention: predprey.learn.attention
-            self.actors, self.critics = attention.maddpg_networks(self)
+            self.actors, self.critics = attention.networks(self, actions=True)
         else:
             self.actors = ActorSet(self.teams, algo, self.generator)
             self.critics = nn.ModuleDict(

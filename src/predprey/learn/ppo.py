@@ -58,7 +58,7 @@ class PPOLearner:
 
         self.attention = algo.network == "attention"  # predprey.learn.attention
         if self.attention:
-            self.actors, self.critics = attention.ppo_networks(self)
+            self.actors, self.critics = attention.networks(self, actions=False)
         else:
             self.actors, self.critics = ActorSet(self.teams, algo, self.generator), nn.ModuleDict()
         self.log_std = nn.ParameterDict()
