@@ -114,15 +114,15 @@ def run_episodes(env, who: Mapping[str, str], actors: Any, episodes: int, seed: 
     return EvalResult(
         episodes=n,
         touches_mean=float(tc.mean()),
-        touches_ci95=_ci95(tc),
+        touches_ci95=ci95(tc),
         returns={t: float(v.mean()) for t, v in ret.items()},
         episode_length=float(steps.mean()),
-        episode_length_ci95=_ci95(steps),
+        episode_length_ci95=ci95(steps),
         metrics=metrics,
     )
 
 
-def _ci95(x: np.ndarray) -> float:
+def ci95(x: np.ndarray) -> float:
     """Half-width of the normal 95% confidence interval of the mean of x [n]."""
     return float(1.96 * x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
 

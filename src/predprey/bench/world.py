@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -168,5 +167,6 @@ def uniform(env, team: str, rng: np.random.Generator) -> np.ndarray:
 
 def mean_ci(x: np.ndarray) -> list[float]:
     """[mean, half-width of the normal 95% confidence interval of the mean], rounded."""
-    ci = 1.96 * x.std(ddof=1) / math.sqrt(len(x)) if len(x) > 1 else float("nan")
-    return [round(float(x.mean()), 3), round(float(ci), 3)]
+    from predprey.evaluate import ci95
+
+    return [round(float(x.mean()), 3), round(ci95(x), 3)]
