@@ -45,7 +45,6 @@ class NStepWindow:
             return None
         out = self.pending.pop(0)
         del out["closed"]
-        out[DISCOUNT] = out[DISCOUNT].astype(np.float32)
         return out
 
     def state_dict(self) -> list[dict[str, np.ndarray]]:
