@@ -215,7 +215,7 @@ class Learner:
                 )  # [B, sum_obs]
                 x_next = torch.cat([next_obs_flat.T, next_act.reshape(N * K, B)])  # [D, B]
             critic_targets = self.stacks["critic_targets"].heads(self.all_critic_heads)
-            q_next = mlp_t(critic_targets, x_next).view(-1, B)[self.q_rows].min(0).values  # [A, B]
+            q_next = self._q_of_agents(mlp_t(critic_targets, x_next)).min(0).values  # [A, B]
             # n-step rows (algo.n_step > 1) carry their own discount gamma^k ([B])
             discount = f.get("discount", algo.gamma)
             y = rew + discount * not_done * q_next  # [A, B]
@@ -226,7 +226,7 @@ class Learner:
         else:  # x = (o_1..o_N, a_1..a_N): the joint input, shared by every agent's critic
             x_in = torch.cat([obs_flat, act_all.reshape(B, -1)], 1).T  # [D, B]
         critics = self.stacks["critics"]
-        q = mlp_t(critics.heads(self.all_critic_heads), x_in).view(-1, B)[self.q_rows]  # [T, A, B]
+        q = self._q_of_agents(mlp_t(critics.heads(self.all_critic_heads), x_in))  # [T, A, B]
         per_head = masks.mean((q - y).pow(2), live)  # [T, A]: each agent's critic MSE, per twin
         drop_grads(self.critic_opt)
         critics.drop_grads()
@@ -306,8 +306,15 @@ class Learner:
         """Observations `key/{team}` [B, n_t, obs_t] of `teams`' agents, zero-padded to P and
         stacked: [n, P, B] (a strided view, read as is by the matmuls)."""
         parts = [f[f"{key}/{t.name}"] for t in teams]  # [B, n_t, obs_t]
-        parts = [F.pad(o, (0, self.obs_pad - o.shape[2])) for o in parts]  # [B, n_t, P]
+        parts = [o if o.shape[2] == self.obs_pad else F.pad(o, (0, self.obs_pad - o.shape[2]))
+                 for o in parts]  # [B, n_t, P]  # fmt: skip
         return torch.cat(parts, 1).permute(1, 2, 0)  # [n, P, B]
+
+    def _q_of_agents(self, q: torch.Tensor) -> torch.Tensor:
+        """Each trained agent's Q-values of every twin, [T, A, B], from the critic heads' q
+        [heads, 1, B] (`q_rows`); index_select, whose backward is a plain index_add."""
+        rows = q.view(q.shape[0], -1).index_select(0, self.q_rows.view(-1))  # [T * A, B]
+        return rows.view(*self.q_rows.shape, -1)
 
     def _first_twin(self):
         """The first twin's critic layers, heads [M]."""

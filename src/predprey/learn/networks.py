@@ -130,8 +130,9 @@ class StackedMLPs:
             p.grad = None if stack.grad is None else stack.grad[where]
 
 
-def linear_t(w: torch.Tensor, b: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """One layer of every head, feature-major: h [H, in, rows] -> W^T h + b [H, out, rows].
+def linear_t(w: torch.Tensor, b: torch.Tensor, h: torch.Tensor, relu: bool = False) -> torch.Tensor:
+    """One layer of every head, feature-major: h [H, in, rows] -> W^T h + b [H, out, rows]
+    (`relu`: then max(0, .), in place: one activation fewer allocated per layer).
 
     h [in, rows] (one input shared by every head, e.g. a critic's joint input) is a single
     [H * out, in] x [in, rows] matmul."""
@@ -139,17 +140,18 @@ def linear_t(w: torch.Tensor, b: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     if h.dim() == 2:
         w_all = w.transpose(1, 2).reshape(n_heads * d_out, d_in)  # [H * out, in]
         out = torch.addmm(b.reshape(n_heads * d_out, 1), w_all, h)  # [H * out, rows]
+        if relu:  # on the product itself: in place on its view would cost autograd copies
+            out = torch.relu_(out)
         return out.view(n_heads, d_out, -1)
-    return torch.baddbmm(b.transpose(1, 2), w.transpose(1, 2), h)  # [H, out, rows]
+    out = torch.baddbmm(b.transpose(1, 2), w.transpose(1, 2), h)  # [H, out, rows]
+    return torch.relu_(out) if relu else out
 
 
 def mlp_t(layers: Layers, h: torch.Tensor, tanh_out: bool = False) -> torch.Tensor:
     """Every head's layers: h [H, in, rows] (or [in, rows]) -> [H, out, rows]."""
     last = len(layers) - 1
     for k in range(last + 1):
-        h = linear_t(*layers[k], h)
-        if k < last:
-            h = torch.relu_(h)  # in place: one activation fewer allocated per layer
+        h = linear_t(*layers[k], h, relu=k < last)
     return torch.tanh(h) if tanh_out else h
 
 
