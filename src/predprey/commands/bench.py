@@ -8,6 +8,7 @@ predprey bench jaxmarl  PPO v JaxMARL IPPO on spread-3, the same wall clock, one
 predprey bench ablation PPO trajectory separation: agent v group v team, to a fixed score
 predprey bench chaos    train on Ray killing a random actor every few seconds, v undisturbed
 predprey bench world    the default recipe on a PettingZoo world: learned teams v random teams
+predprey bench imitate  how well each actor network imitates a scripted controller (R^2)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ TARGETS = {
     "ablation": "predprey.bench.ablation",
     "chaos": "predprey.bench.chaos",
     "world": "predprey.bench.world",
+    "imitate": "predprey.bench.imitate",
 }
 
 
