@@ -59,7 +59,7 @@ def test_bench_env_reports_tiles_and_bytes_per_env():
 
 def test_bench_update_takes_a_config_and_compares_networks():
     proc = predprey("bench", "update", "--updates", "3", "--batch", "16", "--threads", "1",
-                    "--config", "configs/spread_scale.yaml", "--set", "algo.attention_dim=8",
+                    "--config", "configs/spread_attention.yaml", "--set", "algo.attention_dim=8",
                     "--hidden", "16", "--ppo-rows", "0", "--versus", "mlp",
                     timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr

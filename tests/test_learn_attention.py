@@ -26,7 +26,7 @@ def algo_config(**algo):
     keys = {"algo.network": "attention", "algo.share_params": "true", "algo.hidden": "[16]",
             "algo.attention_dim": "8", **{f"algo.{k}": v for k, v in algo.items()}}  # fmt: skip
     return load_config(
-        ROOT / "configs" / "spread_scale.yaml", [f"{k}={v}" for k, v in keys.items()]
+        ROOT / "configs" / "spread_attention.yaml", [f"{k}={v}" for k, v in keys.items()]
     )
 
 
@@ -269,7 +269,7 @@ def test_ppo_learns_with_attention_networks(critic, layers):
 
 def test_a_policy_trained_with_k_runs_with_other_k(tmp_path):
     cfg = load_config(
-        ROOT / "configs" / "spread_scale.yaml",
+        ROOT / "configs" / "spread_attention.yaml",
         ["algo.hidden=[16]", "algo.attention_dim=8", "algo.batch_size=32", "env.num_envs=4",
          "algo.env_steps_per_update=20", "buffer.warmup=200", "train.total_env_steps=800",
          "train.eval_every=100000", "train.record_envs=[]", "train.checkpoint_every=1000"],
@@ -302,7 +302,7 @@ def test_a_policy_trained_with_k_runs_with_other_k(tmp_path):
 @pytest.mark.timeout(1800)  # a bound, not a speed check: ~3 minutes on the development machine
 def test_attention_maddpg_learns_to_cover_landmarks(tmp_path):
     torch.set_num_threads(1)
-    cfg = load_config(ROOT / "configs" / "spread_scale.yaml", LEARN)
+    cfg = load_config(ROOT / "configs" / "spread_attention.yaml", LEARN)
     run = RunDir(tmp_path / "run").create()
     dump_config(cfg, run.config_path)
     env = make_eval_env(cfg, 200, seed=7)

@@ -12,7 +12,7 @@ step (alternating, so a busy machine slows both alike), and the ratio step / flo
 also in CPU time of the calling thread (cpu_*; with --threads 1 all the work is on it): on a
 shared machine that leaves out the time spent waiting for a core.
 `--config` (with `--set`) takes the scenario and learner from a config instead, e.g. the
-attention networks of configs/spread_scale.yaml; `--versus mlp` then also alternates its
+attention networks of configs/spread_attention.yaml; `--versus mlp` then also alternates its
 updates with those of the same learner built with `algo.network: mlp`, in one loop (one more
 JSON line: CPU ms per update of each and their ratio).
 Run as `predprey bench update [--twin] [--share]` or `python -m predprey.bench.update`.
