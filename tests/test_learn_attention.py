@@ -109,23 +109,6 @@ def test_config_needs_shared_params_and_local_observations():
     mpe = team_specs(make("spread", num_agents=3))
     with pytest.raises(ValueError, match="obs: local"):
         Learner(mpe, cfg.algo)
-    with pytest.raises(ConfigError, match="joint is the MLP critic of attention actors"):
-        algo_config(network="mlp", critic="joint")
-
-
-def test_joint_critic_gives_each_agent_its_own_view_first():
-    """critic joint: Q_i reads agent i's own (observation, action) first and the others after
-    it, so swapping two agents' slots swaps their Q-values (one shared network, own Q_i)."""
-    cfg = algo_config(critic="joint")
-    teams = team_specs(cfg.env.make(num_envs=1))
-    value = Learner(teams, cfg.algo, seed=0).critics["agent"].twins[0]
-    b = {k: torch.as_tensor(v) for k, v in _batch(teams, rows=8).items()}
-    obs, act = {"agent": b["obs/agent"]}, {"agent": b["act/agent"]}
-    q = value(obs, act)  # [B, 4]
-    swap = [1, 0, 2, 3]
-    q_swapped = value({"agent": obs["agent"][:, swap]}, {"agent": act["agent"][:, swap]})
-    torch.testing.assert_close(q_swapped[:, :2], q[:, [1, 0]])
-    assert not torch.allclose(q[:, 0], q[:, 1])  # agents get their own values
 
 
 def _batch(teams, rows=32, seed=0):
@@ -143,7 +126,6 @@ def _batch(teams, rows=32, seed=0):
         {"critic": "local"},
         {"name": "matd3", "twin_critics": "true", "policy_delay": "2", "target_noise": "0.2"},
         {"attention_layers": "1"},
-        {"critic": "joint"},
     ],
 )
 def test_maddpg_update_trains_every_attention_network(algo):
@@ -175,7 +157,7 @@ def test_tag_central_critic_reads_both_teams():
     assert set(learner.critics["predator"].twins[0].encoders) == {"predator", "prey"}
 
 
-@pytest.mark.parametrize("critic", ["central", "local", "joint"])
+@pytest.mark.parametrize("critic", ["central", "local"])
 def test_q_own_is_the_critic_with_each_agents_own_action_replaced(critic):
     """The actor objective's Q_i (observations encoded once, without a graph; one key set per
     agent) is the critic's Q_i with only agent i's action set to mu_i, in value and in its
@@ -230,9 +212,7 @@ def test_checkpoint_round_trip():
     assert all(torch.equal(pa[k]["step"], pb[k]["step"]) for k in pa)
 
 
-@pytest.mark.parametrize(
-    ("critic", "layers"), [("central", 0), ("local", 0), ("central", 1), ("joint", 0)]
-)
+@pytest.mark.parametrize(("critic", "layers"), [("central", 0), ("local", 0), ("central", 1)])
 def test_ppo_learns_with_attention_networks(critic, layers):
     cfg = load_config(
         ROOT / "configs" / "spread_local_ppo.yaml",

@@ -202,9 +202,7 @@ def run(args: argparse.Namespace) -> int:
         line["_top"] = top
     print(table(lines), file=sys.stderr)
     if args.versus:
-        critic = "central" if algo.critic == "joint" else algo.critic  # (mlp: joint is central)
-        versus = dataclasses.replace(algo, network=args.versus, critic=critic)
-        other = m.Learner(teams, versus, seed=0)
+        other = m.Learner(teams, dataclasses.replace(algo, network=args.versus), seed=0)
         step = {algo.network: learner.update, args.versus: other.update}
         cpu = alternate(step, batches, args.updates, warmup=20)
         print(json.dumps({

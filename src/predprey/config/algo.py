@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from predprey.config.base import ConfigError, check
 
-CRITICS = ("central", "local", "joint")
+CRITICS = ("central", "local")
 NETWORKS = ("mlp", "attention")
 LEVELS = ("agent", "group", "team")
 
@@ -32,9 +32,7 @@ class AlgoConfig:
     gamma: float = 0.95  # discount factor
     grad_clip: float = 0.5  # gradient-norm clip of each network; 0 = no clipping
     share_params: bool = False  # one actor and one critic per team instead of one per agent
-    # central: critics see every agent's observation (MADDPG, MAPPO); local: their own (IPPO);
-    # joint (network attention): an MLP of all agents' observations (and actions), the agent's
-    # own first: attention actors, an MLP critic, which reads a fixed N
+    # central: critics see every agent's observation (MADDPG, MAPPO); local: their own (IPPO)
     critic: str = "central"
     teams: tuple[str, ...] = ()  # teams to train; empty = every team of the scenario
     # mlp: MLPs of the flat observation; attention: entity attention over obs local's slots
@@ -82,11 +80,6 @@ class AlgoConfig:
         if self.critic not in CRITICS:
             raise ConfigError(
                 f"algo.critic: unknown critic {self.critic!r}; choose one of {CRITICS}"
-            )
-        if self.critic == "joint" and self.network != "attention":
-            raise ConfigError(
-                "algo.critic: joint is the MLP critic of attention actors (network attention); "
-                "network mlp's central critic already reads the joint input"
             )
 
 

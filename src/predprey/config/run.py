@@ -123,11 +123,10 @@ def _check_curriculum(cfg: Config) -> None:
     if not a.share_params:
         raise ConfigError("population.curriculum: needs algo.share_params: true (one actor "
                           "and critic for any number of agents)")  # fmt: skip
-    if (a.critic == "central" and a.network != "attention") or a.critic == "joint":
-        raise ConfigError(f"population.curriculum: the MLP algo.critic: {a.critic} reads all N "
+    if a.critic == "central" and a.network != "attention":
+        raise ConfigError("population.curriculum: the MLP algo.critic: central reads all N "
                           "agents, its input width changes with N; set algo.critic: local, or "
-                          "algo.network: attention with critic central (a critic of N "
-                          "tokens)")  # fmt: skip
+                          "algo.network: attention (a critic of N tokens)")  # fmt: skip
 
 
 def _scenario_teams(scenario: str, params: Mapping[str, Any]) -> tuple[str, ...]:

@@ -289,54 +289,13 @@ class _Value(nn.Module):
         return self.value(mine, attn.view(B, n, d))  # each agent its own keys
 
 
-class _JointValue(nn.Module):
-    """`critic: joint`: one MLP critic of a team's agents over the joint input, agent i's
-    own observation (and action) first, then every other agent's in env order, so one shared
-    network gives each agent its own Q_i (or V_i): [B, n]. Its input width fixes N."""
-
-    def __init__(self, team, teams, algo, g, actions: bool):
-        super().__init__()
-        self.team, self.actions, self.n = team.name, actions, team.n_agents
-        self.names = [t.name for t in teams]
-        K = team.act_dim if actions else 0
-        sizes = {t.name: t.n_agents * (t.obs_dim + K) for t in teams}
-        self.first = sum(sizes[k] for k in self.names[: self.names.index(team.name)])
-        self.width = team.obs_dim + K  # one agent's [o_i, a_i]
-        self.head = MLP((sum(sizes.values()), *algo.hidden, 1), g)
-
-    def _rows(self, obs, act, mu=None) -> torch.Tensor:
-        """[B, n, D]: per agent i of the team, [o_i, a_i] then the rest of the joint input
-        (teams in env order; agent i's own slot left out), with a_i = mu_i where given."""
-        parts = {
-            k: torch.cat([obs[k], act[k]], 2) if self.actions else obs[k] for k in self.names
-        }  # {team: [B, n_t, d_t + K]}
-        mine = parts[self.team]  # [B, n, w]
-        if mu is not None:
-            mine = torch.cat([obs[self.team], mu], 2)
-        joint = torch.cat([p.flatten(1) for p in parts.values()], 1)  # [B, D]
-        B, n, w = mine.shape
-        rows = []
-        for i in range(n):  # the joint input without agent i's slot (a copy of D floats)
-            s = self.first + i * w
-            rows.append(torch.cat([mine[:, i], joint[:, :s], joint[:, s + w :]], 1))
-        return torch.stack(rows, 1)  # [B, n, D]
-
-    def forward(self, obs, act=None) -> torch.Tensor:
-        return self.head(self._rows(obs, act))[..., 0]  # [B, n]
-
-    def q_own(self, obs, act, mu: torch.Tensor) -> torch.Tensor:
-        """[B, n]: Q_i with agent i's action set to mu [B, n, K], the others' from `act`."""
-        return self.head(self._rows(obs, act, mu))[..., 0]
-
-
 class AttentionCritic(nn.Module):
     """A team's critics (x2 twin): forward -> [T, B, n] Q-values (or values)."""
 
     def __init__(self, team: TeamSpec, teams: Sequence[TeamSpec], algo, g, actions: bool):
         super().__init__()
         twins = 2 if getattr(algo, "twin_critics", False) else 1
-        kind = _JointValue if algo.critic == "joint" else _Value
-        self.twins = nn.ModuleList(kind(team, teams, algo, g, actions) for _ in range(twins))
+        self.twins = nn.ModuleList(_Value(team, teams, algo, g, actions) for _ in range(twins))
 
     def forward(self, obs, act=None) -> torch.Tensor:
         return torch.stack([v(obs, act) for v in self.twins])
