@@ -66,6 +66,8 @@ def test_bench_update_takes_a_config_and_compares_networks():
     lines = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
     assert [x["bench"] for x in lines] == ["update", "update_versus"]
     assert lines[0]["network"] == "attention" and lines[0]["hidden"] == [16]
+    split = lines[0]["split_ms_median"]  # the attention learner's phases are timed too
+    assert split["clip"] > 0 and split["optimizer"] > 0 and split["backward"] > 0
     cpu = lines[1]["cpu_ms_per_update"]
     assert set(cpu) == {"attention", "mlp"}
     assert lines[1]["ratio"] == round(cpu["attention"] / cpu["mlp"], 2)
