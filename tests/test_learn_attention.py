@@ -40,9 +40,8 @@ def spread_obs(seed=0, steps=3, **params):
     return team_specs(env)[0], obs["agent"]
 
 
-def actor(team, seed=0, layers=0):
-    algo = algo_config(attention_layers=layers).algo
-    return AttentionActor(team, algo, torch.Generator().manual_seed(seed))
+def actor(team, seed=0):
+    return AttentionActor(team, algo_config().algo, torch.Generator().manual_seed(seed))
 
 
 def act(net, obs):
@@ -64,10 +63,9 @@ def test_layout_comes_from_the_env():
     assert team_specs(make("spread"))[0].entities == ()  # obs mpe: nothing to tokenise
 
 
-@pytest.mark.parametrize("layers", [0, 1])
-def test_slot_order_does_not_change_the_action(layers):
+def test_slot_order_does_not_change_the_action():
     team, obs = spread_obs(k_agents=3, k_landmarks=4)
-    net = actor(team, layers=layers)
+    net = actor(team)
     shuffled = obs.copy()
     agents = obs[..., 4:19].reshape(5, 4, 3, 5)
     landmarks = obs[..., 19:31].reshape(5, 4, 4, 3)
@@ -80,21 +78,20 @@ def test_slot_order_does_not_change_the_action(layers):
     assert np.abs(act(net, moved) - act(net, obs)).max() > 1e-4
 
 
-@pytest.mark.parametrize("layers", [0, 1])
-def test_empty_slots_are_ignored_and_other_k_runs_the_same_weights(layers):
+def test_empty_slots_are_ignored_and_other_k_runs_the_same_weights():
     # 3 agents see at most 2 others: k_agents 4 adds two empty slots, k_landmarks 5 two more
     small, obs_small = spread_obs(num_agents=3, k_agents=2, k_landmarks=3)
     big, obs_big = spread_obs(num_agents=3, k_agents=4, k_landmarks=5)
     assert obs_big.shape[-1] > obs_small.shape[-1]
-    net_small = actor(small, layers=layers)
-    net_big = actor(big, seed=1, layers=layers)
+    net_small = actor(small)
+    net_big = actor(big, seed=1)
     net_big.load_state_dict(net_small.state_dict())  # parameters do not depend on K
     np.testing.assert_allclose(act(net_big, obs_big), act(net_small, obs_small), atol=1e-6)
     # and fewer slots than there are entities: the K nearest, any N
     _, obs_crowd = spread_obs(num_agents=12, k_agents=6, k_landmarks=2)
     crowd = team_specs(make("spread", **{**SPREAD, "num_agents": 12, "k_agents": 6,
                                          "k_landmarks": 2}))[0]  # fmt: skip
-    net_crowd = actor(crowd, layers=layers)
+    net_crowd = actor(crowd)
     net_crowd.load_state_dict(net_small.state_dict())
     out = act(net_crowd, obs_crowd)
     assert out.shape == (5, 12, 2) and np.isfinite(out).all()
@@ -125,7 +122,6 @@ def _batch(teams, rows=32, seed=0):
         {},
         {"critic": "local"},
         {"name": "matd3", "twin_critics": "true", "policy_delay": "2", "target_noise": "0.2"},
-        {"attention_layers": "1"},
     ],
 )
 def test_maddpg_update_trains_every_attention_network(algo):
@@ -212,13 +208,12 @@ def test_checkpoint_round_trip():
     assert all(torch.equal(pa[k]["step"], pb[k]["step"]) for k in pa)
 
 
-@pytest.mark.parametrize(("critic", "layers"), [("central", 0), ("local", 0), ("central", 1)])
-def test_ppo_learns_with_attention_networks(critic, layers):
+@pytest.mark.parametrize("critic", ["central", "local"])
+def test_ppo_learns_with_attention_networks(critic):
     cfg = load_config(
         ROOT / "configs" / "spread_local_ppo.yaml",
         ["algo.network=attention", "algo.hidden=[16]", "algo.attention_dim=8",
-         f"algo.critic={critic}", f"algo.attention_layers={layers}", "env.target_rule=none",
-         "env.landmark_claims=false"],
+         f"algo.critic={critic}", "env.target_rule=none", "env.landmark_claims=false"],
     )  # fmt: skip
     env = cfg.env.make(num_envs=4, seed=0)
     teams = team_specs(env)

@@ -2,8 +2,8 @@
 
 A probe of what a policy network can represent, apart from reinforcement learning: states are
 visited by the scripted controller with a share of random actions (`--random`), and each
-network (the MLP, and attention with each of `--attention-layers`) is fitted to the
-controller's actions by regression (Adam, minibatches of 256) for `--steps` steps. The test
+network (the MLP and entity attention, the config's sizes) is fitted to the controller's
+actions by regression (Adam, minibatches of 256) for `--steps` steps. The test
 error on states of other episodes, against predicting the mean action, gives R^2 per network
 (one JSON line each). E.g. whether entity attention reads spread's `target` controller (the
 nearest landmark no other agent is nearer to) from the original document's view:
@@ -32,8 +32,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vector-steps", type=int, default=200, help="collection steps (training)")
     p.add_argument("--random", type=float, default=0.3,
                    help="share of agents acting randomly each step (state coverage)")  # fmt: skip
-    p.add_argument("--attention-layers", type=int, nargs="+", default=[0, 1],
-                   help="one attention network per number of self-attention layers")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
 
@@ -110,10 +108,11 @@ def run(args: argparse.Namespace) -> int:
     x, y, x_test, y_test = (torch.from_numpy(a) for a in (x, y, x_test, y_test))
     algo = dataclasses.replace(cfg.algo, share_params=True)
     mlp = dataclasses.replace(algo, network="mlp", critic="central")
-    nets = {"mlp": lambda g: Actor(teams[name], mlp, g)}
-    for k in args.attention_layers:
-        variant = dataclasses.replace(algo, network="attention", attention_layers=k)
-        nets[f"attention, {k} layers"] = lambda g, v=variant: AttentionActor(teams[name], v, g)
+    attention = dataclasses.replace(algo, network="attention")
+    nets = {
+        "mlp": lambda g: Actor(teams[name], mlp, g),
+        "attention": lambda g: AttentionActor(teams[name], attention, g),
+    }
     for label, build in nets.items():
         net = build(torch.Generator().manual_seed(args.seed))
         res = fit(net, x, y, x_test, y_test, args.steps, args.seed)

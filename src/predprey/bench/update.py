@@ -275,8 +275,7 @@ def ppo_versus_floor(teams, net, args: argparse.Namespace, rng) -> dict:
 
     algo = PPOConfig(hidden=net.hidden, share_params=net.share_params, critic=args.ppo_critic,
                      network=net.network, attention_dim=net.attention_dim,
-                     attention_heads=net.attention_heads,
-                     attention_layers=net.attention_layers)  # fmt: skip
+                     attention_heads=net.attention_heads)  # fmt: skip
     learner = PPOLearner(teams, algo, seed=0)
     B, A = args.ppo_rows, sum(t.n_agents for t in learner.trained)
 

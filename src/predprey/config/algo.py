@@ -40,10 +40,6 @@ class AlgoConfig:
     network: str = "mlp"
     attention_dim: int = 32  # network attention: width of the entity tokens and attention
     attention_heads: int = 2  # network attention: attention heads
-    # network attention: self-attention layers among an agent's tokens before it pools them
-    # (0: the agent attends to its entities only; 1: entities first see each other, so a
-    # landmark's token can say that another agent is on it)
-    attention_layers: int = 0
 
     def __post_init__(self):
         self.validate()
@@ -74,7 +70,6 @@ class AlgoConfig:
                      "share_params: true"),
                     (self.attention_dim >= 1, "attention_dim must be >= 1"),
                     (self.attention_heads >= 1, "attention_heads must be >= 1"),
-                    (self.attention_layers >= 0, "attention_layers must be >= 0"),
                 ],
             )  # fmt: skip
         if self.critic not in CRITICS:

@@ -105,14 +105,9 @@ def softmax(x: torch.Tensor) -> torch.Tensor:
 
 class EntityEncoder(nn.Module):
     """One agent's local observation [R, D] -> its summary [R, 2d]: its own embedding and
-    the attention of it over its entities' tokens and itself.
+    the attention of it over its entities' tokens and itself."""
 
-    With `layers` > 0 the tokens (itself included) first attend to each other, each layer
-    added to them (residual): a pooled token can then carry relations between entities (a
-    landmark with another agent on it), which one query from the agent's own velocity
-    cannot read off a weighted sum of separate tokens."""
-
-    def __init__(self, team: TeamSpec, d: int, heads: int, g: torch.Generator, layers: int = 0):
+    def __init__(self, team: TeamSpec, d: int, heads: int, g: torch.Generator):
         super().__init__()
         if not team.entities:
             raise ValueError(
@@ -126,7 +121,6 @@ class EntityEncoder(nn.Module):
         self.kind = nn.ParameterDict(  # learned type embeddings
             {k: nn.Parameter(0.1 * torch.randn(1, d, generator=g)) for k in widths}
         )
-        self.relate = nn.ModuleList(Attention(d, heads, g) for _ in range(layers))
         self.attend = Attention(d, heads, g)
 
     def keys(self, obs: torch.Tensor, me: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,10 +141,6 @@ class EntityEncoder(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         me = torch.relu(self.own(obs[:, :OWN_DIM]))  # [R, d]
         keys, mask = self.keys(obs, me)  # [R, 1 + S, d], [R, 1 + S]
-        if self.relate:
-            for layer in self.relate:  # empty slots' tokens are computed, but masked as keys
-                keys = torch.relu(keys + layer(keys, keys, mask))  # [R, 1 + S, d]
-            me = keys[:, 0]  # [R, d]: itself, having seen its entities
         return torch.cat([me, self.attend(me[:, None], keys, mask)[:, 0]], 1)  # [R, 2d]
 
 
@@ -163,7 +153,7 @@ class AttentionActor(nn.Module):
             raise ValueError("algo.network attention acts on Box actions, not discrete ones")
         self.team = team
         d = algo.attention_dim
-        self.encoder = EntityEncoder(team, d, algo.attention_heads, g, algo.attention_layers)
+        self.encoder = EntityEncoder(team, d, algo.attention_heads, g)
         self.head = MLP((2 * d, *algo.hidden, team.act_dim), g)
 
     def pre_tanh(self, obs: torch.Tensor) -> torch.Tensor:
@@ -220,9 +210,7 @@ class _Value(nn.Module):
         sizes = [t.n_agents for t in teams]
         self.first = sum(sizes[: [t.name for t in teams].index(team.name)])  # own first token
         self.n = team.n_agents
-        self.encoders = nn.ModuleDict(
-            {t.name: EntityEncoder(t, d, heads, g, algo.attention_layers) for t in seen}
-        )
+        self.encoders = nn.ModuleDict({t.name: EntityEncoder(t, d, heads, g) for t in seen})
         a = K if actions else 0
         if self.local:
             self.head = MLP((2 * d + a, *algo.hidden, 1), g)
