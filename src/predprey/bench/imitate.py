@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from predprey.config import ConfigError, load_config
+    from predprey.env.scripted import SCRIPTED
     from predprey.learn.attention import AttentionActor
     from predprey.learn.networks import Actor
     from predprey.learn.spec import team_specs
@@ -101,13 +102,20 @@ def run(args: argparse.Namespace) -> int:
     name = args.team or next(iter(teams))
     if name not in teams:
         raise ConfigError(f"bench imitate --team: {name!r} is not one of {list(teams)}")
+    if args.controller not in SCRIPTED:
+        raise ConfigError(f"bench imitate --controller: {args.controller!r} is not one of "
+                          f"{list(SCRIPTED)}")  # fmt: skip
+    if not teams[name].entities:
+        raise ConfigError("bench imitate fits an attention network too, which reads the "
+                          "entity slots of env.obs: local; this config's team "
+                          f"{name!r} has none")  # fmt: skip
     rng = np.random.default_rng(args.seed)
     x, y = collect(env, name, args.controller, args.vector_steps, args.random, rng)
     x_test, y_test = collect(env, name, args.controller, max(1, args.vector_steps // 10),
                              args.random, rng)  # fmt: skip
     x, y, x_test, y_test = (torch.from_numpy(a) for a in (x, y, x_test, y_test))
     algo = dataclasses.replace(cfg.algo, share_params=True)
-    mlp = dataclasses.replace(algo, network="mlp", critic="central")
+    mlp = dataclasses.replace(algo, network="mlp")
     attention = dataclasses.replace(algo, network="attention")
     nets = {
         "mlp": lambda g: Actor(teams[name], mlp, g),
