@@ -37,12 +37,6 @@ def learner_seed(seed: int) -> int:
     return streams(seed).learner
 
 
-def second_learner(seed: int) -> tuple[int, np.random.SeedSequence]:
-    """The second learner process's weights and replay sampling (algo.learner_processes 2)."""
-    weights, sample = np.random.SeedSequence([seed, 0x2D]).spawn(2)
-    return _int(weights), sample
-
-
 def session_seed(seed: int, session: int, *words: int) -> int:
     """A Ray actor's seed: the run's seed, the session (0, then +1 per resume) and the
     actor's role, index and incarnation."""

@@ -16,7 +16,6 @@ RNG states, env state, counters and the wall-clock `time`.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +25,6 @@ from predprey.config import Config
 from predprey.learn.buffer import ReplayBuffer
 from predprey.loop import SourceBase
 from predprey.runner import Runner
-from predprey.second_learner import SecondLearner, split_teams
 
 
 class LocalSource(SourceBase):
@@ -51,16 +49,9 @@ class LocalSource(SourceBase):
         seeds = seeding.streams(config.train.seed)
         self.rng_collect = np.random.default_rng(seeds.collect)  # warm-up actions and noise
         self.rng_sample = np.random.default_rng(seeds.sample)  # replay sampling
-        algo = config.algo
-        self.second = None  # algo.learner_processes 2: the other teams' learner process
-        if algo.learner_processes > 1:
-            algo = replace(algo, teams=split_teams(teams, config)[0])
-        self.learner = Learner(teams, algo, seed=seeds.learner)
+        self.learner = Learner(teams, config.algo, seed=seeds.learner)
         self.runner = Runner(config, seeds.env, self.learner, tr.record_envs, tr.record_every)
         self.buffer = ReplayBuffer(config.buffer.capacity, self.runner.spec)
-        if config.algo.learner_processes > 1:
-            second_seeds = seeding.second_learner(config.train.seed)
-            self.second = SecondLearner(config, teams, self.runner.spec, second_seeds, self.learner)
         self.chunk = self.runner.num_envs
         self.inserted = 0
         self.seconds = {"buffer": 0.0, "learn": 0.0}  # adds and samples; learner.update
@@ -77,8 +68,6 @@ class LocalSource(SourceBase):
         res = runner.collect(1, noise, self.rng_collect, warm, env_steps_before)
         t0 = time.perf_counter()
         self.buffer.add(res.transitions)
-        if self.second is not None:
-            self.second.add(res.transitions)
         self.seconds["buffer"] += time.perf_counter() - t0
         self.inserted += res.env_steps
         self.loop.add_episodes(res.episodes)
@@ -97,8 +86,6 @@ class LocalSource(SourceBase):
             self.loop.add_losses(self.learner.update(batch))
             self.seconds["buffer"] += t1 - t0
             self.seconds["learn"] += time.perf_counter() - t1
-        if self.second is not None:
-            self.second.exchange(self.loop.add_losses)
 
     def wait(self) -> None:
         pass
@@ -116,25 +103,9 @@ class LocalSource(SourceBase):
     def flush_recorded(self) -> list:
         return self.runner.recorder.flush()
 
-    def log_keys(self, seconds: float) -> dict[str, Any]:
-        return {} if self.second is None else {"updates_second": self.second.updates}
-
-    def finish(self) -> None:
-        """The second learner's latest actors, for the final evaluation."""
-        if self.second is not None:
-            self.second.state_dict(self.loop.add_losses)
-
-    def close(self) -> None:
-        if self.second is not None:
-            self.second.close()
-
     # -- checkpoints -----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        second = {} if self.second is None else {
-            "second_learner": self.second.state_dict(self.loop.add_losses)
-        }  # fmt: skip
         return {
-            **second,
             **checkpoint.learner_state(self.learner),
             "env_steps": self.inserted,
             "rng": {
@@ -153,13 +124,6 @@ class LocalSource(SourceBase):
         if "buffer_file" in payload:  # a member's state holds no buffer: the population's does
             capacity = self.config.buffer.capacity
             self.buffer = checkpoint.load_buffer(self.run_dir, payload, capacity)
-        if self.second is not None:
-            if "second_learner" not in payload:
-                raise ValueError(
-                    "algo.learner_processes: 2, but the checkpoint holds one learner (a run "
-                    "saved with learner_processes 1 resumes with 1)"
-                )
-            self.second.load_state_dict(payload["second_learner"], self.run_dir, payload)
 
     def replay_buffers(self) -> dict[str, Any]:
         return {"": self.buffer}

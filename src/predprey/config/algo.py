@@ -94,11 +94,6 @@ class OffPolicyConfig(AlgoConfig):
     target_noise_clip: float = 0.5  # MATD3: bound of that noise
     env_steps_per_update: int = 100  # update-to-data ratio: one update per this many env steps
     n_step: int = 1  # returns over this many steps (fewer where an episode ends) per buffer row
-    # 2: the first trained team learns in the training process, the other teams in a second
-    # process on another core (predprey.second_learner); 1: every team in one process
-    learner_processes: int = 1
-    # learner_processes 2: the second process's updates per update of the first's pace
-    second_learner_ratio: float = 1.0
 
     def validate(self) -> None:
         super().validate()
@@ -114,14 +109,6 @@ class OffPolicyConfig(AlgoConfig):
                 (self.target_noise_clip >= 0, "target_noise_clip must be >= 0"),
                 (self.env_steps_per_update >= 1, "env_steps_per_update must be >= 1"),
                 (self.n_step >= 1, f"n_step must be >= 1, got {self.n_step}"),
-                (
-                    self.learner_processes in (1, 2),
-                    f"learner_processes must be 1 or 2, got {self.learner_processes}",
-                ),
-                (
-                    self.second_learner_ratio > 0,
-                    f"second_learner_ratio must be > 0, got {self.second_learner_ratio}",
-                ),
             ],
         )
 

@@ -101,8 +101,6 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"algo.teams: {unknown[0]!r} is not a team of {cfg.env.scenario} {list(teams)}"
         )
-    if isinstance(a, OffPolicyConfig) and a.learner_processes > 1:
-        _check_learner_processes(cfg, a.teams or teams)
     pop = cfg.population
     if pop is not None and pop.curriculum:
         _check_curriculum(cfg)
@@ -237,19 +235,6 @@ def _yaml_problem(e: yaml.YAMLError) -> str:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         return f"{e.problem}{where}"
     return " ".join(str(e).split())
-
-
-def _check_learner_processes(cfg: Config, trained) -> None:
-    where = "algo.learner_processes: 2"
-    if len(trained) < 2:
-        raise ConfigError(
-            f"{where} splits the trained teams over two processes; {cfg.env.scenario} trains "
-            f"{list(trained)} (train two teams or more, or set 1)"
-        )
-    if cfg.distributed.runners > 0:
-        raise ConfigError(f"{where} is the one-process trainer's; with --runners set it to 1")
-    if cfg.population is not None:
-        raise ConfigError(f"{where}: population members learn in one process each; set 1")
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
