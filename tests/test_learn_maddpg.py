@@ -202,12 +202,14 @@ def test_target_noise_changes_the_target():
 def test_actor_step_leaves_critic_without_gradients():
     learner = Learner(TINY, OffPolicyConfig(hidden=(8,)), seed=0)
     learner.update(random_batch(TINY, 16))
-    # critic grads are from the critic step (clipped), not accumulated by the actor loss
-    assert all(p.grad is not None for p in learner.critics.parameters())
-    grads = [p.grad.clone() for p in learner.critics.parameters()]
+    # critic grads (the stacks') are from the critic step (clipped), not accumulated by the
+    # actor loss
+    stack = learner.stacks["critics"].tensors()
+    assert all(t.grad is not None for t in stack)
+    grads = [t.grad.clone() for t in stack]
     learner2 = Learner(TINY, OffPolicyConfig(hidden=(8,), policy_delay=2), seed=0)
     learner2.update(random_batch(TINY, 16))  # same critic step, no actor step
-    assert same(grads, [p.grad for p in learner2.critics.parameters()])
+    assert same(grads, [t.grad for t in learner2.stacks["critics"].tensors()])
 
 
 def test_train_only_some_teams():

@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
     import predprey.learn.maddpg as m
     from predprey.learn import attention
+    from predprey.learn.optim import StackedAdam
     from predprey.learn.spec import transition_spec
 
     limit_threads(args.threads)
@@ -147,13 +148,14 @@ def run(args: argparse.Namespace) -> int:
         return inner
 
     # Time the phases by wrapping what update() calls; update() itself is unchanged.
-    # (MLP learners call these through learn.maddpg, attention learners through learn.attention)
-    originals = (torch.Tensor.backward, m.clip_grad_norm_per_model, m.adam_step,
+    # (MLP learners clip through learn.maddpg and step StackedAdams, attention learners call
+    # both through learn.attention)
+    originals = (torch.Tensor.backward, m.clip_grad_norm_per_model, StackedAdam.step,
                  attention.clip_grad_norm_per_model, attention.adam_step,
                  torch._foreach_lerp_)  # fmt: skip
     torch.Tensor.backward = wrap(torch.Tensor.backward, "backward")
     m.clip_grad_norm_per_model = wrap(m.clip_grad_norm_per_model, "clip")
-    m.adam_step = wrap(m.adam_step, "optimizer")
+    StackedAdam.step = wrap(StackedAdam.step, "optimizer")
     attention.clip_grad_norm_per_model = wrap(attention.clip_grad_norm_per_model, "clip")
     attention.adam_step = wrap(attention.adam_step, "optimizer")
     torch._foreach_lerp_ = wrap(torch._foreach_lerp_, "target")
@@ -167,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
 
     block = algo.policy_delay
     res = versus_floor(maddpg_step, block, max(1, args.updates // block), warmup=20)
-    (torch.Tensor.backward, m.clip_grad_norm_per_model, m.adam_step,
+    (torch.Tensor.backward, m.clip_grad_norm_per_model, StackedAdam.step,
      attention.clip_grad_norm_per_model, attention.adam_step,
      torch._foreach_lerp_) = originals  # fmt: skip
     splits = res.pop("_splits")

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from predprey.learn import optim
 from predprey.learn.networks import load_module_state
 
 
@@ -37,8 +38,8 @@ def save(learner: Any, modules: Mapping[str, Any]) -> dict[str, Any]:
         "teams": [[t.name, t.n_agents, t.obs_dim, t.act_dim] for t in learner.teams],
         "trained": [t.name for t in learner.trained],
         **modules,
-        "actor_opt": learner.actor_opt.state_dict(),
-        "critic_opt": learner.critic_opt.state_dict(),
+        "actor_opt": optim.state_dict(learner.actor_opt),
+        "critic_opt": optim.state_dict(learner.critic_opt),
         "version": int(learner.version),
         "generator": learner.generator.get_state(),
     }

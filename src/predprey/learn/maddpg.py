@@ -31,7 +31,7 @@ from predprey.config import OffPolicyConfig
 from predprey.learn import attention, learner_state, masks
 from predprey.learn.learner_state import team_states
 from predprey.learn.networks import ActorSet, Critic, StackedMLPs, linear_t, mlp_t
-from predprey.learn.optim import adam, adam_step, clip_grad_norm_per_model, drop_grads
+from predprey.learn.optim import StackedAdam, adam, clip_grad_norm_per_model
 from predprey.learn.spec import TeamSpec
 
 __all__ = ["ActorSet", "Learner"]
@@ -102,13 +102,19 @@ class Learner:
             p.requires_grad_(False)
         self.stacks = {} if algo.network == "attention" else self._stack()
 
-        # Gradient clipping is per agent network, i.e. per model of each team's parameters.
+        # Gradient clipping is per agent network, i.e. per model: of each team's parameters
+        # (attention networks), of each row of a stack (MLPs).
         self.actor_groups = [list(self.actors.actors[t.name].parameters()) for t in self.trained]
         self.critic_groups = [list(self.critics[t.name].parameters()) for t in self.trained]
+        # The optimizers hold the team parameters' state (the checkpoint format).
         self.actor_opt = adam([p for g in self.actor_groups for p in g], algo.actor_lr)
         self.critic_opt = adam(list(self.critics.parameters()), algo.critic_lr)
         # Online/target pairs for the Polyak update (one foreach op over all of them).
         if self.stacks:
+            self.actor_adam, self.critic_adam = (
+                StackedAdam(opt, self.stacks[role].views)
+                for opt, role in ((self.actor_opt, "actors"), (self.critic_opt, "critics"))
+            )
             self.online_params, self.target_params = (
                 [t for role in roles for t in self.stacks[role].tensors()]
                 for roles in (("actors", "critics"), ("actor_targets", "critic_targets"))
@@ -228,13 +234,10 @@ class Learner:
         critics = self.stacks["critics"]
         q = self._q_of_agents(mlp_t(critics.heads(self.all_critic_heads), x_in))  # [T, A, B]
         per_head = masks.mean((q - y).pow(2), live)  # [T, A]: each agent's critic MSE, per twin
-        drop_grads(self.critic_opt)
         critics.drop_grads()
         per_head.sum().backward()  # a model gets the sum of its agents' gradients
-        critics.share_grads()
-        for group in self.critic_groups:
-            clip_grad_norm_per_model(group, algo.grad_clip)
-        adam_step(self.critic_opt)
+        clip_grad_norm_per_model(critics.tensors(), algo.grad_clip)  # rows: models
+        self.critic_adam.step()
         q_mean = masks.mean(q[0].detach(), live)  # [A]
         stats = {"loss/critic": per_head.detach().mean(0), "q": q_mean}  # [A]
 
@@ -255,13 +258,10 @@ class Learner:
                 sq = pre.pow(2)  # [A, K, B]
                 reg = sq.mean((1, 2)) if live is None else masks.mean(sq.mean(1), live)
                 actor_loss = actor_loss + algo.actor_reg * reg
-            drop_grads(self.actor_opt)
             actors.drop_grads()
             actor_loss.sum().backward()
-            actors.share_grads()
-            for group in self.actor_groups:
-                clip_grad_norm_per_model(group, algo.grad_clip)
-            adam_step(self.actor_opt)
+            clip_grad_norm_per_model(actors.tensors(), algo.grad_clip)
+            self.actor_adam.step()
             stats["loss/actor"] = actor_loss.detach()
 
             # --- targets: theta' <- tau * theta + (1 - tau) * theta'

@@ -79,7 +79,7 @@ class StackedMLPs:
     the order given, allocated once. Each module's parameters become views into them (its
     state_dict, acting and loading read and write the stack), so a learner runs every head of
     every team in one batched matmul per layer with no per-update cat, and the gradients land
-    in one tensor per layer (`share_grads` hands each module's parameters their views).
+    in one tensor per layer (`views` says where each module parameter lies in them).
 
     `in_dim` zero-pads the first layer's input rows: teams with narrower observations read
     zero-padded inputs, and the padding rows stay zero (their gradients are zero)."""
@@ -88,7 +88,7 @@ class StackedMLPs:
         self.first = [0, *np.cumsum([m.n_models for m in mlps]).tolist()]  # each module's first
         n = self.first[-1]
         self.layers: Layers = []  # leaf tensors, requires_grad
-        self._views: list[tuple[nn.Parameter, torch.Tensor, tuple[slice, ...]]] = []
+        self.views: list[tuple[nn.Parameter, torch.Tensor, tuple[slice, ...]]] = []
         for k in range(len(mlps[0].layers())):
             d_in = max(m.layers()[k][0].shape[1] for m in mlps)
             d_in = max(d_in, in_dim or 0) if k == 0 else d_in
@@ -102,7 +102,7 @@ class StackedMLPs:
                     view = stack[where]
                     view.copy_(p.detach())
                     p.data = view  # the module's parameter is now this view of the stack
-                    self._views.append((p, stack, where))
+                    self.views.append((p, stack, where))
             self.layers.append((w_all.requires_grad_(), b_all.requires_grad_()))
 
     def index(self, heads: Sequence[tuple[int, Sequence[int]]]) -> torch.Tensor | None:
@@ -123,11 +123,6 @@ class StackedMLPs:
     def drop_grads(self) -> None:
         for t in self.tensors():
             t.grad = None
-
-    def share_grads(self) -> None:
-        """Each module parameter's .grad = its view of the stack's gradients (after backward)."""
-        for p, stack, where in self._views:
-            p.grad = None if stack.grad is None else stack.grad[where]
 
 
 def linear_t(w: torch.Tensor, b: torch.Tensor, h: torch.Tensor, relu: bool = False) -> torch.Tensor:

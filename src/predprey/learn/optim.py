@@ -3,6 +3,7 @@ overhead, and gradient clipping per model of a batched network."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -35,12 +36,28 @@ def adam_step(opt: torch.optim.Adam) -> None:
     dense = [p.contiguous() for p in params]  # (p itself where it is dense)
     steps = [s["step"] for s in states]
     torch._foreach_add_(steps, 1)
-    beta1, beta2 = group["betas"]
-    torch._fused_adam_(
+    _fused_adam(
+        group,
         dense,
         [p.grad.contiguous() for p in params],
         [s["exp_avg"] for s in states],
         [s["exp_avg_sq"] for s in states],
+        steps,
+    )
+    for p, d in zip(params, dense, strict=True):
+        if d is not p:
+            with torch.no_grad():
+                p.copy_(d)
+
+
+def _fused_adam(group: dict, params, grads, exp_avgs, exp_avg_sqs, steps) -> None:
+    """torch's fused Adam kernel on dense tensors, steps already counted."""
+    beta1, beta2 = group["betas"]
+    torch._fused_adam_(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
         [],  # max_exp_avg_sqs: no amsgrad
         steps,
         amsgrad=False,
@@ -53,10 +70,110 @@ def adam_step(opt: torch.optim.Adam) -> None:
         grad_scale=None,
         found_inf=None,
     )
-    for p, d in zip(params, dense, strict=True):
-        if d is not p:
-            with torch.no_grad():
-                p.copy_(d)
+
+
+View = tuple[nn.Parameter, torch.Tensor, tuple[slice, ...]]  # (parameter, stack, where in it)
+
+
+class StackedAdam:
+    """Steps the stacks (`networks.StackedMLPs`: each layer of every team's models in one
+    tensor) that `opt`'s parameters are views of: one fused kernel call on a few whole tensors,
+    where stepping the views (`adam_step`) costs a call per view and dense copies of the
+    strided ones. Gradients are the stacks' own (`.grad` of the stack tensors).
+
+    `opt`, a fused Adam over the views (`adam`), keeps the hyperparameters and the state in
+    its layout, per team parameter (the checkpoint format, read and written by the population
+    too): while stepping here, each parameter's exp_avg and exp_avg_sq are its views of the
+    stacks' moments and all share one step count. A state set from outside (a loaded
+    checkpoint, a copy from another learner, a dropped state) is taken over at the next step;
+    while the parameters' step counts differ, they step one by one (`adam_step`).
+
+    Rows no parameter of `opt` owns (zero padding, teams not trained) get zero gradients and
+    keep zero moments: Adam without weight decay leaves them as they are. The kernel is the
+    same as `adam_step`'s, but an element may round differently where it falls in the
+    kernel's scalar tail on one tensor and in its vector loop on the other (tag's tensors do
+    not: its parameters and moments come out bit for bit as with `adam_step`)."""
+
+    def __init__(self, opt: torch.optim.Adam, views: Sequence[View]):
+        group = opt.param_groups[0]
+        if len(opt.param_groups) > 1 or group["weight_decay"] or group["amsgrad"]:
+            raise ValueError("StackedAdam: one parameter group, no weight decay, no amsgrad")
+        own = {id(p) for p in group["params"]}
+        self.opt = opt
+        self.views = [v for v in views if id(v[0]) in own]
+        if len(self.views) != len(own):
+            raise ValueError("StackedAdam: every parameter of the optimizer must be a view")
+        self.stacks = list({id(t): t for _, t, _ in self.views}.values())
+        self._moments = [(torch.zeros_like(t), torch.zeros_like(t)) for t in self.stacks]
+        self._of = {id(t): m for t, m in zip(self.stacks, self._moments, strict=True)}
+        self._step = torch.zeros((), dtype=torch.float32)
+        self._stacked = False  # whether opt's state is the stacks' (else: step the views)
+        self._seen: list | None = None  # opt.state's values when last taken over
+
+    def step(self) -> None:
+        """One Adam step of every stack from its `.grad`."""
+        state = self.opt.state
+        seen = self._seen  # (by identity: == on the dicts would compare their tensors)
+        if (
+            seen is None
+            or len(seen) != len(state)
+            or any(map(operator.is_not, seen, state.values()))
+        ):
+            self._take_over(state)
+        if not self._stacked:
+            for p, t, where in self.views:
+                p.grad = t.grad[where]
+            adam_step(self.opt)
+            for p, _, _ in self.views:
+                p.grad = None
+            self._seen = list(state.values())
+            return
+        self._step += 1
+        _fused_adam(
+            self.opt.param_groups[0],
+            self.stacks,
+            [t.grad for t in self.stacks],
+            [m for m, _ in self._moments],
+            [v for _, v in self._moments],
+            [self._step] * len(self.stacks),
+        )
+
+    def _take_over(self, state: dict) -> None:
+        """Make opt's state the views of the stacks' moments, values kept; if its step counts
+        differ, give each parameter a dense state of its own instead."""
+        by_id = {id(p): s for p, s in state.items()}  # (hashing a tensor costs ~2 us)
+        states = [by_id.get(id(p)) or {} for p, _, _ in self.views]  # {}: never stepped
+        steps = {float(s["step"]) if s else 0.0 for s in states}
+        self._stacked = len(steps) == 1
+        with torch.no_grad():
+            for (p, t, where), s in zip(self.views, states, strict=True):
+                if not self._stacked:  # own tensors: a shared step would count once per view
+                    state[p] = {k: v.clone(memory_format=torch.contiguous_format)
+                                for k, v in s.items()}  # fmt: skip
+                    continue
+                exp_avg, exp_avg_sq = (m[where] for m in self._of[id(t)])
+                if s:
+                    exp_avg.copy_(s["exp_avg"])
+                    exp_avg_sq.copy_(s["exp_avg_sq"])
+                else:
+                    exp_avg.zero_()
+                    exp_avg_sq.zero_()
+                state[p] = {"step": self._step, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+            if self._stacked:
+                self._step.fill_(steps.pop())
+        self._seen = list(state.values())
+
+
+def state_dict(opt: torch.optim.Optimizer) -> dict:
+    """`opt.state_dict()` with dense copies of its state's tensors, each its own (a
+    `StackedAdam`'s are views of whole stacks, its step count shared)."""
+    sd = opt.state_dict()
+    sd["state"] = {
+        k: {n: v.clone(memory_format=torch.contiguous_format) if torch.is_tensor(v) else v
+            for n, v in s.items()}
+        for k, s in sd["state"].items()
+    }  # fmt: skip
+    return sd
 
 
 def clip_grad_norm_per_model(params: Sequence[torch.Tensor], max_norm: float) -> None:
