@@ -183,8 +183,9 @@ def clip_grad_norm_per_model(params: Sequence[torch.Tensor], max_norm: float) ->
     if not grads or max_norm <= 0:
         return
     norms = torch.linalg.vector_norm(torch.cat([g.flatten(1) for g in grads], 1), dim=1)  # [m]
-    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # [m]
-    torch._foreach_mul_(grads, [scale.view(-1, *([1] * (g.dim() - 1))) for g in grads])
+    scale = (max_norm / (norms + 1e-6)).clamp_(max=1.0)  # [m]
+    views = {d: scale.view(-1, *([1] * (d - 1))) for d in {g.dim() for g in grads}}  # a rank
+    torch._foreach_mul_(grads, [views[g.dim()] for g in grads])
 
 
 def drop_grads(opt: torch.optim.Optimizer) -> None:
