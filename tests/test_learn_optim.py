@@ -166,3 +166,26 @@ def test_learner_checkpoint_keeps_torchs_adam_layout():
     twin = copy.deepcopy(learner)
     batch = random_batch(16, 7)
     assert learner.update(batch) == twin.update(batch)
+
+
+def test_clipping_a_stack_per_module_is_each_teams_own_clipping_bit_for_bit():
+    """Per-model clipping on the stacks sums each model's norm as its team's own clipping
+    would (same order, no padding zeros, same rows per reduction): the same gradients."""
+    mlps, stack, trained = teams()
+    g = torch.Generator().manual_seed(4)
+    for t in stack.tensors():
+        t.grad = torch.zeros_like(t)
+    for _, t, where in stack.views:
+        t.grad[where] = torch.randn(t.grad[where].shape, generator=g) * 2
+    groups = [list(m.parameters()) for m in mlps]
+    by_id = {id(p): t.grad[where].clone() for p, t, where in stack.views}
+    refs = [[torch.nn.Parameter(p.detach().clone()) for p in group] for group in groups]
+    for group, ref in zip(groups, refs, strict=True):
+        for p, q in zip(group, ref, strict=True):
+            q.grad = by_id[id(p)].clone()
+        optim.clip_grad_norm_per_model(ref, 0.5)
+    optim.clip_grad_norm_per_model(stack.tensors(), 0.5, stack.module_grads())
+    got = {id(p): t.grad[where] for p, t, where in stack.views}
+    for group, ref in zip(groups, refs, strict=True):
+        for p, q in zip(group, ref, strict=True):
+            assert torch.equal(got[id(p)], q.grad)

@@ -103,7 +103,7 @@ class Learner:
         self.stacks = {} if algo.network == "attention" else self._stack()
 
         # Gradient clipping is per agent network, i.e. per model: of each team's parameters
-        # (attention networks), of each row of a stack (MLPs).
+        # (attention networks), of each row of a stack (MLPs; with the same sums).
         self.actor_groups = [list(self.actors.actors[t.name].parameters()) for t in self.trained]
         self.critic_groups = [list(self.critics[t.name].parameters()) for t in self.trained]
         # The optimizers hold the team parameters' state (the checkpoint format).
@@ -236,7 +236,7 @@ class Learner:
         per_head = masks.mean((q - y).pow(2), live)  # [T, A]: each agent's critic MSE, per twin
         critics.drop_grads()
         per_head.sum().backward()  # a model gets the sum of its agents' gradients
-        clip_grad_norm_per_model(critics.tensors(), algo.grad_clip)  # rows: models
+        clip_grad_norm_per_model(critics.tensors(), algo.grad_clip, critics.module_grads())
         self.critic_adam.step()
         q_mean = masks.mean(q[0].detach(), live)  # [A]
         stats = {"loss/critic": per_head.detach().mean(0), "q": q_mean}  # [A]
@@ -260,7 +260,7 @@ class Learner:
                 actor_loss = actor_loss + algo.actor_reg * reg
             actors.drop_grads()
             actor_loss.sum().backward()
-            clip_grad_norm_per_model(actors.tensors(), algo.grad_clip)
+            clip_grad_norm_per_model(actors.tensors(), algo.grad_clip, actors.module_grads())
             self.actor_adam.step()
             stats["loss/actor"] = actor_loss.detach()
 

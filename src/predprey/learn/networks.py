@@ -89,6 +89,7 @@ class StackedMLPs:
         n = self.first[-1]
         self.layers: Layers = []  # leaf tensors, requires_grad
         self.views: list[tuple[nn.Parameter, torch.Tensor, tuple[slice, ...]]] = []
+        self._modules: list[tuple[slice, list | None]] = []  # rows, views if padded (else None)
         for k in range(len(mlps[0].layers())):
             d_in = max(m.layers()[k][0].shape[1] for m in mlps)
             d_in = max(d_in, in_dim or 0) if k == 0 else d_in
@@ -103,7 +104,13 @@ class StackedMLPs:
                     view.copy_(p.detach())
                     p.data = view  # the module's parameter is now this view of the stack
                     self.views.append((p, stack, where))
+                if k == 0:
+                    self._modules.append((rows, [] if w.shape[1] < d_in else None))
             self.layers.append((w_all.requires_grad_(), b_all.requires_grad_()))
+        for rows, views in self._modules:  # in parameters() order: weights, then biases
+            own = [(t, where) for _, t, where in self.views if where[0] == rows]
+            if views is not None:
+                views += [v for v in own if len(v[1]) == 2] + [v for v in own if len(v[1]) == 1]
 
     def index(self, heads: Sequence[tuple[int, Sequence[int]]]) -> torch.Tensor | None:
         """Rows of the stack for heads (module i, its models): [H], None if all rows in order."""
@@ -118,11 +125,20 @@ class StackedMLPs:
         return [(w.index_select(0, index), b.index_select(0, index)) for w, b in self.layers]
 
     def tensors(self) -> list[torch.Tensor]:
-        return [t for layer in self.layers for t in layer]
+        """Weights, then biases: a module's `parameters()` order (clipping sums in it)."""
+        return [w for w, _ in self.layers] + [b for _, b in self.layers]
 
     def drop_grads(self) -> None:
         for t in self.tensors():
             t.grad = None
+
+    def module_grads(self) -> list[tuple[slice, list[torch.Tensor] | None]]:
+        """Each module's rows and, where its first layer's rows are zero-padded, its parameters'
+        gradients (after backward): `optim.clip_grad_norm_per_model`'s `modules`."""
+        return [
+            (rows, None if views is None else [t.grad[where] for t, where in views])
+            for rows, views in self._modules
+        ]
 
 
 def linear_t(w: torch.Tensor, b: torch.Tensor, h: torch.Tensor, relu: bool = False) -> torch.Tensor:

@@ -91,8 +91,9 @@ class StackedAdam:
     Rows no parameter of `opt` owns (zero padding, teams not trained) get zero gradients and
     keep zero moments: Adam without weight decay leaves them as they are. The kernel is the
     same as `adam_step`'s, but an element may round differently where it falls in the
-    kernel's scalar tail on one tensor and in its vector loop on the other (tag's tensors do
-    not: its parameters and moments come out bit for bit as with `adam_step`)."""
+    kernel's scalar tail on one tensor and in its vector loop on the other: tag's shared
+    networks come out bit for bit as with `adam_step`, its per-agent ones (a team's last
+    bias [3, 1, 2] v the stack's [4, 1, 2]) within rounding."""
 
     def __init__(self, opt: torch.optim.Adam, views: Sequence[View]):
         group = opt.param_groups[0]
@@ -176,13 +177,29 @@ def state_dict(opt: torch.optim.Optimizer) -> dict:
     return sd
 
 
-def clip_grad_norm_per_model(params: Sequence[torch.Tensor], max_norm: float) -> None:
+def clip_grad_norm_per_model(
+    params: Sequence[torch.Tensor],
+    max_norm: float,
+    modules: Sequence[tuple[slice, Sequence[torch.Tensor] | None]] = (),
+) -> None:
     """Clip the gradient norm of each model separately (params have a leading model dim),
-    as if every agent's network had its own `clip_grad_norm_`."""
+    as if every agent's network had its own `clip_grad_norm_`.
+
+    `modules` (`StackedMLPs.module_grads`): the rows of each module of a stack and, for a
+    narrower one, its own parameters' gradients. The norms are then taken per module over
+    what a module's own clipping would sum, in the same order (zero padding in the middle of
+    a row, or another number of rows in the reduction, changes the rounding)."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads or max_norm <= 0:
         return
-    norms = torch.linalg.vector_norm(torch.cat([g.flatten(1) for g in grads], 1), dim=1)  # [m]
+    flat = torch.cat([g.flatten(1) for g in grads], 1)  # [m, all]
+    if modules:
+        norms = flat.new_empty(flat.shape[0])  # [m]
+        for rows, own in modules:
+            x = flat[rows] if own is None else torch.cat([g.flatten(1) for g in own], 1)
+            torch.linalg.vector_norm(x, dim=1, out=norms[rows])
+    else:
+        norms = torch.linalg.vector_norm(flat, dim=1)  # [m]
     scale = (max_norm / (norms + 1e-6)).clamp_(max=1.0)  # [m]
     views = {d: scale.view(-1, *([1] * (d - 1))) for d in {g.dim() for g in grads}}  # a rank
     torch._foreach_mul_(grads, [views[g.dim()] for g in grads])
