@@ -89,7 +89,7 @@ class StackedMLPs:
         n = self.first[-1]
         self.layers: Layers = []  # leaf tensors, requires_grad
         self.views: list[tuple[nn.Parameter, torch.Tensor, tuple[slice, ...]]] = []
-        self._modules: list[tuple[slice, list | None]] = []  # rows, views if padded (else None)
+        padded = []  # per module: its first layer reads zero-padded input rows
         for k in range(len(mlps[0].layers())):
             d_in = max(m.layers()[k][0].shape[1] for m in mlps)
             d_in = max(d_in, in_dim or 0) if k == 0 else d_in
@@ -105,12 +105,16 @@ class StackedMLPs:
                     p.data = view  # the module's parameter is now this view of the stack
                     self.views.append((p, stack, where))
                 if k == 0:
-                    self._modules.append((rows, [] if w.shape[1] < d_in else None))
+                    padded.append(w.shape[1] < d_in)
             self.layers.append((w_all.requires_grad_(), b_all.requires_grad_()))
-        for rows, views in self._modules:  # in parameters() order: weights, then biases
+        # Each module's rows and, if padded, where its parameters lie in parameters() order
+        # (weights, then biases): `module_grads`.
+        self._modules: list[tuple[slice, list | None]] = []
+        for i, pad in enumerate(padded):
+            rows = slice(self.first[i], self.first[i + 1])
             own = [(t, where) for _, t, where in self.views if where[0] == rows]
-            if views is not None:
-                views += [v for v in own if len(v[1]) == 2] + [v for v in own if len(v[1]) == 1]
+            weights, biases = ([v for v in own if len(v[1]) == d] for d in (2, 1))
+            self._modules.append((rows, weights + biases if pad else None))
 
     def index(self, heads: Sequence[tuple[int, Sequence[int]]]) -> torch.Tensor | None:
         """Rows of the stack for heads (module i, its models): [H], None if all rows in order."""
