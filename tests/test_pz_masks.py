@@ -6,16 +6,18 @@ same, and an agent gone in every row learns nothing."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
 from predprey.config import OffPolicyConfig, PPOConfig, config_from_dict
+from predprey.env import make
 from predprey.learn import masks
 from predprey.learn.maddpg import Learner
 from predprey.learn.ppo import PPOLearner
-from predprey.learn.spec import TeamSpec, transition_spec
+from predprey.learn.spec import TeamSpec, team_specs, transition_spec
 from predprey.runner import Runner
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -89,6 +91,14 @@ OFF_CASES = {
         {"twin_critics": True, "policy_delay": 1, "target_noise": 0.2, "critic": "local"},
     ),  # fmt: skip
     "maddpg-discrete": (DISCRETE, {}),
+    # tag's predators and prey with entity slots in view (obs local), as if the prey could leave
+    "maddpg-attention": (
+        tuple(
+            dataclasses.replace(t, may_leave=True)
+            for t in team_specs(make("tag", obs="local", num_predators=2, num_prey=1))
+        ),
+        {"network": "attention", "share_params": True, "attention_dim": 8},
+    ),  # fmt: skip
 }
 
 
@@ -105,8 +115,9 @@ def test_offpolicy_updates_ignore_the_rows_of_agents_that_left(case):
     assert ma == mb and same(params(a, teams), params(b, teams))
     # a live row does count: the same change there moves the networks
     live = {k: v.copy() for k, v in batch.items()}
-    row = int(np.flatnonzero(live["alive/runner"][:, 0])[0])
-    live["obs/runner"][row] += 1.0
+    last = teams[-1].name
+    row = int(np.flatnonzero(live[f"alive/{last}"][:, 0])[0])
+    live[f"obs/{last}"][row] += 1.0
     c.update(live)
     c.update(live)
     assert not same(params(a, teams), params(c, teams))
@@ -117,7 +128,7 @@ def test_an_agent_gone_in_every_row_learns_nothing(case):
     teams, extra = OFF_CASES[case]
     learner = Learner(teams, OffPolicyConfig(hidden=(16,), actor_reg=1e-3, **extra), seed=0)
     batch = batch_for(teams)
-    batch["alive/runner"][:] = 0.0
+    batch[f"alive/{teams[-1].name}"][:] = 0.0
     hunter, runner = params(learner, teams[:1]), params(learner, teams[1:])
     learner.update(batch)
     assert same(runner, params(learner, teams[1:]))  # actor and critic untouched

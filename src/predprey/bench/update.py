@@ -121,7 +121,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import predprey.learn.maddpg as m
-    from predprey.learn import attention
     from predprey.learn.optim import StackedAdam
     from predprey.learn.spec import transition_spec
 
@@ -148,16 +147,13 @@ def run(args: argparse.Namespace) -> int:
         return inner
 
     # Time the phases by wrapping what update() calls; update() itself is unchanged.
-    # (MLP learners clip through learn.maddpg and step StackedAdams, attention learners call
-    # both through learn.attention)
+    # (learn.maddpg clips and steps: StackedAdams for MLPs, adam_step for attention networks)
     originals = (torch.Tensor.backward, m.clip_grad_norm_per_model, StackedAdam.step,
-                 attention.clip_grad_norm_per_model, attention.adam_step,
-                 torch._foreach_lerp_)  # fmt: skip
+                 m.adam_step, torch._foreach_lerp_)  # fmt: skip
     torch.Tensor.backward = wrap(torch.Tensor.backward, "backward")
     m.clip_grad_norm_per_model = wrap(m.clip_grad_norm_per_model, "clip")
     StackedAdam.step = wrap(StackedAdam.step, "optimizer")
-    attention.clip_grad_norm_per_model = wrap(attention.clip_grad_norm_per_model, "clip")
-    attention.adam_step = wrap(attention.adam_step, "optimizer")
+    m.adam_step = wrap(m.adam_step, "optimizer")
     torch._foreach_lerp_ = wrap(torch._foreach_lerp_, "target")
     calls = iter(range(1 << 62))
 
@@ -170,8 +166,7 @@ def run(args: argparse.Namespace) -> int:
     block = algo.policy_delay
     res = versus_floor(maddpg_step, block, max(1, args.updates // block), warmup=20)
     (torch.Tensor.backward, m.clip_grad_norm_per_model, StackedAdam.step,
-     attention.clip_grad_norm_per_model, attention.adam_step,
-     torch._foreach_lerp_) = originals  # fmt: skip
+     m.adam_step, torch._foreach_lerp_) = originals  # fmt: skip
     splits = res.pop("_splits")
     names = ["backward", "clip", "optimizer", "target"]
     split = {n: 1e3 * float(np.median([s.get(n, 0.0) for s in splits])) for n in names}

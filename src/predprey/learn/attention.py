@@ -33,7 +33,6 @@ from torch import nn
 from predprey.config import AlgoConfig
 from predprey.env.observe import OWN_DIM
 from predprey.learn.networks import ActorSet
-from predprey.learn.optim import adam_step, clip_grad_norm_per_model, drop_grads
 from predprey.learn.spec import TeamSpec
 
 
@@ -313,71 +312,49 @@ def frozen(module: nn.Module):
             p.requires_grad_(True)
 
 
-def maddpg_update(learner, batch: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """`Learner.update` with attention networks: the same MADDPG/MATD3 step, row-major.
+# MADDPG's networks side (`predprey.learn.maddpg.Learner.update` holds the math): rows
+# first, per team; B rows, team t's n_t agents of D_t observation features, K = 2 action
+# components, T twin critics; A agents of the trained teams in env order.
+def maddpg_inputs(learner, f: Mapping[str, torch.Tensor]) -> dict:
+    """The batch by team: {"obs" | "next_obs" | "act": {team: [B, n_t, D_t | K]}}."""
+    names = [t.name for t in learner.teams]
+    return {k: {n: f[f"{k}/{n}"] for n in names} for k in ("obs", "next_obs", "act")}
 
-    Shapes: B rows; per team t, n_t agents, D_t observation features, K = 2 action components;
-    T twin critics. y_i = r_i + gamma (1 - terminated) min_k Q'_ik(o', a'), a' = mu'(o')
-    [+ clipped noise]; critic loss mean_B (Q_i - y_i)^2 per agent, summed; actor loss
-    -mean_B Q_i(o, a | a_i = mu_i(o_i)) + actor_reg mean(pre-tanh^2) (policy_delay apart)."""
+
+def maddpg_target_q(learner, x: dict) -> torch.Tensor:
+    """[T, A, B]: Q'_ik(o', a'), a' = mu'(o') [+ clipped noise]."""
     L, algo = learner, learner.algo
-    f = {k: torch.as_tensor(batch[k]) for k in batch if k != "version"}
-    names = [t.name for t in L.teams]
-    obs = {k: f[f"obs/{k}"] for k in names}  # [B, n_t, D_t]
-    nxt = {k: f[f"next_obs/{k}"] for k in names}
-    act = {k: f[f"act/{k}"] for k in names}  # [B, n_t, K]
-    not_done = (1.0 - f["terminated"])[:, None]  # [B, 1]; truncation still bootstraps
-    # n-step rows (algo.n_step > 1) carry their own discount gamma^k
-    discount = f["discount"][:, None] if "discount" in f else algo.gamma  # [B, 1]
+    next_act = L.actor_targets(x["next_obs"])  # {t: [B, n_t, K]}
+    if algo.target_noise > 0:  # target policy smoothing
+        for k, a in next_act.items():
+            noise = torch.randn(a.shape, generator=L.generator) * algo.target_noise
+            noise = noise.clamp(-algo.target_noise_clip, algo.target_noise_clip)
+            next_act[k] = (a + noise).clamp(-1.0, 1.0)
+    return torch.cat(
+        [L.critic_targets[t.name](x["next_obs"], next_act).transpose(1, 2) for t in L.trained],
+        1,
+    )  # [T, B, n_t] each
 
-    with torch.no_grad():
-        next_act = L.actor_targets(nxt)  # {t: [B, n_t, K]}
-        if algo.target_noise > 0:  # target policy smoothing
-            for k, a in next_act.items():
-                noise = torch.randn(a.shape, generator=L.generator) * algo.target_noise
-                noise = noise.clamp(-algo.target_noise_clip, algo.target_noise_clip)
-                next_act[k] = (a + noise).clamp(-1.0, 1.0)
-        y = {
-            t.name: f[f"rew/{t.name}"]
-            + discount * not_done * L.critic_targets[t.name](nxt, next_act).min(0).values
-            for t in L.trained
-        }  # [B, n_t]
 
-    stats: dict[str, torch.Tensor] = {}
-    drop_grads(L.critic_opt)
-    total = 0.0
-    for t in L.trained:
-        q = L.critics[t.name](obs, act)  # [T, B, n_t]
-        per_agent = (q - y[t.name]).pow(2).mean(1)  # [T, n_t]
-        total = total + per_agent.sum()
-        stats[f"loss/critic/{t.name}"] = per_agent.detach().mean()
-        stats[f"q/{t.name}"] = q[0].detach().mean()
-    total.backward()
-    for group in L.critic_groups:
-        clip_grad_norm_per_model(group, algo.grad_clip)
-    adam_step(L.critic_opt)
+def maddpg_q(learner, x: dict) -> torch.Tensor:
+    """[T, A, B]: Q_ik(o, a) on the batch's actions."""
+    return torch.cat(
+        [learner.critics[t.name](x["obs"], x["act"]).transpose(1, 2) for t in learner.trained],
+        1,
+    )  # [T, B, n_t] each
 
-    if (L.version + 1) % algo.policy_delay == 0:
-        drop_grads(L.actor_opt)
-        total = 0.0
-        with frozen(L.critics):  # the actor loss's backward needs no critic weight gradients
-            for t in L.trained:
-                pre = L.actors.actors[t.name].pre_tanh(obs[t.name])  # [B, n, K]
-                q_mu = L.critics[t.name].twins[0].q_own(obs, act, torch.tanh(pre))  # [B, n]
-                loss = -q_mu.mean(0)  # [n]
-                if algo.actor_reg > 0:  # keeps tanh off its flat ends
-                    loss = loss + algo.actor_reg * pre.pow(2).mean((0, 2))
-                total = total + loss.sum()
-                stats[f"loss/actor/{t.name}"] = loss.detach().mean()
-            total.backward()
-        for group in L.actor_groups:
-            clip_grad_norm_per_model(group, algo.grad_clip)
-        adam_step(L.actor_opt)
-        with torch.no_grad():
-            torch._foreach_lerp_(L.target_params, L.online_params, algo.tau)
 
-    L.version += 1
-    return {k: float(v) for k, v in stats.items()}
+def maddpg_policy_q(learner, x: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Q_i(o, a | a_i = mu_i(o_i)) [A, B] through the first twins, whose weights take no
+    gradient, and the actions before tanh [A, K, B]."""
+    L, q_mu, pre = learner, [], []
+    with frozen(L.critics):  # the actor loss's backward needs no critic weight gradients
+        for t in L.trained:
+            p = L.actors.actors[t.name].pre_tanh(x["obs"][t.name])  # [B, n, K]
+            q = L.critics[t.name].twins[0].q_own(x["obs"], x["act"], torch.tanh(p))  # [B, n]
+            q_mu.append(q.T)
+            pre.append(p.permute(1, 2, 0))  # [n, K, B]
+    return torch.cat(q_mu), torch.cat(pre)
 
 
 __all__ = [
@@ -387,5 +364,8 @@ __all__ = [
     "EntityEncoder",
     "build_actors",
     "networks",
-    "maddpg_update",
+    "maddpg_inputs",
+    "maddpg_policy_q",
+    "maddpg_q",
+    "maddpg_target_q",
 ]

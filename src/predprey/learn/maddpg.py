@@ -31,7 +31,13 @@ from predprey.config import OffPolicyConfig
 from predprey.learn import attention, learner_state, masks
 from predprey.learn.learner_state import team_states
 from predprey.learn.networks import ActorSet, Critic, StackedMLPs, linear_t, mlp_t
-from predprey.learn.optim import StackedAdam, adam, clip_grad_norm_per_model
+from predprey.learn.optim import (
+    StackedAdam,
+    adam,
+    adam_step,
+    clip_grad_norm_per_model,
+    drop_grads,
+)
 from predprey.learn.spec import TeamSpec
 
 __all__ = ["ActorSet", "Learner"]
@@ -175,93 +181,40 @@ class Learner:
     def update(self, batch: Mapping[str, np.ndarray]) -> dict[str, float]:
         """One MADDPG/MATD3 step on a batch of transitions (fields of `transition_spec`).
 
-        Shapes: B rows, N agents of all teams, A agents of the trained teams, T twin critics,
-        M critic models per twin (A, or one per team with shared parameters), P the widest
-        observation, D the joint critic input. The networks run together, feature-major
-        (`networks.mlp_t`): observations [N, P, B] give actions [N, K, B] (K = 2: forces);
-        the joint input [D, B] gives Q [T * M, 1, B] (heads in the stack's order [team, twin,
-        head]; `q_rows` picks each agent's [T, A]); local critics read [T * A, K + P, B]
-        (each agent's action and padded observation), M = A."""
-        if self.algo.network == "attention":
-            return attention.maddpg_update(self, batch)
-        algo, teams, trained, K = self.algo, self.teams, self.trained, self.K
+        Shapes: B rows, A agents of the trained teams, T twin critics, K action components.
+        The networks' inputs and layouts are the helpers' below (`_inputs`, `_target_q`,
+        `_q`, `_policy_q`, `_step`; attention networks: `learn.attention`); the math is here."""
+        algo, trained = self.algo, self.trained
         f = {k: torch.as_tensor(batch[k]) for k in batch if k != "version"}
-        f = masks.zero_left(f, teams)  # agents that left the episode: zero rows (learn/masks)
+        f = masks.zero_left(f, self.teams)  # agents that left the episode: zero rows (learn/masks)
         live = masks.alive(f, trained)  # [B, A]; None: every agent took part
         live = None if live is None else live.T  # [A, B]: the rows each agent's means count
-        B, N, A, T = f["terminated"].shape[0], self.n_total, self.n_trained, self.n_twin
         not_done = 1.0 - f["terminated"]  # [B]; truncation still bootstraps
         rew = torch.cat([f[f"rew/{t.name}"] for t in trained], 1).T  # [A, B]
-
-        obs_flat = torch.cat([f[f"obs/{t.name}"].reshape(B, -1) for t in teams], 1)  # [B, sum_obs]
-        act_all = torch.cat([f[f"act/{t.name}"] for t in teams], 1)  # [B, N, K]
-        if self.discrete:  # executed choices as one-hot (warm-up rows hold random scores)
-            act_all = F.one_hot(act_all.argmax(2), K).to(act_all.dtype)  # [B, N, K]
+        x = self._inputs(f)
 
         # --- critic: y_i = r_i + gamma * (1 - terminated) * min_k Q'_ik(x', a'), where
         # a' = (mu'_1(o'_1), ..., mu'_N(o'_N)) [+ clipped noise]; k over twin critics
         with torch.no_grad():
-            next_obs = self._agent_major(f, "next_obs", teams)  # [N, P, B]
-            target_actors = self.stacks["actor_targets"].heads(self.all_actor_heads)
-            next_act = mlp_t(target_actors, next_obs, tanh_out=not self.discrete)  # [N, K, B]
-            if self.discrete:  # the target policies' choices, one-hot
-                next_act = F.one_hot(next_act.argmax(1), K).permute(0, 2, 1).to(next_act.dtype)
-            if algo.target_noise > 0:  # target policy smoothing
-                noise = torch.randn((B, N, K), generator=self.generator).permute(1, 2, 0)
-                noise = (noise * algo.target_noise).clamp(
-                    -algo.target_noise_clip, algo.target_noise_clip
-                )
-                next_act = (next_act + noise).clamp(-1.0, 1.0)  # [N, K, B]
-            if self.local:  # [T * A, K + P, B]: agent a's own next action and observation
-                slots = self.trained_slots
-                x_next = self._local_input(next_act[slots], next_obs[slots], T)
-            else:
-                next_obs_flat = torch.cat(
-                    [f[f"next_obs/{t.name}"].reshape(B, -1) for t in teams], 1
-                )  # [B, sum_obs]
-                x_next = torch.cat([next_obs_flat.T, next_act.reshape(N * K, B)])  # [D, B]
-            critic_targets = self.stacks["critic_targets"].heads(self.all_critic_heads)
-            q_next = self._q_of_agents(mlp_t(critic_targets, x_next)).min(0).values  # [A, B]
             # n-step rows (algo.n_step > 1) carry their own discount gamma^k ([B])
             discount = f.get("discount", algo.gamma)
-            y = rew + discount * not_done * q_next  # [A, B]
-
-        if self.local:
-            own_act = act_all.permute(1, 2, 0)[self.trained_slots]  # [A, K, B]
-            x_in = self._local_input(own_act, self._agent_major(f, "obs", trained), T)
-        else:  # x = (o_1..o_N, a_1..a_N): the joint input, shared by every agent's critic
-            x_in = torch.cat([obs_flat, act_all.reshape(B, -1)], 1).T  # [D, B]
-        critics = self.stacks["critics"]
-        q = self._q_of_agents(mlp_t(critics.heads(self.all_critic_heads), x_in))  # [T, A, B]
+            y = rew + discount * not_done * self._target_q(x).min(0).values  # [A, B]
+        q = self._q(x)  # [T, A, B]
         per_head = masks.mean((q - y).pow(2), live)  # [T, A]: each agent's critic MSE, per twin
-        critics.drop_grads()
-        per_head.sum().backward()  # a model gets the sum of its agents' gradients
-        clip_grad_norm_per_model(critics.tensors(), algo.grad_clip, critics.module_grads())
-        self.critic_adam.step()
+        self._step("critics", per_head.sum())  # a model gets the sum of its agents' gradients
         q_mean = masks.mean(q[0].detach(), live)  # [A]
         stats = {"loss/critic": per_head.detach().mean(0), "q": q_mean}  # [A]
 
         # --- actor (every policy_delay updates): grad of mean_B Q_i(x | a_i = mu_i(o_i)) with
         # the updated first-twin critics held fixed; other agents' actions from the batch.
         if (self.version + 1) % algo.policy_delay == 0:
-            obs = self._agent_major(f, "obs", trained)  # [A, P, B]
-            actors = self.stacks["actors"]
-            pre = mlp_t(actors.heads(self.trained_actor_heads), obs)  # [A, K, B], pre-tanh
-            mu = self._gumbel_softmax(pre) if self.discrete else torch.tanh(pre)  # [A, K, B]
-            if self.local:  # Q_i(o_i, mu_i(o_i)) with the first twin's weights held fixed
-                fixed = [(w.detach(), b.detach()) for w, b in self._first_twin()]
-                q_mu = mlp_t(fixed, self._local_input(mu, obs, 1))  # [A, 1, B]
-                actor_loss = -masks.mean(q_mu.view(A, B), live)  # [A]: each policy loss
-            else:
-                actor_loss = self._central_actor_loss(mu, act_all, obs_flat, live)  # [A]
+            q_mu, pre = self._policy_q(x)  # [A, B], pre-tanh actions [A, K, B]
+            actor_loss = -masks.mean(q_mu, live)  # [A]: each policy loss
             if algo.actor_reg > 0:  # keeps tanh off its flat ends (openai/maddpg: 1e-3)
                 sq = pre.pow(2)  # [A, K, B]
                 reg = sq.mean((1, 2)) if live is None else masks.mean(sq.mean(1), live)
                 actor_loss = actor_loss + algo.actor_reg * reg
-            actors.drop_grads()
-            actor_loss.sum().backward()
-            clip_grad_norm_per_model(actors.tensors(), algo.grad_clip, actors.module_grads())
-            self.actor_adam.step()
+            self._step("actors", actor_loss.sum())
             stats["loss/actor"] = actor_loss.detach()
 
             # --- targets: theta' <- tau * theta + (1 - tau) * theta'
@@ -271,8 +224,98 @@ class Learner:
         self.version += 1
         return self._team_means(stats)
 
-    def _central_actor_loss(self, mu, act_all, obs_flat, live=None) -> torch.Tensor:
-        """[A]: -mean_B Q_i(x | a_i = mu_i(o_i)) for mu [A, K, B], with the first-twin central
+    # The networks' side of `update`. Stacked MLPs run together, feature-major
+    # (`networks.mlp_t`): observations [N, P, B] give actions [N, K, B]; the joint input
+    # [D, B] (D: every observation, then every action) gives Q [T * M, 1, B] (heads in the
+    # stack's order [team, twin, head]; `q_rows` picks each agent's); local critics read
+    # [T * A, K + P, B] (each agent's action and padded observation), M = A. N agents of all
+    # teams, P the widest observation, M critic models per twin.
+    def _inputs(self, f: Mapping[str, torch.Tensor]) -> dict:
+        """What the networks read of a batch f (tensors, left agents zeroed)."""
+        if self.algo.network == "attention":
+            return attention.maddpg_inputs(self, f)
+        B = f["terminated"].shape[0]
+        obs_flat = torch.cat([f[f"obs/{t.name}"].reshape(B, -1) for t in self.teams], 1)
+        act_all = torch.cat([f[f"act/{t.name}"] for t in self.teams], 1)  # [B, N, K]
+        if self.discrete:  # executed choices as one-hot (warm-up rows hold random scores)
+            act_all = F.one_hot(act_all.argmax(2), self.K).to(act_all.dtype)  # [B, N, K]
+        return {"f": f, "B": B, "obs_flat": obs_flat, "act_all": act_all}  # [B, sum_obs]
+
+    def _target_q(self, x: dict) -> torch.Tensor:
+        """[T, A, B]: the target critics' Q'_ik(x', a') of each trained agent, a' the target
+        actors' next actions (+ clipped noise where `target_noise`)."""
+        if self.algo.network == "attention":
+            return attention.maddpg_target_q(self, x)
+        algo, f, B, N, K, T = self.algo, x["f"], x["B"], self.n_total, self.K, self.n_twin
+        next_obs = self._agent_major(f, "next_obs", self.teams)  # [N, P, B]
+        target_actors = self.stacks["actor_targets"].heads(self.all_actor_heads)
+        next_act = mlp_t(target_actors, next_obs, tanh_out=not self.discrete)  # [N, K, B]
+        if self.discrete:  # the target policies' choices, one-hot
+            next_act = F.one_hot(next_act.argmax(1), K).permute(0, 2, 1).to(next_act.dtype)
+        if algo.target_noise > 0:  # target policy smoothing
+            noise = torch.randn((B, N, K), generator=self.generator).permute(1, 2, 0)
+            noise = (noise * algo.target_noise).clamp(
+                -algo.target_noise_clip, algo.target_noise_clip
+            )
+            next_act = (next_act + noise).clamp(-1.0, 1.0)  # [N, K, B]
+        if self.local:  # [T * A, K + P, B]: agent a's own next action and observation
+            slots = self.trained_slots
+            x_next = self._local_input(next_act[slots], next_obs[slots], T)
+        else:
+            next_obs_flat = torch.cat(
+                [f[f"next_obs/{t.name}"].reshape(B, -1) for t in self.teams], 1
+            )  # [B, sum_obs]
+            x_next = torch.cat([next_obs_flat.T, next_act.reshape(N * K, B)])  # [D, B]
+        critic_targets = self.stacks["critic_targets"].heads(self.all_critic_heads)
+        return self._q_of_agents(mlp_t(critic_targets, x_next))  # [T, A, B]
+
+    def _q(self, x: dict) -> torch.Tensor:
+        """[T, A, B]: the critics' Q_ik(x, a) of each trained agent on the batch's actions."""
+        if self.algo.network == "attention":
+            return attention.maddpg_q(self, x)
+        if self.local:
+            own_act = x["act_all"].permute(1, 2, 0)[self.trained_slots]  # [A, K, B]
+            x_in = self._local_input(own_act, self._agent_major(x["f"], "obs", self.trained),
+                                     self.n_twin)  # fmt: skip
+        else:  # x = (o_1..o_N, a_1..a_N): the joint input, shared by every agent's critic
+            x_in = torch.cat([x["obs_flat"], x["act_all"].reshape(x["B"], -1)], 1).T  # [D, B]
+        return self._q_of_agents(mlp_t(self.stacks["critics"].heads(self.all_critic_heads), x_in))
+
+    def _policy_q(self, x: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q_i(x | a_i = mu_i(o_i)) [A, B] of each trained agent's own policy, through the
+        first-twin critics held fixed (no critic gradients), and the actors' outputs before
+        tanh (discrete: the scores) [A, K, B]."""
+        if self.algo.network == "attention":
+            return attention.maddpg_policy_q(self, x)
+        A, B = self.n_trained, x["B"]
+        obs = self._agent_major(x["f"], "obs", self.trained)  # [A, P, B]
+        pre = mlp_t(self.stacks["actors"].heads(self.trained_actor_heads), obs)  # [A, K, B]
+        mu = self._gumbel_softmax(pre) if self.discrete else torch.tanh(pre)  # [A, K, B]
+        if self.local:  # Q_i(o_i, mu_i(o_i)) with the first twin's weights held fixed
+            fixed = [(w.detach(), b.detach()) for w, b in self._first_twin()]
+            return mlp_t(fixed, self._local_input(mu, obs, 1)).view(A, B), pre
+        return self._central_q_mu(mu, x["act_all"], x["obs_flat"]), pre
+
+    def _step(self, role: str, loss: torch.Tensor) -> None:
+        """One optimizer step of `role` ("critics" or "actors") on the gradient of `loss`,
+        each agent network's gradient norm clipped to `grad_clip` first."""
+        clip = self.algo.grad_clip
+        if not self.stacks:  # attention networks: per-team parameters
+            opt = self.critic_opt if role == "critics" else self.actor_opt
+            drop_grads(opt)
+            loss.backward()
+            for group in self.critic_groups if role == "critics" else self.actor_groups:
+                clip_grad_norm_per_model(group, clip)
+            adam_step(opt)
+            return
+        stack = self.stacks[role]
+        stack.drop_grads()
+        loss.backward()
+        clip_grad_norm_per_model(stack.tensors(), clip, stack.module_grads())
+        (self.critic_adam if role == "critics" else self.actor_adam).step()
+
+    def _central_q_mu(self, mu, act_all, obs_flat) -> torch.Tensor:
+        """[A, B]: Q_i(x | a_i = mu_i(o_i)) for mu [A, K, B], with the first-twin central
         critics held fixed and the other agents' actions from the batch (act_all [B, N, K])."""
         A, N, B = self.n_trained, self.n_total, mu.shape[2]
         critic_of = self.critic_of
@@ -288,7 +331,7 @@ class Learner:
             rest = [(w.index_select(0, critic_of), b.index_select(0, critic_of))
                     for w, b in rest]  # layers 2.., [A] heads  # fmt: skip
         h = torch.relu_(torch.baddbmm(h_obs, w1_act.transpose(1, 2), acts))  # [A, h, B]
-        return -masks.mean(mlp_t(rest, h).view(A, B), live)  # live [A, B]: rows counted
+        return mlp_t(rest, h).view(A, B)
 
     def _gumbel_softmax(self, logits: torch.Tensor) -> torch.Tensor:
         """Straight-through Gumbel-softmax sample of logits [A, K, B] (temperature 1): the
