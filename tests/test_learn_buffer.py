@@ -84,3 +84,18 @@ def test_large_buffers_use_huge_page_memory_and_behave_like_small_ones():
     big.add(rows(capacity - 5, 12))  # wraps by 7
     np.testing.assert_array_equal(big.data["idx"][:7], np.arange(capacity, capacity + 7))
     np.testing.assert_array_equal(big.newest(3)["obs"], rows(capacity + 4, 3)["obs"])
+
+
+def test_rows_match_numpy_indexing_across_the_wrap():
+    """`rows` (np.take) gives what `v[idx]` gives: the same values, shapes and dtypes, for
+    repeated indices and after the ring wrapped; and new arrays, not views of the ring."""
+    buf = ReplayBuffer(7, {**SPEC, "obs2": ((2, 3), "float32")})
+    for start in (0, 5):  # 10 rows into a ring of 7: the cursor wraps
+        n = 5
+        buf.add({**rows(start, n), "obs2": np.arange(start, start + n, dtype=np.float32)[
+            :, None, None] * np.ones((n, 2, 3), np.float32)})  # fmt: skip
+    idx = np.array([6, 0, 0, 3, 6, 1])
+    got = buf.rows(idx)
+    for k, v in buf.data.items():
+        assert got[k].dtype == v.dtype and np.array_equal(got[k], v[idx])
+        assert not np.shares_memory(got[k], v)

@@ -90,21 +90,24 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Uniform sample with replacement: {field: [batch_size, *row_shape]}."""
-        idx = self.sample_indices(batch_size, rng)
-        return {k: v[idx] for k, v in self.data.items()}
+        return self.rows(self.sample_indices(batch_size, rng))
+
+    def rows(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """The rows `idx` [n] of every field, {field: [n, *row_shape]} (new arrays). `np.take`
+        copies whole rows; `v[idx]`'s general indexing took 2x as long (256 rows of tag's 11
+        fields from 400k: 153 v 71 us, a few percent of a learner update)."""
+        return {k: np.take(v, idx, axis=0) for k, v in self.data.items()}
 
     def sample_unique(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Uniform sample without replacement (batch_size <= len(self))."""
         if batch_size > self.size:
             raise ValueError(f"asked for {batch_size} rows, buffer holds {self.size}")
-        idx = rng.choice(self.size, size=batch_size, replace=False)
-        return {k: v[idx] for k, v in self.data.items()}
+        return self.rows(rng.choice(self.size, size=batch_size, replace=False))
 
     def newest(self, n: int) -> dict[str, np.ndarray]:
         """The `n` most recently added rows, oldest first."""
         n = min(n, self.size)
-        idx = (self.cursor - n + np.arange(n)) % self.capacity
-        return {k: v[idx] for k, v in self.data.items()}
+        return self.rows((self.cursor - n + np.arange(n)) % self.capacity)
 
     # -- persistence ---------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
