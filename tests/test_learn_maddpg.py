@@ -82,14 +82,17 @@ def reference_critic_loss(learner, batch, use_mask=True, use_min=True):
                 q_next = [mlp_ref(crit_t, h, x_next, False)[:, 0] for h in heads]
                 q_next = torch.minimum(*q_next) if (use_min and n_twin == 2) else q_next[0]
                 mask = (1 - b["terminated"]) if use_mask else 1.0
-                y = b[f"rew/{t.name}"][:, i] + algo.gamma * mask * q_next
+                y = b[f"rew/{t.name}"][:, i] + algo.gamma_of(t.name) * mask * q_next
                 for h in heads:
                     errs.append(((mlp_ref(crit, h, x, False)[:, 0] - y) ** 2).mean())
             losses[t.name] = torch.stack(errs).mean().item()
     return losses
 
 
-@pytest.mark.parametrize("flags", [{}, {"twin_critics": True}, {"share_params": True}])
+@pytest.mark.parametrize(
+    "flags",
+    [{}, {"twin_critics": True}, {"share_params": True}, {"team_gamma": {"prey": 0.5}}],
+)
 def test_critic_target_matches_per_agent_reference(flags):
     algo = OffPolicyConfig(hidden=(8, 6), gamma=0.9, **flags)
     batch = random_batch(TINY, 7, seed=1, terminated_frac=0.5)
@@ -102,6 +105,18 @@ def test_critic_target_matches_per_agent_reference(flags):
         got = metrics[f"loss/critic/{t.name}"]
         assert got == pytest.approx(ref[t.name], rel=1e-5)
         assert got != pytest.approx(unmasked[t.name], rel=1e-3)  # terminated masks bootstrap
+
+
+def test_team_gamma_discounts_that_team_only():
+    """A team's own discount factor changes its critic's targets and no other team's."""
+    batch = random_batch(TINY, 16)
+    losses = [
+        Learner(TINY, OffPolicyConfig(hidden=(8,), gamma=0.9, **flags), seed=0).update(batch)
+        for flags in ({}, {"team_gamma": {"prey": 0.5}}, {"team_gamma": {"prey": 0.9}})
+    ]
+    assert losses[1]["loss/critic/prey"] != pytest.approx(losses[0]["loss/critic/prey"], rel=1e-3)
+    assert losses[1]["loss/critic/predator"] == losses[0]["loss/critic/predator"]
+    assert losses[2] == losses[0]  # naming gamma itself changes nothing
 
 
 def test_twin_critics_use_the_min():

@@ -18,7 +18,7 @@ import torch
 from predprey.config import Config
 from predprey.env import scripted
 from predprey.learn import packing
-from predprey.learn.nstep import DISCOUNT, NStepWindow
+from predprey.learn.nstep import NStepWindow
 from predprey.learn.spec import team_specs, transition_spec
 from predprey.recorder import Episode, Recorder
 
@@ -76,9 +76,11 @@ class Runner:
             self.spec["done"] = ((), "float32")
         n_step = getattr(config.algo, "n_step", 1)
         # n-step rows (algo.n_step > 1): each row n - 1 vector steps late, with its discount
-        self.nstep = NStepWindow(n_step, config.algo.gamma) if n_step > 1 and training else None
-        if self.nstep is not None:
-            self.spec[DISCOUNT] = ((), "float32")
+        self.nstep = None
+        if n_step > 1 and training:
+            gammas = {t.name: config.algo.gamma_of(t.name) for t in self.teams}
+            self.nstep = NStepWindow(n_step, gammas)
+            self.spec.update({k: ((), "float32") for k in self.nstep.gammas})
         if actors is None:
             from predprey.learn.attention import build_actors
 
@@ -160,8 +162,8 @@ class Runner:
             return self._collect(S, noise_std, rng, random_actions, env_steps_before, out, None)
         dones = np.empty((S, E), bool)
         res = self._collect(S, noise_std, rng, random_actions, env_steps_before, out, None, dones)
-        rows = [self.nstep.push({k: v[s] for k, v in out.items() if k != DISCOUNT}, dones[s])
-                for s in range(S)]  # fmt: skip
+        rows = [self.nstep.push({k: v[s] for k, v in out.items() if k not in self.nstep.gammas},
+                                dones[s]) for s in range(S)]  # fmt: skip
         rows = [r for r in rows if r is not None]  # [E] fields each; none while filling
         transitions = {
             k: np.concatenate([r[k] for r in rows]) if rows else np.empty((0, *shape), dt)

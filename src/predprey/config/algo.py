@@ -8,7 +8,7 @@ A key of the other learner is an unknown key. Each class checks its own ranges.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from predprey.config.base import ConfigError, check
@@ -94,6 +94,8 @@ class OffPolicyConfig(AlgoConfig):
     target_noise_clip: float = 0.5  # MATD3: bound of that noise
     env_steps_per_update: int = 100  # update-to-data ratio: one update per this many env steps
     n_step: int = 1  # returns over this many steps (fewer where an episode ends) per buffer row
+    # discount factors of single teams, {team: gamma}; the teams not named discount by gamma
+    team_gamma: dict[str, float] = field(default_factory=dict)
 
     def validate(self) -> None:
         super().validate()
@@ -109,8 +111,14 @@ class OffPolicyConfig(AlgoConfig):
                 (self.target_noise_clip >= 0, "target_noise_clip must be >= 0"),
                 (self.env_steps_per_update >= 1, "env_steps_per_update must be >= 1"),
                 (self.n_step >= 1, f"n_step must be >= 1, got {self.n_step}"),
+                *((0 < g <= 1, f"team_gamma.{t} must be in (0, 1], got {g}")
+                  for t, g in self.team_gamma.items()),
             ],
-        )
+        )  # fmt: skip
+
+    def gamma_of(self, team: str) -> float:
+        """The discount factor of `team`'s returns (`team_gamma`, else `gamma`)."""
+        return self.team_gamma.get(team, self.gamma)
 
 
 @dataclass(frozen=True)

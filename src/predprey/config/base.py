@@ -53,6 +53,13 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(errors[0] if errors else f"{where}: bad value {show(value)}")
+    if origin is dict:  # {name: value}: keys strings, values of the annotated type
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {show(value)}")
+        key_tp, value_tp = typing.get_args(tp)
+        return {
+            coerce(k, key_tp, where): coerce(v, value_tp, f"{where}.{k}") for k, v in value.items()
+        }
     if origin is tuple:
         if isinstance(value, int | float | str):
             value = [value]

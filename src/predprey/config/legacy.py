@@ -57,7 +57,7 @@ def landmark_target(env: Mapping[str, Any]) -> dict:
 
 
 # learner-specific algo keys added after the split: a pre-split dump lacks them
-ADDED_AFTER_SPLIT = frozenset({"n_step"})
+ADDED_AFTER_SPLIT = frozenset({"n_step", "team_gamma"})
 
 
 def flat_algo(algo: Mapping[str, Any], name: str) -> dict:

@@ -96,11 +96,12 @@ def validate(cfg: Config) -> None:
             f"train.scripted_team: {t.scripted_team!r} is not a team of {cfg.env.scenario} "
             f"{list(teams)}"
         )
-    unknown = [team for team in a.teams if team not in teams]
-    if unknown:
-        raise ConfigError(
-            f"algo.teams: {unknown[0]!r} is not a team of {cfg.env.scenario} {list(teams)}"
-        )
+    for key, named in (("teams", a.teams), ("team_gamma", getattr(a, "team_gamma", {}))):
+        unknown = [team for team in named if team not in teams]
+        if unknown:
+            raise ConfigError(
+                f"algo.{key}: {unknown[0]!r} is not a team of {cfg.env.scenario} {list(teams)}"
+            )
     pop = cfg.population
     if pop is not None and pop.curriculum:
         _check_curriculum(cfg)

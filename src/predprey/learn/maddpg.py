@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from predprey.config import OffPolicyConfig
-from predprey.learn import attention, learner_state, masks
+from predprey.learn import attention, learner_state, masks, nstep
 from predprey.learn.learner_state import team_states
 from predprey.learn.networks import ActorSet, Critic, StackedMLPs, linear_t, mlp_t
 from predprey.learn.optim import (
@@ -196,8 +196,7 @@ class Learner:
         # --- critic: y_i = r_i + gamma * (1 - terminated) * min_k Q'_ik(x', a'), where
         # a' = (mu'_1(o'_1), ..., mu'_N(o'_N)) [+ clipped noise]; k over twin critics
         with torch.no_grad():
-            # n-step rows (algo.n_step > 1) carry their own discount gamma^k ([B])
-            discount = f.get("discount", algo.gamma)
+            discount = self._discount(f)  # gamma; n-step rows: their own gamma^k
             y = rew + discount * not_done * self._target_q(x).min(0).values  # [A, B]
         q = self._q(x)  # [T, A, B]
         per_head = masks.mean((q - y).pow(2), live)  # [T, A]: each agent's critic MSE, per twin
@@ -295,6 +294,18 @@ class Learner:
             fixed = [(w.detach(), b.detach()) for w, b in self._first_twin()]
             return mlp_t(fixed, self._local_input(mu, obs, 1)).view(A, B), pre
         return self._central_q_mu(mu, x["act_all"], x["obs_flat"]), pre
+
+    def _discount(self, f: Mapping[str, torch.Tensor]) -> torch.Tensor | float:
+        """The discount of each trained agent's target: gamma, a float; n-step rows'
+        gamma^k [B]; with discount factors per team (`algo.team_gamma`) [A, B]."""
+        if nstep.DISCOUNT in f or not self.algo.team_gamma:
+            return f.get(nstep.DISCOUNT, self.algo.gamma)
+        B = f["terminated"].shape[0]
+        return torch.cat([
+            torch.as_tensor(f.get(f"{nstep.DISCOUNT}/{t.name}", self.algo.gamma_of(t.name)),
+                            dtype=torch.float32).expand(t.n_agents, B)
+            for t in self.trained
+        ])  # fmt: skip
 
     def _step(self, role: str, loss: torch.Tensor) -> None:
         """One optimizer step of `role` ("critics" or "actors") on the gradient of `loss`,
