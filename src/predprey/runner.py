@@ -80,7 +80,7 @@ class Runner:
         if n_step > 1 and training:
             gammas = {t.name: config.algo.gamma_of(t.name) for t in self.teams}
             self.nstep = NStepWindow(n_step, gammas)
-            self.spec.update({k: ((), "float32") for k in self.nstep.gammas})
+            self.spec.update({k: ((), "float32") for k in self.nstep.discounts})
         if actors is None:
             from predprey.learn.attention import build_actors
 
@@ -162,7 +162,7 @@ class Runner:
             return self._collect(S, noise_std, rng, random_actions, env_steps_before, out, None)
         dones = np.empty((S, E), bool)
         res = self._collect(S, noise_std, rng, random_actions, env_steps_before, out, None, dones)
-        rows = [self.nstep.push({k: v[s] for k, v in out.items() if k not in self.nstep.gammas},
+        rows = [self.nstep.push({k: v[s] for k, v in out.items() if k not in self.nstep.discounts},
                                 dones[s]) for s in range(S)]  # fmt: skip
         rows = [r for r in rows if r is not None]  # [E] fields each; none while filling
         transitions = {

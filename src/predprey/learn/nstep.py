@@ -33,10 +33,11 @@ class NStepWindow:
     def __init__(self, n: int, gammas: Mapping[str, float]):
         """n steps a row; `gammas` {team: discount factor} of every team."""
         self.n = int(n)
-        self.gammas = {k: float(g) for k, g in discount_keys(gammas).items()}
+        # the discount fields of a row and the factor each multiplies by per step
+        self.discounts = {k: float(g) for k, g in discount_keys(gammas).items()}
         # the discount field that scales each team's rewards
         self.discount_of = {
-            f"rew/{team}": DISCOUNT if DISCOUNT in self.gammas else f"{DISCOUNT}/{team}"
+            f"rew/{team}": DISCOUNT if DISCOUNT in self.discounts else f"{DISCOUNT}/{team}"
             for team in gammas
         }
         self.pending: list[dict[str, np.ndarray]] = []  # oldest first, each field [E, ...]
@@ -52,11 +53,11 @@ class NStepWindow:
                     p[k] += (p[self.discount_of[k]] * live)[:, None] * v  # [E, n]
                 elif k.startswith("next_obs/") or k == "terminated":
                     p[k][live] = v[live]
-            for k, g in self.gammas.items():
+            for k, g in self.discounts.items():
                 p[k] = np.where(live, p[k] * g, p[k])
             p["closed"] = p["closed"] | done
         row = {k: np.array(v, copy=True) for k, v in step.items()}
-        for k, g in self.gammas.items():
+        for k, g in self.discounts.items():
             row[k] = np.full(len(done), g, np.float32)
         row["closed"] = np.array(done, bool, copy=True)
         self.pending.append(row)
